@@ -1,0 +1,5 @@
+import sys
+
+from ohttp.cli import main
+
+sys.exit(main())

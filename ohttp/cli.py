@@ -1,0 +1,44 @@
+"""The ``ohttp`` command: one entry point, one module per group of subcommands.
+
+Each module named in ``_COMMAND_MODULES`` exposes ``configure(subparsers)``, which adds its
+subcommands and sets ``handler`` (a callable taking the parsed namespace and returning an exit
+code) as the parser default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+_COMMAND_MODULES = (
+    "ohttp._keys_cli",  # keygen, keys show
+    "gateway.cli",  # gateway
+    "relay.cli",  # relay
+    "ohttp._client_cli",  # request, demo
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ohttp", description="Oblivious HTTP (RFC 9458): keys, gateway, relay, client."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).configure(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``ohttp`` command line; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The exception tree of the sans-IO core.
+
+Every class carries ``status``: the HTTP status a gateway answers with when the error is
+raised before decapsulation (RFC 9458 §5.2), or puts inside the encapsulated response when
+it is raised after. The mapping to responses lives in ``gateway/errors.py`` alone; messages
+here are fixed strings and never contain input bytes.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "BinaryHTTPError",
+    "ChunkedError",
+    "ContextUsedError",
+    "DecapsulationError",
+    "DecryptionError",
+    "EncapsulationError",
+    "KeyConfigError",
+    "MalformedError",
+    "MessageTooLargeError",
+    "OHTTPError",
+    "UnknownKeyError",
+    "UnsupportedSuiteError",
+]
+
+
+class OHTTPError(Exception):
+    """Base class of every error raised by the ``ohttp`` core."""
+
+    status: ClassVar[int] = 400
+
+
+class MalformedError(OHTTPError):
+    """Bytes that do not follow the encoding they claim (varints, lengths, framing)."""
+
+
+class BinaryHTTPError(MalformedError):
+    """An invalid Binary HTTP message (RFC 9292)."""
+
+
+class MessageTooLargeError(BinaryHTTPError):
+    """A message exceeds a configured limit (field count, field bytes, content bytes)."""
+
+    status: ClassVar[int] = 413
+
+
+class KeyConfigError(MalformedError):
+    """An invalid key configuration or ``application/ohttp-keys`` list (RFC 9458 §3)."""
+
+
+class EncapsulationError(MalformedError):
+    """An encapsulated message too short or otherwise malformed (RFC 9458 §4)."""
+
+
+class ChunkedError(MalformedError):
+    """Chunked OHTTP framing error: truncated stream, oversized chunk, bytes after the end."""
+
+
+class DecapsulationError(OHTTPError):
+    """The gateway cannot decrypt this request; clients should refresh keys (RFC 9458 §5.3).
+
+    Subclasses exist for metrics only: responses and messages never say which step failed.
+    """
+
+    status: ClassVar[int] = 422
+
+    def __init__(self, message: str = "request could not be decapsulated") -> None:
+        super().__init__(message)
+
+
+class UnknownKeyError(DecapsulationError):
+    """No key with this key id, or the KEM does not match it (RFC 9458 §4.3 step 1)."""
+
+
+class UnsupportedSuiteError(DecapsulationError):
+    """The (KDF, AEAD) pair is not offered for this key (RFC 9458 §4.3 step 1)."""
+
+
+class DecryptionError(DecapsulationError):
+    """HPKE or AEAD failure. Deliberately opaque (RFC 9458 §5.2; checklist C8)."""
+
+
+class ContextUsedError(OHTTPError):
+    """A single-use context (response sealer or opener) was used twice: a programming error."""
+
+    status: ClassVar[int] = 500
