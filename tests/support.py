@@ -45,10 +45,9 @@ def wait_http_ok(url: str, process: subprocess.Popen[bytes], timeout: float = 15
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before {url} was up")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback)
-                if response.status == 200:
-                    return
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
+            if response.status == 200:
+                return
         time.sleep(0.05)
     raise TimeoutError(f"{url} not healthy after {timeout} s")
 

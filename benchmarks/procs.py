@@ -1,0 +1,288 @@
+"""Server processes for the load benchmark: start on free loopback ports, health-check, measure
+CPU and peak RSS from /proc, stop by PID.
+
+Also the plain origin echo server (the "backend directly" baseline):
+``python -m benchmarks.procs origin --listen 127.0.0.1:PORT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+REPO = Path(__file__).resolve().parent.parent
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+GATEWAY_PATH = "/.well-known/ohttp-gateway"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 at the time of the call."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """One benchmarked server: its root processes (several for SO_REUSEPORT origins), base URL."""
+
+    name: str
+    processes: list[subprocess.Popen[bytes]]
+    url: str
+    log_path: Path
+    extra_pids: list[int] = field(default_factory=list)
+
+    def pids(self) -> list[int]:
+        """Every live PID of this server: roots and all their descendants (workers)."""
+        roots = [p.pid for p in self.processes if p.poll() is None]
+        return sorted({*roots, *descendants(roots)})
+
+    def log_tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+def _parent_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        stat = _read_stat(int(entry))
+        if stat is not None:
+            children.setdefault(int(stat[1]), []).append(int(entry))
+    return children
+
+
+def descendants(roots: list[int]) -> set[int]:
+    """All live descendant PIDs of ``roots`` (found by scanning /proc for parent PIDs)."""
+    children = _parent_map()
+    found: set[int] = set()
+    stack = list(roots)
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+def _read_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (index 0 is the state, field 3)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of each PID plus its reaped children (cutime + cstime), in seconds."""
+    ticks = 0
+    for pid in pids:
+        stat = _read_stat(pid)
+        if stat is not None:
+            # proc(5): utime, stime, cutime, cstime are fields 14-17 (indexes 11-14 here).
+            ticks += sum(int(value) for value in stat[11:15])
+    return ticks / _CLOCK_TICKS
+
+
+def peak_rss_kib(pids: list[int]) -> int:
+    """Sum over PIDs of VmHWM (peak resident set size) from /proc/PID/status, in KiB."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def wait_healthy(url: str, server: Server, timeout: float = 20.0) -> None:
+    """Poll ``url`` until it answers 200; fail early if a process of the server exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for process in server.processes:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"{server.name} exited with {process.returncode}:\n{server.log_tail()}"
+                )
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
+            if response.status == 200:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"{server.name} not healthy after {timeout} s:\n{server.log_tail()}")
+
+
+def _spawn(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+
+
+def start_ohttp(name: str, args: list[str], port: int, workdir: Path) -> Server:
+    """Run ``python -m gateway|relay ARGS`` (the same as ``ohttp gateway|relay``) until healthy.
+
+    The package entry points keep the benchmark independent of the other CLI groups.
+    """
+    log_path = workdir / f"{name}.log"
+    process = _spawn([sys.executable, "-m", *args], log_path)
+    server = Server(name, [process], f"http://{LOOPBACK}:{port}", log_path)
+    _start_or_stop(server, f"{server.url}/healthz")
+    return server
+
+
+def start_gateway(keys: Path, workers: int, workdir: Path, name: str = "gateway") -> Server:
+    port = free_port()
+    args = ["gateway", "--keys", str(keys), "--listen", f"{LOOPBACK}:{port}"]
+    args += ["--backend", "echo", "--workers", str(workers)]
+    return start_ohttp(name, args, port, workdir)
+
+
+def start_relay(gateway: Server, workers: int, workdir: Path) -> Server:
+    port = free_port()
+    args = ["relay", "--listen", f"{LOOPBACK}:{port}", "--gateway", gateway.url + GATEWAY_PATH]
+    args += ["--workers", str(workers)]
+    return start_ohttp("relay", args, port, workdir)
+
+
+def start_origin(workers: int, workdir: Path) -> Server:
+    """The plain aiohttp echo origin: ``workers`` processes sharing one port (SO_REUSEPORT)."""
+    port = free_port()
+    log_path = workdir / "origin.log"
+    argv = [sys.executable, "-m", "benchmarks.procs", "origin", "--listen", f"{LOOPBACK}:{port}"]
+    processes = [_spawn(argv, log_path) for _ in range(workers)]
+    server = Server("backend", processes, f"http://{LOOPBACK}:{port}", log_path)
+    _start_or_stop(server, f"{server.url}/healthz")
+    return server
+
+
+NGINX_CONF = """\
+worker_processes {workers};
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream gateway {{ server {upstream}; keepalive 256; }}
+    server {{
+        listen {listen} reuseport;
+        location = /healthz {{ return 200 "ok"; }}
+        location = / {{
+            proxy_pass http://gateway{path};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_request_buffering on;
+            client_max_body_size 1m;
+        }}
+    }}
+}}
+"""
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    )
+
+
+def start_nginx(gateway: Server, workers: int, workdir: Path) -> Server | None:
+    """nginx ``proxy_pass`` to the gateway (the relay's yardstick); None when not installed."""
+    binary = nginx_binary()
+    if binary is None:
+        return None
+    nginx_dir = workdir / "nginx"
+    nginx_dir.mkdir(exist_ok=True)
+    port = free_port()
+    conf = nginx_dir / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(
+            workers=workers,
+            dir=nginx_dir,
+            upstream=gateway.url.removeprefix("http://"),
+            listen=f"{LOOPBACK}:{port}",
+            path=GATEWAY_PATH,
+        )
+    )
+    argv = [binary, "-p", str(nginx_dir), "-c", str(conf), "-e", str(nginx_dir / "nginx-error.log")]
+    process = _spawn([*argv, "-g", "daemon off;"], workdir / "nginx.log")
+    server = Server("nginx", [process], f"http://{LOOPBACK}:{port}", workdir / "nginx.log")
+    _start_or_stop(server, f"{server.url}/healthz")
+    return server
+
+
+def _start_or_stop(server: Server, health_url: str) -> None:
+    try:
+        wait_healthy(health_url, server)
+    except BaseException:
+        stop(server)
+        raise
+
+
+def stop(server: Server, timeout: float = 10.0) -> None:
+    """Stop by PID: SIGTERM to each root process, SIGKILL if it does not exit in time."""
+    for process in server.processes:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+    for process in server.processes:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout)
+
+
+# --- the origin echo server ---
+
+
+def _run_origin(listen: str) -> None:
+    import asyncio
+
+    from aiohttp import web
+
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+    async def echo(request: web.Request) -> web.Response:
+        body = await request.read()
+        return web.Response(body=body, content_type="application/octet-stream")
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_route("*", "/{tail:.*}", echo)
+    host, _, port = listen.rpartition(":")
+    web.run_app(app, host=host, port=int(port), reuse_port=True, access_log=None, print=None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.procs")
+    sub = parser.add_subparsers(dest="command", required=True)
+    origin = sub.add_parser("origin", help="plain aiohttp echo origin (benchmark baseline)")
+    origin.add_argument("--listen", required=True, help="HOST:PORT")
+    args = parser.parse_args(argv)
+    _run_origin(args.listen)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,652 @@
+"""Text processing for the private-processing backend: chat summaries and rule-based rewrites.
+
+Pure functions over the input only: no I/O, no logging, and no module-level state that
+depends on content (the only module-level objects are compiled patterns built from the
+fixed word lists in ``_textdata``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from gateway import _textdata as data
+
+Style = Literal["concise", "formal", "friendly"]
+STYLES: Final[frozenset[str]] = frozenset({"concise", "formal", "friendly"})
+UNDETERMINED: Final = "und"  # BCP 47 "undetermined language"
+
+# --- Tokens and sentences -----------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"[$€£]?\d+(?:[.,:h]\d+)*(?:\s?(?:am|pm)|h|€|%|k)?(?![^\W_])"  # 7:30pm, $40, 9h30, 12%
+    r"|[^\W\d_]+(?:['\u2019][^\W\d_]+)*(?:-[^\W\d_]+)*"  # words, l'équipe, don't, après-midi
+    r"|\d+[^\W_]*",  # 12th, 4e
+    re.IGNORECASE,
+)
+_BOUNDARY = re.compile(r"[.!?…]+[\"'”»)\]]*(?=\s|$)|\n+")
+_WORD_BEFORE = re.compile(r"([^\W\d_][\w.]*)$")
+_QUESTION_END = re.compile(r"\?[^\w]*$")
+_TIME_OR_DATE = re.compile(
+    r"(?<![\w.])(?:\d{1,2}(?::\d{2})?\s?(?:am|pm)|\d{1,2}(?::\d{2}|h\d{0,2})"
+    r"|\d{1,2}[/.]\d{1,2}(?:[/.]\d{2,4})?)"
+    r"(?![\w])",
+    re.IGNORECASE,
+)
+_LEADING_MARKER = re.compile(
+    r"^(?:(?:"
+    + "|".join(re.escape(m) for m in sorted(data.LEADING_MARKERS, key=len, reverse=True))
+    + r")(?![^\W_])[\s,.!:…-]*){1,2}",
+    re.IGNORECASE,
+)
+_SPACES = re.compile(r"\s+")
+
+_ALL_STOP_WORDS: Final = frozenset().union(*data.STOP_WORDS.values())
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased word tokens with typographic apostrophes normalised."""
+    return [t.lower().replace("\u2019", "'") for t in _TOKEN.findall(text)]
+
+
+def _drop_elision(token: str) -> str:
+    head, sep, tail = token.partition("'")
+    return tail if sep and head in data.ELISIONS and tail else token
+
+
+def _term(token: str, stop_words: frozenset[str]) -> str | None:
+    """The content term for a token, or None for stop words and chat noise."""
+    token = _drop_elision(token)
+    if token in stop_words or token in data.CHAT_NOISE or len(token) < 2:
+        return None
+    if token.endswith("'s"):
+        token = token[:-2]
+    if token.isalpha() and len(token) > 4 and token[-1] == "s" and token[-2] != "s":
+        token = token[:-1]  # light plural folding: tables/table, cartons/carton
+    return token
+
+
+def detect_language(text: str) -> str:
+    """ISO 639-1 code of the language whose stop words cover most tokens, or "und"."""
+    words = tokens(text)
+    if not words:
+        return UNDETERMINED
+    hits = {lang: 0 for lang in data.STOP_WORDS}
+    for word in words:
+        for lang, stop_words in data.STOP_WORDS.items():
+            if word in stop_words:
+                hits[lang] += 1
+        if word.partition("'")[0] in data.ELISIONS and "'" in word:
+            hits["fr"] += 1  # l'équipe, j'ai: French elision
+    best = max(hits, key=lambda lang: hits[lang])
+    if hits[best] < 2 and hits[best] / len(words) < 0.2:
+        return UNDETERMINED
+    return best
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of one message: split after . ! ? … and at line breaks, not after abbreviations."""
+    sentences: list[str] = []
+    start = 0
+    for match in _BOUNDARY.finditer(text):
+        if _ends_with_abbreviation(text, match):
+            continue
+        piece = text[start : match.end()].strip()
+        if piece:
+            sentences.append(piece)
+        start = match.end()
+    tail = text[start:].strip()
+    if tail:
+        sentences.append(tail)
+    return sentences
+
+
+def _ends_with_abbreviation(text: str, match: re.Match[str]) -> bool:
+    if match.group(0) != ".":
+        return False
+    before = _WORD_BEFORE.search(text, 0, match.start())
+    if before is None:
+        return False
+    word = before.group(1)
+    return word.lower() in data.ABBREVIATIONS or (len(word) == 1 and word.isupper())
+
+
+def _tidy_quote(sentence: str) -> str:
+    """A sentence as quoted in a summary: one-line, without a leading "ok so" / "du coup"."""
+    sentence = _SPACES.sub(" ", sentence).strip()
+    trimmed = _LEADING_MARKER.sub("", sentence, count=1)
+    if trimmed != sentence and len(trimmed.split()) >= 3:
+        sentence = trimmed[0].upper() + trimmed[1:]
+    return sentence
+
+
+# --- Summaries ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    sender: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Picked:
+    """One passage chosen for a summary (a sentence, or a short lead-in and its sentence)."""
+
+    sender: str
+    sentence: str
+    position: int  # chronological index of the passage in the conversation
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """One sentence with its content terms and the features that make it informative."""
+
+    text: str
+    terms: frozenset[str]
+    pairs: frozenset[str]  # adjacent content terms ("pottery class"), kept if repeated
+    surface: tuple[tuple[str, str], ...]  # (term, as written), for highlights
+    dated: bool
+    numeric: bool
+    decision: bool
+    question: bool
+
+    @property
+    def is_noise(self) -> bool:  # "Perfect.", "lol", "What time?"
+        return len(self.terms) < 2 and not (self.dated or self.numeric or self.decision)
+
+    @property
+    def is_lead_in(self) -> bool:  # "Let's say 7:30pm." or a question that the next line details
+        return self.question or len(self.terms) < 3
+
+
+@dataclass(frozen=True, slots=True)
+class _Passage:
+    """The unit a summary quotes: one sentence, or a lead-in joined to the sentence after it."""
+
+    position: int
+    sender: str
+    pieces: tuple[_Piece, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(p.text for p in self.pieces)
+
+    def has(self, feature: str) -> bool:
+        return any(getattr(p, feature) for p in self.pieces)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSummary:
+    """An extractive summary: chosen passages in chronological order, key terms, language."""
+
+    picked: tuple[Picked, ...]
+    highlights: tuple[str, ...]
+    language: str
+
+    def render(self) -> str:
+        """One line per speaker turn: consecutive passages of one sender share a line."""
+        lines: list[str] = []
+        previous: str | None = None
+        for pick in self.picked:
+            if pick.sender == previous:
+                lines[-1] += " " + pick.sentence
+            else:
+                lines.append(f"{pick.sender}: {pick.sentence}")
+            previous = pick.sender
+        return "\n".join(lines)
+
+
+class ChatAnalysis:
+    """Scores every passage of a conversation; picks passages and highlights on demand."""
+
+    def __init__(self, messages: Sequence[ChatMessage]) -> None:
+        self.language = detect_language(" ".join(m.text for m in messages))
+        self._passages = _parse_chat(messages, self.language)
+        pair_counts = Counter(pair for p in self._passages for pair in _pairs(p))
+        repeated = {pair for pair, n in pair_counts.items() if n > 1}
+        self._terms = [
+            frozenset().union(*(piece.terms for piece in p.pieces)) | (_pairs(p) & repeated)
+            for p in self._passages
+        ]
+        self._weights = _term_weights(self._passages, self._terms)
+        self._scores = _score_passages(self._passages, self._terms, self._weights)
+
+    def selected(self, max_sentences: int) -> Iterator[Picked]:
+        """The best non-redundant passages, yielded in chronological order."""
+        chosen: list[int] = []
+        per_sender: Counter[str] = Counter()
+        candidates = [i for i, score in enumerate(self._scores) if score > 0]
+        while candidates and len(chosen) < max_sentences:
+            # Maximal marginal relevance: skip near-duplicates, and let more people speak.
+            best = max(
+                candidates,
+                key=lambda i: self._scores[i] * 0.8 ** per_sender[self._passages[i].sender],
+            )
+            candidates.remove(best)
+            if all(_jaccard(self._terms[best], self._terms[i]) < 0.5 for i in chosen):
+                chosen.append(best)
+                per_sender[self._passages[best].sender] += 1
+        for index in sorted(chosen):
+            passage = self._passages[index]
+            yield Picked(passage.sender, _tidy_quote(passage.text), passage.position)
+
+    def highlights(self, picked: Sequence[Picked], limit: int = 6) -> list[str]:
+        """Key terms: repeated or shared by several senders, and dates/amounts of the summary."""
+        in_summary = {p.position for p in picked}
+        bonus: dict[str, float] = defaultdict(float)
+        for index, terms in enumerate(self._terms):
+            if index in in_summary:
+                for term in terms:
+                    bonus[term] = max(bonus[term], _highlight_bonus(term))
+        top = max(self._weights.values(), default=1.0)
+        ranked = sorted(
+            (t for t, w in self._weights.items() if w > 1 or bonus[t] >= 0.4),
+            key=lambda t: -(self._weights[t] / top + bonus[t] + 0.3 * (" " in t)),
+        )
+        chosen: list[str] = []
+        for term in ranked:
+            if not any(term in other.split() or other in term.split() for other in chosen):
+                chosen.append(term)
+            if len(chosen) == limit:
+                break
+        spellings = self._spellings(set(chosen))
+        return [_display_form(spellings[t]) for t in chosen]
+
+    def _spellings(self, wanted: set[str]) -> dict[str, Counter[str]]:
+        spellings: dict[str, Counter[str]] = defaultdict(Counter)
+        for passage in self._passages:
+            for piece in passage.pieces:
+                for (term, written), (next_term, next_written) in zip(
+                    piece.surface, (*piece.surface[1:], ("", "")), strict=False
+                ):
+                    if term in wanted:
+                        spellings[term][written] += 1
+                    if f"{term} {next_term}" in wanted:
+                        spellings[f"{term} {next_term}"][f"{written} {next_written}"] += 1
+        return spellings
+
+
+def summarize_chat(messages: Sequence[ChatMessage], max_sentences: int) -> ChatSummary:
+    """Extractive summary of a group chat with at most ``max_sentences`` passages."""
+    analysis = ChatAnalysis(messages)
+    picked = tuple(analysis.selected(max_sentences))
+    return ChatSummary(picked, tuple(analysis.highlights(picked)), analysis.language)
+
+
+def _pairs(passage: _Passage) -> frozenset[str]:
+    return frozenset().union(*(piece.pairs for piece in passage.pieces))
+
+
+def _highlight_bonus(term: str) -> float:
+    if _is_datelike(term):
+        return 0.5
+    return 0.4 if any(c.isdigit() for c in term) else 0.2
+
+
+def _parse_chat(messages: Sequence[ChatMessage], language: str) -> list[_Passage]:
+    stop_words = data.STOP_WORDS.get(language, _ALL_STOP_WORDS) | data.WEAK_WORDS
+    markers = data.DECISION_MARKERS.get(language) or tuple(
+        m for group in data.DECISION_MARKERS.values() for m in group
+    )
+    passages: list[_Passage] = []
+    for message in messages:
+        sender = _SPACES.sub(" ", message.sender).strip()
+        pieces = [_analyse(text, stop_words, markers) for text in split_sentences(message.text)]
+        for group in _group_pieces([p for p in pieces if not p.is_noise]):
+            passages.append(_Passage(len(passages), sender, group))
+    return passages
+
+
+def _group_pieces(pieces: Sequence[_Piece]) -> Iterator[tuple[_Piece, ...]]:
+    """Join a lead-in to the next sentence of the same message, at most two per passage."""
+    index = 0
+    while index < len(pieces):
+        if pieces[index].is_lead_in and index + 1 < len(pieces):
+            yield (pieces[index], pieces[index + 1])
+            index += 2
+        else:
+            yield (pieces[index],)
+            index += 1
+
+
+def _analyse(text: str, stop_words: frozenset[str], markers: tuple[str, ...]) -> _Piece:
+    surface: list[tuple[str, str]] = []
+    pairs: set[str] = set()
+    previous: str | None = None
+    for written in _TOKEN.findall(text):
+        term = _term(written.lower().replace("\u2019", "'"), stop_words)
+        if term is not None:
+            surface.append((term, _drop_elision(written.replace("\u2019", "'"))))
+            if previous is not None:
+                pairs.add(f"{previous} {term}")
+        previous = term
+    lowered = " " + " ".join(tokens(text)) + " "
+    terms = frozenset(term for term, _ in surface)
+    return _Piece(
+        text=text,
+        terms=terms,
+        pairs=frozenset(pairs),
+        surface=tuple(surface),
+        dated=any(_is_datelike(t) for t in terms) or _TIME_OR_DATE.search(text) is not None,
+        numeric=any(c.isdigit() for c in text),
+        decision=any(f" {m} " in lowered for m in markers),
+        question=_QUESTION_END.search(text) is not None,
+    )
+
+
+def _is_datelike(term: str) -> bool:
+    return term in data.WEEKDAYS_AND_MONTHS or _TIME_OR_DATE.fullmatch(term) is not None
+
+
+def _term_weights(
+    passages: Sequence[_Passage], terms: Sequence[frozenset[str]]
+) -> dict[str, float]:
+    """Frequency of each term, boosted when several people use it (a shared topic)."""
+    counts: Counter[str] = Counter()
+    senders: dict[str, set[str]] = defaultdict(set)
+    for passage, passage_terms in zip(passages, terms, strict=True):
+        counts.update(passage_terms)
+        for term in passage_terms:
+            senders[term].add(passage.sender.casefold())
+    return {term: n * (1 + 0.5 * (len(senders[term]) - 1)) for term, n in counts.items()}
+
+
+# Above this many passages the quadratic graph is skipped; term weights alone rank them.
+_TEXTRANK_LIMIT: Final = 300
+
+
+def _score_passages(
+    passages: Sequence[_Passage], terms: Sequence[frozenset[str]], weights: dict[str, float]
+) -> list[float]:
+    information = [_information(t, weights) for t in terms]
+    centrality = _textrank(terms) if len(passages) <= _TEXTRANK_LIMIT else information
+    info_top = max(information, default=0.0) or 1.0
+    central_top = max(centrality, default=0.0) or 1.0
+    scores: list[float] = []
+    for passage, passage_terms, info, central in zip(
+        passages, terms, information, centrality, strict=True
+    ):
+        score = 0.55 * info / info_top + 0.45 * central / central_top
+        score += 0.25 * passage.has("dated") + 0.15 * passage.has("numeric")
+        score += 0.3 * passage.has("decision")
+        if passage.pieces[-1].question:
+            # An open question matters; an answered one is worth less than its answer.
+            score = score * 0.9 if _answered(passage, passages, terms) else score + 0.2
+        if passage.position == 0:
+            score += 0.5  # the opening message usually sets the topic
+        if len(passage_terms) < 3:
+            score *= 0.5 if len(passage_terms) < 2 else 0.8  # short reactions rarely inform
+        if len(passage.text.split()) > 40:
+            score *= 0.8  # walls of text read badly in a summary
+        scores.append(score if passage_terms else 0.0)
+    return scores
+
+
+def _answered(
+    question: _Passage, passages: Sequence[_Passage], terms: Sequence[frozenset[str]]
+) -> bool:
+    """Whether someone else replied within the next few passages, on the same terms."""
+    asked = terms[question.position]
+    later = range(question.position + 1, min(question.position + 6, len(passages)))
+    return any(
+        passages[i].sender != question.sender and asked & terms[i] for i in later
+    )
+
+
+def _information(terms: frozenset[str], weights: dict[str, float]) -> float:
+    if not terms:
+        return 0.0
+    return sum(weights[t] for t in terms) / math.sqrt(len(terms))
+
+
+def _textrank(term_sets: Sequence[frozenset[str]], damping: float = 0.85) -> list[float]:
+    """TextRank (Mihalcea & Tarau 2004): PageRank over sentence-overlap similarity."""
+    count = len(term_sets)
+    edges: list[dict[int, float]] = [{} for _ in range(count)]
+    for i in range(count):
+        for j in range(i + 1, count):
+            common = len(term_sets[i] & term_sets[j])
+            if common:
+                norm = math.log(len(term_sets[i]) + 1) + math.log(len(term_sets[j]) + 1)
+                edges[i][j] = edges[j][i] = common / norm
+    out_weight = [sum(e.values()) for e in edges]
+    rank = [1.0] * count
+    for _ in range(30):
+        rank = [
+            (1 - damping)
+            + damping * sum(rank[j] * w / out_weight[j] for j, w in edges[i].items())
+            for i in range(count)
+        ]
+    return rank
+
+
+def _jaccard(left: frozenset[str], right: frozenset[str]) -> float:
+    union = len(left | right)
+    return len(left & right) / union if union else 1.0
+
+
+def _display_form(written: Counter[str]) -> str:
+    """The most common spelling of a term; capitalised forms win ties (names, places)."""
+    return max(written.items(), key=lambda item: (item[1], item[0][:1].isupper()))[0]
+
+
+# --- Rewrites -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    rule: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    text: str
+    changes: tuple[Change, ...]
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    name: str
+    pattern: re.Pattern[str]
+    replace: Callable[[re.Match[str]], str]
+
+
+def _apply(rule: _Rule, text: str, changes: list[Change]) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        before, after = match.group(0), rule.replace(match)
+        if after != before:
+            changes.append(_reported(rule.name, before, after))
+        return after
+
+    return rule.pattern.sub(substitute, text)
+
+
+def _reported(rule: str, before: str, after: str) -> Change:
+    """A change as shown to the user: without the blanks both sides share ("gonna " -> ...)."""
+    while before.strip() and after and before[-1] == after[-1] and before[-1] in " \t":
+        before, after = before[:-1], after[:-1]
+    if not after and before.strip():
+        before = before.strip()
+    return Change(rule, before, after)
+
+
+def _match_case(source: str, replacement: str) -> str:
+    if not replacement or not source[:1].isupper():
+        return replacement
+    if len(source) > 1 and source.isupper() and " " not in replacement:
+        return replacement.upper()
+    return replacement[0].upper() + replacement[1:]
+
+
+def _phrase_pattern(phrase: str) -> str:
+    words = (re.escape(w).replace("'", "['\u2019]") for w in phrase.split())
+    return r"\s+".join(words)
+
+
+def _normal_key(text: str) -> str:
+    return _SPACES.sub(" ", text.lower().replace("\u2019", "'"))
+
+
+def _table_rule(
+    name: str, table: Sequence[tuple[str, str]], *, before_word: bool = False
+) -> _Rule:
+    """Whole-phrase replacements; removals also take the following blanks and comma."""
+    mapping = {_normal_key(k): v for k, v in table}
+    alternation = "|".join(_phrase_pattern(k) for k in sorted(mapping, key=len, reverse=True))
+    # before_word: only when another word follows ("it is late", not "what it is.").
+    tail = r"(?=[ \t]+[^\W_])" if before_word else r"(?![\w'\u2019-])"
+    pattern = re.compile(rf"(?<![\w'\u2019-])(?:{alternation}){tail}(?:(?<=[\w'\u2019]),?[ \t]*)?",
+                         re.IGNORECASE)
+
+    def replace(match: re.Match[str]) -> str:
+        found = match.group(0)
+        core = found.rstrip(", \t")
+        replacement = mapping[_normal_key(core)]
+        if not replacement:
+            return ""
+        return _match_case(core, replacement) + found[len(core) :]
+
+    return _Rule(name, pattern, replace)
+
+
+def _filler_rule(fillers: Sequence[str]) -> _Rule:
+    plain = sorted((f for f in fillers if not f.endswith(",")), key=len, reverse=True)
+    with_comma = sorted((f[:-1] for f in fillers if f.endswith(",")), key=len, reverse=True)
+    alternation = "|".join(
+        [rf"(?:{_phrase_pattern(f)})(?![\w'\u2019-]),?" for f in plain]
+        + [rf"(?:{_phrase_pattern(f)}),(?!\S)" for f in with_comma]
+    )
+    # Keep "very much", "not really": dropping the filler there changes the meaning.
+    pattern = re.compile(
+        rf"(?<![\w'\u2019-])(?<!not )(?:{alternation})(?!\s+much\b)[ \t]*", re.IGNORECASE
+    )
+    return _Rule("filler_word", pattern, lambda _match: "")
+
+
+def _contraction_expansion() -> _Rule:
+    base = _table_rule("contraction_expansion", data.CONTRACTIONS)
+    perfect = re.compile(r"\s+(?:been|got|had|better)\b", re.IGNORECASE)
+
+    def replace(match: re.Match[str]) -> str:
+        found = match.group(0)
+        core = found.rstrip(", \t")
+        key = _normal_key(core)
+        # "it's been" is "it has been"; "I'd better" is "I had better".
+        if key.endswith(("'s", "'d")) and perfect.match(match.string, match.start() + len(core)):
+            verb = "has" if key.endswith("'s") else "had"
+            subject = "I" if key == "i'd" else core[:-2]
+            return f"{subject} {verb}{found[len(core):]}"
+        return base.replace(match)
+
+    return _Rule(base.name, base.pattern, replace)
+
+
+def _contraction_use() -> _Rule:
+    reverse = [(long, short) for short, long in data.CONTRACTIONS if long.lower() != "let us"]
+    return _table_rule("contraction_use", reverse, before_word=True)
+
+
+def _capitalise(match: re.Match[str]) -> str:
+    prefix, word = match.group(1), match.group(2)
+    start = match.start()
+    if prefix.startswith(".") and start > 0 and match.string[start - 1] == ".":
+        return match.group(0)  # after an ellipsis the sentence goes on
+    before = _WORD_BEFORE.search(match.string, 0, start)
+    if prefix.startswith(".") and before and before.group(1).lower() in data.ABBREVIATIONS:
+        return match.group(0)
+    dotted = re.match(r"\.\w", match.string[match.end() : match.end() + 2]) is not None
+    if not word[0].islower() or any(c.isupper() or c.isdigit() for c in word) or dotted:
+        return match.group(0)  # iPhone, e.g., a code or a URL
+    return prefix + word[0].upper() + word[1:]
+
+
+def _rule(name: str, pattern: str, replace: str | Callable[[re.Match[str]], str],
+          flags: int = 0) -> _Rule:
+    compiled = re.compile(pattern, flags)
+    if isinstance(replace, str):
+        template = replace
+        return _Rule(name, compiled, lambda match: match.expand(template))
+    return _Rule(name, compiled, replace)
+
+
+_COMMON_RULES: Final = (
+    _rule("trailing_space", r"[ \t]+(?=\n|$)", ""),
+    _rule("double_space", r"(?<=\S)[ \t]{2,}(?=\S)", " "),
+    _rule("orphan_punctuation", r"(?<=\w)[ \t]*,[ \t]*(?=[.!?;:,])|^[ \t]*[,;][ \t]*", ""),
+    _rule("misplaced_comma", r"(?<=\w)[ \t]+([,;])(?=[^\W\d_])", r"\1 "),  # "ok ,so"
+    _rule("space_after_punctuation", r"(?<=[^\W\d_])([,;])(?=[^\W\d_])", r"\1 "),
+    _rule("space_after_punctuation", r"(?<=[a-z]{2})([.!?])(?=[A-Z][a-z])", r"\1 "),
+    _rule("repeated_word", r"(?<![\w'\u2019-])([^\W\d_]+)(?:\s+\1)+(?![\w'\u2019-])",
+          lambda m: m.group(0) if m.group(1).lower() in data.ALLOWED_REPEATS else m.group(1),
+          re.IGNORECASE),
+    _rule(
+        "capitalisation", r"(^[ \t]*|[.!?][ \t]+|\n[ \t]*)([^\W\d_][\w'\u2019@/-]*)", _capitalise
+    ),
+)
+_ENGLISH_RULES: Final = (
+    _rule("space_before_punctuation", r"(?<=\w)[ \t]+(?=[,.;:!?](?![\w)(]))", ""),
+    _rule(
+        "proper_noun_capitalisation",
+        r"(?<![\w'\u2019-])(?:"
+        + "|".join(sorted(data.ENGLISH_CALENDAR_NAMES))
+        + r")(?![\w'\u2019-])",
+        lambda m: m.group(0).capitalize(),
+    ),
+    _rule("pronoun_i", r"(?<![\w'\u2019.-])i(?=['\u2019](?:m|ve|ll|d)\b|[^\w'\u2019.-]|$)", "I"),
+)
+_FRENCH_RULES: Final = (
+    _rule("space_before_punctuation", r"(?<=\w)[ \t]+(?=[,.](?!\w))", ""),
+    # French typography: a no-break space before ; : ! ? (not in 10:30 or https://).
+    _rule("french_spacing", r"(?<=[\w»)])([;!?]|:(?![\d/]))", "\u00a0\\1"),
+)
+_REPEATED_PUNCTUATION: Final = _rule("repeated_punctuation", r"([!?])\1+|(?<=\.\.\.)\.+", r"\1")
+_FINAL_PUNCTUATION: Final = _rule("final_punctuation", r"(?<=[^\W_])[ \t]*\Z", ".")
+
+_STYLE_RULES: Final[dict[tuple[str, str], tuple[_Rule, ...]]] = {
+    ("concise", "en"): (
+        _table_rule("redundant_phrase", data.REDUNDANT_PHRASES["en"]),
+        _filler_rule(data.FILLER_WORDS["en"]),
+        _REPEATED_PUNCTUATION,
+    ),
+    ("concise", "fr"): (
+        _table_rule("redundant_phrase", data.REDUNDANT_PHRASES["fr"]),
+        _filler_rule(data.FILLER_WORDS["fr"]),
+        _REPEATED_PUNCTUATION,
+    ),
+    ("formal", "en"): (
+        _table_rule("informal_word", data.INFORMAL_WORDS["en"]),
+        _contraction_expansion(),
+        _REPEATED_PUNCTUATION,
+    ),
+    ("formal", "fr"): (
+        _table_rule("informal_word", data.INFORMAL_WORDS["fr"]),
+        _REPEATED_PUNCTUATION,
+    ),
+    ("friendly", "en"): (_contraction_use(),),
+    ("friendly", "fr"): (),
+}
+
+
+def rewrite(text: str, style: str) -> Rewrite:
+    """Rule-based writing help; every change is reported with the rule that made it."""
+    language = detect_language(text)
+    rule_language = "fr" if language == "fr" else "en"
+    changes: list[Change] = []
+    rules = (
+        *_STYLE_RULES[(style, rule_language)],
+        *(_FRENCH_RULES if rule_language == "fr" else _ENGLISH_RULES),
+        *_COMMON_RULES,
+    )
+    for rule in rules:
+        text = _apply(rule, text, changes)
+    if style != "friendly" and len(text.split()) >= 3:
+        text = _apply(_FINAL_PUNCTUATION, text, changes)
+    return Rewrite(text, tuple(changes), language)

@@ -1,0 +1,177 @@
+"""The Oblivious Gateway Resource as an aiohttp application (RFC 9458 §5, RFC 9540).
+
+``create_app`` returns an application that runs standalone or mounts as a sub-app. Routes,
+relative to where it is mounted:
+
+- ``GET /.well-known/ohttp-gateway``: the key configurations (``application/ohttp-keys``,
+  RFC 9540 §5), the same bytes for every client.
+- ``POST /.well-known/ohttp-gateway``: ``message/ohttp-req`` in, ``message/ohttp-res`` out.
+- ``GET /healthz``.
+
+Request handling lives in ``gateway.pipeline`` (shared with the ASGI middleware); which
+answer each error gets is decided in ``gateway.errors`` alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import hdrs, web
+
+from gateway.backends import Backend, backend_from_spec
+from gateway.config import GatewayConfig, TargetPolicy
+from gateway.metrics import GatewayMetrics
+from gateway.pipeline import OHTTP_KEYS, answer_request
+from gateway.replay import ReplayGuard
+from ohttp import bhttp
+from ohttp.errors import OHTTPError
+from ohttp.keys import KeyRing, load_key_file
+
+__all__ = [
+    "GATEWAY_PATH",
+    "GATEWAY_STATE",
+    "GatewayState",
+    "KeyDocument",
+    "create_app",
+    "reload_keys",
+]
+
+GATEWAY_PATH = "/.well-known/ohttp-gateway"  # RFC 9540 §5
+
+logger = logging.getLogger("gateway")
+
+
+class KeyDocument:
+    """A key ring and its public ``application/ohttp-keys`` document.
+
+    The document is recomputed at most once per second, and only from the key schedule, so
+    every client gets the same bytes (checklist K1).
+    """
+
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring
+        self._second = -1
+        self._headers: dict[str, str] = {}
+        self._body = b""
+
+    def current(self) -> tuple[bytes, dict[str, str]]:
+        now = int(time.time())
+        if now != self._second:
+            self._body = self.ring.encode_public(now)
+            # RFC 9540 §5 / checklist K4: cacheable, never no-store or private.
+            max_age = max(0, self.ring.max_age(now))
+            self._headers = {
+                hdrs.CONTENT_TYPE: OHTTP_KEYS,
+                hdrs.CACHE_CONTROL: f"max-age={max_age}",
+            }
+            self._second = now
+        return self._body, self._headers
+
+
+@dataclass(eq=False)
+class GatewayState:
+    """What the handlers share. ``keys`` is swapped whole on reload."""
+
+    config: GatewayConfig
+    keys: KeyDocument
+    backend: Backend
+    metrics: GatewayMetrics
+    policy: TargetPolicy
+    replay: ReplayGuard
+    limits: bhttp.Limits
+    in_flight: int = 0
+    reloads: int = field(default=0)
+
+
+GATEWAY_STATE = web.AppKey("ohttp_gateway_state", GatewayState)
+
+
+def create_app(
+    config: GatewayConfig,
+    *,
+    keys: KeyRing | None = None,
+    backend: Backend | None = None,
+    metrics: GatewayMetrics | None = None,
+) -> web.Application:
+    """The gateway application; ``keys`` default to ``config.keys`` loaded from disk and
+    ``backend`` to ``config.backend``. Serve ``metrics.registry`` on a separate listener."""
+    if keys is None:
+        if config.keys is None:
+            raise ValueError("a key ring or a key file is required")
+        keys = load_key_file(config.keys)
+    state = GatewayState(
+        config=config,
+        keys=KeyDocument(keys),
+        backend=backend if backend is not None else backend_from_spec(config.backend),
+        metrics=metrics if metrics is not None else GatewayMetrics(),
+        policy=config.target_policy(),
+        replay=ReplayGuard(
+            config.date_window,
+            require_date=config.require_date,
+            max_entries=config.replay_cache_size,
+        ),
+        limits=bhttp.Limits(max_content_bytes=config.max_body),
+    )
+    app = web.Application()
+    app[GATEWAY_STATE] = state
+    app.cleanup_ctx.append(_lifecycle)
+    app.router.add_route("*", GATEWAY_PATH, _gateway_resource)
+    app.router.add_get("/healthz", _healthz)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    state = app[GATEWAY_STATE]
+    await state.backend.start()
+    loop = asyncio.get_running_loop()
+    reload_on_hup = state.config.reload_on_sighup and state.config.keys is not None
+    if reload_on_hup:
+        # The loop runs the reload between requests; in-flight ones keep the old ring.
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload_keys(app)))
+    try:
+        yield
+    finally:
+        if reload_on_hup:
+            loop.remove_signal_handler(signal.SIGHUP)
+        await state.backend.close()
+
+
+async def reload_keys(app: web.Application) -> bool:
+    """Load the key file again and swap the ring; keeps the old one if the file is bad."""
+    state = app[GATEWAY_STATE]
+    path = state.config.keys
+    if path is None:
+        return False
+    try:
+        ring = await asyncio.to_thread(load_key_file, path)
+    except (OSError, OHTTPError, ValueError):
+        state.metrics.key_reloads.labels("failed").inc()
+        logger.warning("keys_reload_failed")
+        return False
+    state.keys = KeyDocument(ring)
+    state.reloads += 1
+    state.metrics.key_reloads.labels("ok").inc()
+    logger.info("keys_reloaded", extra={"advertised": len(ring.current())})
+    return True
+
+
+async def _healthz(_: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def _gateway_resource(request: web.Request) -> web.Response:
+    # The handling itself is gateway.pipeline's, shared with the ASGI middleware so both
+    # transports give byte-identical answers.
+    answer = await answer_request(
+        request.app[GATEWAY_STATE],
+        request.method,
+        request.headers.get(hdrs.CONTENT_TYPE),
+        request.content_length,
+        request.content.iter_any(),
+    )
+    return web.Response(status=answer.status, headers=answer.headers, body=answer.body)

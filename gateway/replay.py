@@ -1,0 +1,87 @@
+"""Date window and replay cache (RFC 9458 §6.5, §6.5.1, §6.5.2).
+
+The gateway accepts an inner ``Date`` within ``window`` seconds either side of its clock. The
+window is public, not a secret (RFC 9458 §6.5.1 MUST NOT treat it as secret). Inside the window
+it remembers a hash of each request's HPKE ``enc`` (unique per request) until the request's Date
+leaves the window, so a copy of the same encapsulated request is refused. Only requests that
+carry a Date can be remembered for a bounded time; requests without one are accepted unless
+``require_date`` is set, and are then not protected against replay.
+
+The cache lives in one process: with several workers, a copy sent to another worker is not
+seen. Operators who need strict replay protection run one worker or make backends idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import time
+from email.utils import parsedate_to_datetime
+
+from gateway.errors import DateOutOfWindow, Overloaded, Replay
+from ohttp._hpke import kem_public_key_length
+
+__all__ = ["ReplayGuard", "enc_of"]
+
+_HEADER_LEN = 7  # key_id(1) kem_id(2) kdf_id(2) aead_id(2), RFC 9458 §4.1
+
+
+def enc_of(encapsulated_request: bytes) -> bytes:
+    """The ``enc`` of an encapsulated request that has already decapsulated successfully."""
+    kem_id = int.from_bytes(encapsulated_request[1:3], "big")
+    n_enc = kem_public_key_length(kem_id) or 0  # RFC 9180 §7.1: Nenc = Npk for DHKEMs
+    return encapsulated_request[_HEADER_LEN : _HEADER_LEN + n_enc]
+
+
+def parse_http_date(value: bytes) -> float | None:
+    """Seconds since the epoch of an HTTP-date (RFC 9110 §5.6.7), or None if invalid."""
+    try:
+        parsed = parsedate_to_datetime(value.decode("ascii"))
+    except (ValueError, TypeError, IndexError, UnicodeDecodeError):
+        return None
+    if parsed.tzinfo is None:  # RFC 9110: HTTP-date is always GMT
+        return None
+    return parsed.timestamp()
+
+
+class ReplayGuard:
+    """Checks an inner Date against the window and refuses copies of a request inside it."""
+
+    def __init__(self, window: float, *, require_date: bool, max_entries: int) -> None:
+        self.window = window
+        self.require_date = require_date
+        self.max_entries = max_entries
+        self._seen: dict[bytes, float] = {}  # digest of enc -> time after which it may go
+        self._expiries: list[tuple[float, bytes]] = []
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def check(self, date: bytes | None, enc: bytes, now: float | None = None) -> None:
+        """Raise DateOutOfWindow, Replay or Overloaded; remember the request otherwise."""
+        if date is None:
+            if self.require_date:
+                raise DateOutOfWindow()
+            return
+        sent = parse_http_date(date)
+        now = time.time() if now is None else now
+        if sent is None or abs(now - sent) > self.window:
+            raise DateOutOfWindow()
+        self._remember(hashlib.sha256(enc).digest()[:16], sent + self.window, now)
+
+    def _remember(self, digest: bytes, expiry: float, now: float) -> None:
+        self._evict_expired(now)
+        if digest in self._seen:
+            raise Replay()
+        if len(self._seen) >= self.max_entries:
+            # Refusing keeps replay protection whole under a flood; evicting would let
+            # replays of the evicted requests through.
+            raise Overloaded()
+        self._seen[digest] = expiry
+        heapq.heappush(self._expiries, (expiry, digest))
+
+    def _evict_expired(self, now: float) -> None:
+        expiries = self._expiries
+        while expiries and expiries[0][0] < now:
+            _, digest = heapq.heappop(expiries)
+            del self._seen[digest]

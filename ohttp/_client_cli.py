@@ -1,0 +1,277 @@
+"""``ohttp request`` (a curl-like oblivious request) and ``ohttp demo``.
+
+Exit codes of ``ohttp request``: 0 the inner response is 2xx; 1 a local problem (bad argument,
+unreadable file); 2 usage (argparse); 3 the inner response is not 2xx; 4 the relay could not be
+reached; 5 the relay or gateway rejected the request; 6 no usable key configuration; 7 the
+response could not be decrypted or decoded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, TextIO
+
+if TYPE_CHECKING:  # the client (and aiohttp) load only when a request is sent
+    from ohttp.client import ClientError, Exchange, InnerResponse
+
+EXIT_OK: Final = 0
+EXIT_LOCAL: Final = 1
+EXIT_INNER_STATUS: Final = 3
+_PROG: Final = "ohttp request"
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """One ``ohttp request`` invocation, parsed and validated."""
+
+    relay: str
+    keys: str | None
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    content: bytes | None
+    include_headers: bool
+    verbose: bool
+    timeout: float
+
+
+def configure(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``request`` and ``demo`` subcommands."""
+    request = subparsers.add_parser(
+        "request",
+        help="send one HTTP request through an oblivious relay",
+        description="Send one HTTP request through an Oblivious HTTP relay and print the "
+        "decrypted response body. " + (__doc__ or "").split("\n\n", 1)[1].strip(),
+    )
+    add_request_arguments(request)
+    request.set_defaults(handler=run_request)
+    demo = subparsers.add_parser(
+        "demo",
+        help="run a gateway and a relay locally and send sample requests through them",
+        description="Generate keys, start a gateway and a relay on free loopback ports, send "
+        "sample conversations through them and show who saw what.",
+    )
+    demo.set_defaults(handler=_run_demo)
+
+
+def add_request_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``ohttp request``; the streaming work adds ``--stream`` next to these."""
+    parser.add_argument("--relay", required=True, metavar="URL", help="the relay resource URL")
+    parser.add_argument(
+        "--keys",
+        metavar="URL|FILE",
+        help="key configurations: a URL, a gateway key file or an application/ohttp-keys file "
+        "(default: the relay's key mirror, RELAY/ohttp-keys)",
+    )
+    parser.add_argument("-X", "--request", dest="method", metavar="METHOD", help="HTTP method")
+    parser.add_argument(
+        "-H",
+        "--header",
+        dest="headers",
+        action="append",
+        default=[],
+        metavar="'Name: value'",
+        help="add an inner request header (repeatable)",
+    )
+    data = parser.add_mutually_exclusive_group()
+    data.add_argument("-d", "--data", metavar="DATA", help="request body (UTF-8 text)")
+    data.add_argument(
+        "--data-binary", metavar="@FILE|DATA", help="request body, read from FILE with @FILE"
+    )
+    data.add_argument(
+        "--json", metavar="JSON", help="JSON request body; sets Content-Type and Accept"
+    )
+    parser.add_argument(
+        "-i", "--include", action="store_true", help="print the status line and headers first"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show on stderr what each party sees"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="per round trip"
+    )
+    parser.add_argument("url", metavar="URL", help="the target URL, e.g. https://processing.internal/v1/summarize")
+
+
+def run_request(args: argparse.Namespace) -> int:
+    """Handler of ``ohttp request``: returns the exit code (see the module docstring)."""
+    from ohttp.client import ClientError
+
+    try:
+        options = parse_options(args)
+    except (OSError, ValueError) as exc:
+        return _fail(str(exc), EXIT_LOCAL)
+    try:
+        response = asyncio.run(send(options))
+    except ClientError as exc:
+        return _fail(str(exc), _exit_code(exc))
+    except ValueError as exc:  # an invalid target URL or header, found while building
+        return _fail(str(exc), EXIT_LOCAL)
+    write_response(response, options.include_headers, sys.stdout)
+    if not response.ok:
+        return _fail(f"the target answered {response.status} {response.reason}", EXIT_INNER_STATUS)
+    return EXIT_OK
+
+
+def parse_options(args: argparse.Namespace) -> RequestOptions:
+    """Validate the parsed arguments; ValueError or OSError with a one-line message."""
+    headers = tuple(_parse_header(line) for line in args.headers)
+    content = _request_content(args)
+    if args.json is not None:
+        names = {name.lower() for name, _ in headers}
+        extra = [("Content-Type", "application/json"), ("Accept", "application/json")]
+        headers += tuple((name, value) for name, value in extra if name.lower() not in names)
+    method = args.method or ("POST" if content is not None else "GET")
+    return RequestOptions(
+        relay=args.relay,
+        keys=args.keys,
+        method=method,
+        url=args.url,
+        headers=headers,
+        content=content,
+        include_headers=args.include,
+        verbose=args.verbose,
+        timeout=args.timeout,
+    )
+
+
+async def send(options: RequestOptions) -> InnerResponse:
+    """Send the request described by ``options`` and return the decrypted response."""
+    from ohttp.client import Client
+
+    observer = _VerbosePrinter(sys.stderr) if options.verbose else None
+    keys_url, keys_file = _key_source(options.keys)
+    async with Client(
+        options.relay,
+        keys_url=keys_url,
+        keys_file=keys_file,
+        timeout=options.timeout,
+        observer=observer,
+    ) as client:
+        return await client.request(
+            options.method, options.url, headers=options.headers, content=options.content
+        )
+
+
+def write_response(response: InnerResponse, include_headers: bool, out: TextIO) -> None:
+    """The body on ``out`` (bytes as received), preceded by status and headers with ``-i``."""
+    if include_headers:
+        out.write(f"HTTP {response.status} {response.reason}".rstrip() + "\n")
+        for name, value in response.headers.items():
+            out.write(f"{name}: {value}\n")
+        out.write("\n")
+    out.flush()
+    out.buffer.write(response.content)
+    out.flush()
+
+
+class _VerbosePrinter:
+    """``-v``: for each round trip, what the relay and the gateway each see."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def __call__(self, exchange: Exchange) -> None:
+        from yarl import URL
+
+        url = URL(exchange.relay_url)
+        inner = exchange.inner_request
+        suite = exchange.suite
+        lines = [
+            f"* the relay sees a request from {exchange.local_address or 'this host'}:",
+            f">   {exchange.method} {url.raw_path_qs or '/'}",
+            *(f">   {name}: {value}" for name, value in exchange.request_headers),
+            f">   [{exchange.request_bytes} bytes of ciphertext]",
+            f"* the gateway decrypts it with key id {exchange.key_id} "
+            f"({_name(exchange.kem.name)}, {_name(suite.kdf.name)}, {_name(suite.aead.name)}) "
+            f"and sees, from the relay's address only:",
+            f">   {_text(inner.method)} {_text(inner.scheme)}://{_text(inner.authority)}"
+            f"{_text(inner.path)}",
+            *(f">   {_text(name)}: {_text(value)}" for name, value in inner.headers),
+            f">   [{len(inner.content)} bytes of content; "
+            f"{exchange.inner_request_bytes} bytes of Binary HTTP]",
+            f"* the relay returns {exchange.status}:",
+            *(f"<   {name}: {value}" for name, value in exchange.response_headers),
+            f"<   [{exchange.response_bytes} bytes]",
+        ]
+        self._out.write("\n".join(lines) + "\n")
+        self._out.flush()
+
+
+def _parse_header(line: str) -> tuple[str, str]:
+    name, colon, value = line.partition(":")
+    if not colon or not name.strip() or name != name.strip():
+        raise ValueError("a header must look like 'Name: value'")
+    return name, value.strip()
+
+
+def _request_content(args: argparse.Namespace) -> bytes | None:
+    if args.data is not None:
+        return str(args.data).encode("utf-8")
+    if args.json is not None:
+        return str(args.json).encode("utf-8")
+    if args.data_binary is not None:
+        value = str(args.data_binary)
+        if value.startswith("@"):
+            try:
+                return Path(value[1:]).read_bytes()
+            except OSError as exc:
+                raise OSError(f"cannot read {value[1:]}: {exc.strerror}") from exc
+        return value.encode("utf-8")
+    return None
+
+
+def _key_source(keys: str | None) -> tuple[str | None, str | None]:
+    if keys is None:
+        return None, None
+    if keys.startswith(("http://", "https://")):
+        return keys, None
+    return None, keys
+
+
+def _exit_code(error: ClientError) -> int:
+    from ohttp.client import (
+        InvalidInnerResponse,
+        KeyFetchError,
+        RelayRejected,
+        RelayUnreachable,
+        ResponseDecryptionError,
+    )
+
+    codes: tuple[tuple[type[ClientError], int], ...] = (
+        (RelayUnreachable, 4),
+        (RelayRejected, 5),
+        (KeyFetchError, 6),
+        (ResponseDecryptionError, 7),
+        (InvalidInnerResponse, 7),
+    )
+    for kind, code in codes:
+        if isinstance(error, kind):
+            return code
+    return EXIT_LOCAL
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"{_PROG}: {message}", file=sys.stderr)
+    return code
+
+
+def _name(enum_name: str) -> str:
+    return enum_name.replace("_", "-")
+
+
+def _text(value: bytes) -> str:
+    return value.decode("latin-1")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    # Imported here so `ohttp request` does not pay for the demo's imports.
+    from ohttp._demo import run_demo
+
+    demo: Callable[[], int] = run_demo
+    return demo()

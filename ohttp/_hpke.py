@@ -1,0 +1,691 @@
+"""HPKE (RFC 9180) base mode: the only module of ``ohttp`` touching HPKE and AEAD primitives.
+
+Two implementations sit behind one interface:
+
+- the direct path, written on ``cryptography`` (DH exchange, the RFC 9180 §4 LabeledExtract /
+  LabeledExpand key schedule on HMAC, AES-GCM / ChaCha20-Poly1305); it covers every suite and
+  is what the encapsulation code uses;
+- the ``pyhpke`` path, kept as the general fallback and as the test oracle (tests seal with
+  one and open with the other for every suite).
+
+Everything that depends only on the key, the suite and the info string (suite ids, the public
+key bytes, ``psk_id_hash``, ``info_hash`` and so the key schedule context) is computed once in
+:class:`Receiver` / :class:`Sender`; a request then costs one DH, ten HMACs and the AEAD calls.
+
+The surface for the chunked engineer (draft-ietf-ohai-chunked-ohttp-08) is: :func:`get_suite`,
+:class:`PrivateKey` / :class:`PublicKey` and their ``receiver(suite, info)`` /
+``sender(suite, info)``, :class:`Context` (``seal`` / ``open`` with explicit AAD by the
+context's own sequence number, ``export``), :func:`derive_response_aead` with a caller-given
+export label, and :class:`AEADState` (``seal`` / ``open`` by explicit counter, nonce = base
+XOR counter).
+
+Failures while opening raise :class:`~ohttp.errors.DecryptionError` with its fixed message;
+invalid key material passed by the caller raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, cast
+
+import pyhpke
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.asymmetric import ec, x448, x25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from ohttp.errors import DecryptionError
+
+__all__ = [
+    "AEADState",
+    "Backend",
+    "Context",
+    "PrivateKey",
+    "PublicKey",
+    "Receiver",
+    "Sender",
+    "Suite",
+    "derive_response_aead",
+    "extract",
+    "expand",
+    "get_suite",
+    "response_nonce_length",
+]
+
+_HPKE_VERSION = b"HPKE-v1"
+_MODE_BASE = b"\x00"
+_TAG_LENGTH = 16  # Nt of every AEAD RFC 9180 §7.3 defines
+
+
+class Backend(enum.Enum):
+    """Which implementation runs a setup: the direct ``cryptography`` path or ``pyhpke``."""
+
+    DIRECT = "direct"
+    PYHPKE = "pyhpke"
+
+
+# --- algorithm tables (RFC 9180 §7.1-7.3) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _KemParams:
+    kem_id: int
+    n_secret: int
+    n_enc: int
+    n_sk: int
+    hash: hashes.HashAlgorithm
+    curve: ec.EllipticCurve | None  # None for X25519 / X448
+    zero_dh: bytes  # Ndh zero bytes
+
+
+_KEMS: dict[int, _KemParams] = {
+    0x0010: _KemParams(0x0010, 32, 65, 32, hashes.SHA256(), ec.SECP256R1(), bytes(32)),
+    0x0011: _KemParams(0x0011, 48, 97, 48, hashes.SHA384(), ec.SECP384R1(), bytes(48)),
+    0x0012: _KemParams(0x0012, 64, 133, 66, hashes.SHA512(), ec.SECP521R1(), bytes(66)),
+    0x0020: _KemParams(0x0020, 32, 32, 32, hashes.SHA256(), None, bytes(32)),
+    0x0021: _KemParams(0x0021, 64, 56, 56, hashes.SHA512(), None, bytes(56)),
+}
+
+_KDFS: dict[int, hashes.HashAlgorithm] = {
+    0x0001: hashes.SHA256(),
+    0x0002: hashes.SHA384(),
+    0x0003: hashes.SHA512(),
+}
+
+_AeadFactory = Callable[[bytes], "AESGCM | ChaCha20Poly1305"]
+# aead id -> (factory, Nk, Nn); export-only (0xFFFF) is not an encryption AEAD and is absent.
+_AEADS: dict[int, tuple[_AeadFactory, int, int]] = {
+    0x0001: (AESGCM, 16, 12),
+    0x0002: (AESGCM, 32, 12),
+    0x0003: (ChaCha20Poly1305, 32, 12),
+}
+
+
+def kem_public_key_length(kem_id: int) -> int | None:
+    """Npk (= Nenc) of a KEM, or ``None`` when the KEM is not supported."""
+    params = _KEMS.get(kem_id)
+    return None if params is None else params.n_enc
+
+
+def kem_private_key_length(kem_id: int) -> int | None:
+    """Nsk of a KEM, or ``None`` when the KEM is not supported."""
+    params = _KEMS.get(kem_id)
+    return None if params is None else params.n_sk
+
+
+def is_supported(kem_id: int, kdf_id: int, aead_id: int) -> bool:
+    """Whether this module can run the suite (every KEM, KDF, AEAD of RFC 9180 but export-only)."""
+    return kem_id in _KEMS and kdf_id in _KDFS and aead_id in _AEADS
+
+
+# --- HKDF (RFC 5869) and the labeled variants (RFC 9180 §4) --------------------------------
+
+
+def _hmac(key: bytes, data: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+    mac = hmac.HMAC(key, algorithm)
+    mac.update(data)
+    return mac.finalize()
+
+
+def extract(algorithm: hashes.HashAlgorithm, salt: bytes, ikm: bytes) -> bytes:
+    """HKDF-Extract; an empty salt means Nh zero bytes (RFC 5869 §2.2), which HMAC pads to."""
+    return _hmac(salt, ikm, algorithm)
+
+
+_NO_KEY = b""
+
+
+def expand(
+    algorithm: hashes.HashAlgorithm,
+    prk: bytes,
+    info: bytes,
+    length: int,
+    prk_mac: hmac.HMAC | None = None,
+) -> bytes:
+    """HKDF-Expand (RFC 5869 §2.3); ``prk_mac`` is HMAC already keyed with ``prk``."""
+    digest_size = algorithm.digest_size
+    if length > 255 * digest_size:
+        raise ValueError("HKDF-Expand length too large")
+    keyed = hmac.HMAC(prk, algorithm) if prk_mac is None else prk_mac
+    output = b""
+    block = b""
+    counter = 1
+    while len(output) < length:
+        mac = keyed.copy()
+        mac.update(block + info + bytes((counter,)))
+        block = mac.finalize()
+        output += block
+        counter += 1
+    return output[:length]
+
+
+class _Labeled:
+    """LabeledExtract / LabeledExpand (RFC 9180 §4) for one hash and suite id.
+
+    Speed without changing a single output bit: the empty-salt HMAC state is keyed once and
+    copied, and a PRK feeding several expansions is keyed once (``keyed``) and copied per
+    expansion, which is cheaper than keying HMAC again.
+    """
+
+    __slots__ = ("_empty_salt", "algorithm", "prefix")
+
+    def __init__(self, algorithm: hashes.HashAlgorithm, suite_id: bytes) -> None:
+        self.algorithm = algorithm
+        self.prefix = _HPKE_VERSION + suite_id
+        self._empty_salt = hmac.HMAC(b"", algorithm)
+
+    def extract(self, salt: bytes, label: bytes, ikm: bytes) -> bytes:
+        mac = hmac.HMAC(salt, self.algorithm) if salt else self._empty_salt.copy()
+        mac.update(self.prefix + label + ikm)
+        return mac.finalize()
+
+    def keyed(self, prk: bytes) -> hmac.HMAC:
+        return hmac.HMAC(prk, self.algorithm)
+
+    def expand_info(self, label: bytes, length: int) -> bytes:
+        """The constant head of ``labeled_info``: I2OSP(L, 2) || "HPKE-v1" || suite_id || label."""
+        return struct.pack(">H", length) + self.prefix + label
+
+    def expand_keyed(self, prk_mac: hmac.HMAC, head: bytes, info: bytes, length: int) -> bytes:
+        """LabeledExpand with a keyed PRK and a precomputed :meth:`expand_info` head."""
+        if length <= self.algorithm.digest_size:
+            mac = prk_mac.copy()
+            mac.update(head + info + b"\x01")
+            return mac.finalize()[:length]
+        return expand(self.algorithm, _NO_KEY, head + info, length, prk_mac)
+
+    def expand(self, prk: bytes, label: bytes, info: bytes, length: int) -> bytes:
+        return self.expand_keyed(self.keyed(prk), self.expand_info(label, length), info, length)
+
+
+# --- suites -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Suite:
+    """An HPKE cipher suite with everything that depends on it alone precomputed."""
+
+    kem_id: int
+    kdf_id: int
+    aead_id: int
+    kem: _KemParams = field(repr=False, compare=False)
+    kdf_hash: hashes.HashAlgorithm = field(repr=False, compare=False)
+    aead_factory: _AeadFactory = field(repr=False, compare=False)
+    nk: int = field(repr=False, compare=False)
+    nn: int = field(repr=False, compare=False)
+    labeled: _Labeled = field(repr=False, compare=False)  # suite_id = "HPKE" || ids
+    kem_labeled: _Labeled = field(repr=False, compare=False)  # suite_id = "KEM" || kem_id
+    psk_id_hash: bytes = field(repr=False, compare=False)
+    # Constant heads of labeled_info for the expansions every request makes.
+    key_head: bytes = field(repr=False, compare=False)
+    base_nonce_head: bytes = field(repr=False, compare=False)
+    exp_head: bytes = field(repr=False, compare=False)
+    shared_secret_head: bytes = field(repr=False, compare=False)
+
+    @property
+    def nh(self) -> int:
+        return self.kdf_hash.digest_size
+
+    @property
+    def n_enc(self) -> int:
+        return self.kem.n_enc
+
+    @property
+    def nt(self) -> int:
+        return _TAG_LENGTH
+
+
+_SUITES: dict[tuple[int, int, int], Suite] = {}
+
+
+def get_suite(kem_id: int, kdf_id: int, aead_id: int) -> Suite:
+    """The precomputed suite; ``ValueError`` when an algorithm is not supported."""
+    ids = (kem_id, kdf_id, aead_id)
+    cached = _SUITES.get(ids)
+    if cached is not None:
+        return cached
+    if not is_supported(*ids):
+        raise ValueError("unsupported HPKE suite")
+    factory, nk, nn = _AEADS[aead_id]
+    kdf_hash = _KDFS[kdf_id]
+    labeled = _Labeled(kdf_hash, b"HPKE" + struct.pack(">HHH", *ids))
+    # Base mode has psk_id = "" (RFC 9180 §5.1), so psk_id_hash is a constant of the suite.
+    psk_id_hash = labeled.extract(b"", b"psk_id_hash", b"")
+    kem = _KEMS[kem_id]
+    kem_labeled = _Labeled(kem.hash, b"KEM" + struct.pack(">H", kem_id))
+    suite = Suite(
+        kem_id,
+        kdf_id,
+        aead_id,
+        kem,
+        kdf_hash,
+        factory,
+        nk,
+        nn,
+        labeled,
+        kem_labeled,
+        psk_id_hash,
+        labeled.expand_info(b"key", nk),
+        labeled.expand_info(b"base_nonce", nn),
+        labeled.expand_info(b"exp", kdf_hash.digest_size),
+        kem_labeled.expand_info(b"shared_secret", kem.n_secret),
+    )
+    _SUITES[ids] = suite  # bounded: 5 x 3 x 3 suites at most
+    return suite
+
+
+def response_nonce_length(suite: Suite) -> int:
+    """max(Nn, Nk): the length of the exported secret and response nonce (RFC 9458 §4.4)."""
+    return max(suite.nn, suite.nk)
+
+
+# --- AEAD with an explicit counter ----------------------------------------------------------
+
+
+class AEADState:
+    """An AEAD key and base nonce; message ``seq`` uses nonce = base XOR seq (RFC 9180 §5.2)."""
+
+    __slots__ = ("_aead", "_base_nonce", "_max_seq", "_nn")
+
+    def __init__(self, suite: Suite, key: bytes, base_nonce: bytes) -> None:
+        self._aead = suite.aead_factory(key)
+        self._base_nonce = base_nonce
+        self._nn = suite.nn
+        self._max_seq = (1 << (8 * suite.nn)) - 1
+
+    def nonce(self, seq: int) -> bytes:
+        if seq == 0:
+            return self._base_nonce
+        if not 0 <= seq < self._max_seq:  # RFC 9180 §5.2: MessageLimitReachedError
+            raise ValueError("AEAD sequence number out of range")
+        counter = seq.to_bytes(self._nn, "big")
+        return bytes(a ^ b for a, b in zip(self._base_nonce, counter, strict=True))
+
+    def seal(self, seq: int, plaintext: bytes, aad: bytes = b"") -> bytes:
+        return self._aead.encrypt(self.nonce(seq), plaintext, aad)
+
+    def open(self, seq: int, ciphertext: bytes, aad: bytes = b"") -> bytes:
+        """Open message ``seq``; any failure is a :class:`DecryptionError`."""
+        if len(ciphertext) < _TAG_LENGTH:
+            raise DecryptionError()
+        try:
+            return self._aead.decrypt(self.nonce(seq), ciphertext, aad)
+        except (InvalidTag, ValueError):
+            raise DecryptionError() from None
+
+
+# --- contexts -------------------------------------------------------------------------------
+
+
+class Context(Protocol):
+    """An HPKE encryption context (RFC 9180 §5.2, §5.3)."""
+
+    @property
+    def sequence(self) -> int: ...
+
+    def seal(self, plaintext: bytes, aad: bytes = b"") -> bytes: ...
+
+    def open(self, ciphertext: bytes, aad: bytes = b"") -> bytes: ...
+
+    def export(self, exporter_context: bytes, length: int) -> bytes: ...
+
+
+class _DirectContext:
+    __slots__ = ("_aead", "_exporter_secret", "_seq", "_suite")
+
+    def __init__(self, suite: Suite, aead: AEADState, exporter_secret: bytes) -> None:
+        self._suite = suite
+        self._aead = aead
+        self._exporter_secret = exporter_secret
+        self._seq = 0
+
+    @property
+    def sequence(self) -> int:
+        return self._seq
+
+    def seal(self, plaintext: bytes, aad: bytes = b"") -> bytes:
+        ciphertext = self._aead.seal(self._seq, plaintext, aad)
+        self._seq += 1
+        return ciphertext
+
+    def open(self, ciphertext: bytes, aad: bytes = b"") -> bytes:
+        plaintext = self._aead.open(self._seq, ciphertext, aad)
+        self._seq += 1  # only after success (RFC 9180 §5.2 ContextR.Open)
+        return plaintext
+
+    def export(self, exporter_context: bytes, length: int) -> bytes:
+        return self._suite.labeled.expand(self._exporter_secret, b"sec", exporter_context, length)
+
+
+class _PyhpkeContext:
+    __slots__ = ("_context", "_seq")
+
+    def __init__(self, context: pyhpke.ContextInterface) -> None:
+        self._context = context
+        self._seq = 0
+
+    @property
+    def sequence(self) -> int:
+        return self._seq
+
+    def seal(self, plaintext: bytes, aad: bytes = b"") -> bytes:
+        ciphertext = self._context.seal(plaintext, aad)
+        self._seq += 1
+        return ciphertext
+
+    def open(self, ciphertext: bytes, aad: bytes = b"") -> bytes:
+        try:
+            plaintext = self._context.open(ciphertext, aad)
+        except pyhpke.PyHPKEError:
+            raise DecryptionError() from None
+        self._seq += 1
+        return plaintext
+
+    def export(self, exporter_context: bytes, length: int) -> bytes:
+        return self._context.export(exporter_context, length)
+
+
+def _key_schedule_context(suite: Suite, info: bytes) -> bytes:
+    info_hash = suite.labeled.extract(b"", b"info_hash", info)
+    return _MODE_BASE + suite.psk_id_hash + info_hash
+
+
+def _key_schedule(suite: Suite, shared_secret: bytes, context: bytes) -> _DirectContext:
+    """RFC 9180 §5.1 KeySchedule for mode_base (psk = "")."""
+    labeled = suite.labeled
+    secret = labeled.keyed(labeled.extract(shared_secret, b"secret", b""))
+    key = labeled.expand_keyed(secret, suite.key_head, context, suite.nk)
+    base_nonce = labeled.expand_keyed(secret, suite.base_nonce_head, context, suite.nn)
+    exporter = labeled.expand_keyed(secret, suite.exp_head, context, suite.nh)
+    return _DirectContext(suite, AEADState(suite, key, base_nonce), exporter)
+
+
+def _extract_and_expand(suite: Suite, dh: bytes, kem_context: bytes) -> bytes:
+    """DHKEM ExtractAndExpand (RFC 9180 §4.1), with the KEM's own hash and suite id."""
+    labeled = suite.kem_labeled
+    eae_prk = labeled.keyed(labeled.extract(b"", b"eae_prk", dh))
+    return labeled.expand_keyed(eae_prk, suite.shared_secret_head, kem_context, suite.kem.n_secret)
+
+
+# --- KEM keys -------------------------------------------------------------------------------
+
+_ECDH = ec.ECDH()
+_PrivateObject = x25519.X25519PrivateKey | x448.X448PrivateKey | ec.EllipticCurvePrivateKey
+_PublicObject = x25519.X25519PublicKey | x448.X448PublicKey | ec.EllipticCurvePublicKey
+
+
+def _load_public(kem: _KemParams, data: bytes) -> _PublicObject:
+    """DeserializePublicKey (RFC 9180 §7.1.1); ``ValueError`` when invalid."""
+    if len(data) != kem.n_enc:
+        raise ValueError("public key of the wrong length")
+    if kem.curve is not None:
+        if data[0] != 0x04:  # RFC 9180 §7.1.1: uncompressed points only
+            raise ValueError("public key not an uncompressed point")
+        return ec.EllipticCurvePublicKey.from_encoded_point(kem.curve, data)
+    if kem.kem_id == 0x0020:
+        return x25519.X25519PublicKey.from_public_bytes(data)
+    return x448.X448PublicKey.from_public_bytes(data)
+
+
+def _public_bytes(kem: _KemParams, key: _PublicObject) -> bytes:
+    if kem.curve is not None:
+        return key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    return cast(x25519.X25519PublicKey | x448.X448PublicKey, key).public_bytes_raw()
+
+
+def _load_private(kem: _KemParams, data: bytes) -> _PrivateObject:
+    """DeserializePrivateKey (RFC 9180 §7.1.2); ``ValueError`` when invalid."""
+    if len(data) != kem.n_sk:
+        raise ValueError("private key of the wrong length")
+    if kem.curve is not None:
+        scalar = int.from_bytes(data, "big")
+        if scalar == 0:
+            raise ValueError("invalid private key")
+        return ec.derive_private_key(scalar, kem.curve)  # rejects scalar >= order
+    if kem.kem_id == 0x0020:
+        return x25519.X25519PrivateKey.from_private_bytes(data)
+    return x448.X448PrivateKey.from_private_bytes(data)
+
+
+def _private_bytes(kem: _KemParams, key: _PrivateObject) -> bytes:
+    if kem.curve is not None:
+        scalar = cast(ec.EllipticCurvePrivateKey, key).private_numbers().private_value
+        return scalar.to_bytes(kem.n_sk, "big")
+    return cast(x25519.X25519PrivateKey | x448.X448PrivateKey, key).private_bytes_raw()
+
+
+def _exchange(kem: _KemParams, private: _PrivateObject, public: _PublicObject) -> bytes:
+    """DH, dispatched on the KEM (no isinstance on the hot path); an all-zero result, which
+    X25519 and X448 give for small-order points, is refused (RFC 9180 §7.1.4)."""
+    if kem.kem_id == 0x0020:
+        dh = cast(x25519.X25519PrivateKey, private).exchange(cast(x25519.X25519PublicKey, public))
+    elif kem.curve is not None:
+        dh = cast(ec.EllipticCurvePrivateKey, private).exchange(
+            _ECDH, cast(ec.EllipticCurvePublicKey, public)
+        )
+    else:
+        dh = cast(x448.X448PrivateKey, private).exchange(cast(x448.X448PublicKey, public))
+    if dh == kem.zero_dh:  # OpenSSL refuses this too; checked again so no key derives from it
+        raise ValueError("all-zero shared secret")
+    return dh
+
+
+def _pyhpke_suite(suite: Suite) -> pyhpke.CipherSuite:
+    return pyhpke.CipherSuite.new(
+        pyhpke.KEMId(suite.kem_id), pyhpke.KDFId(suite.kdf_id), pyhpke.AEADId(suite.aead_id)
+    )
+
+
+def _generate(kem: _KemParams) -> _PrivateObject:
+    if kem.curve is not None:
+        return ec.generate_private_key(kem.curve)
+    if kem.kem_id == 0x0020:
+        return x25519.X25519PrivateKey.generate()
+    return x448.X448PrivateKey.generate()
+
+
+class PrivateKey:
+    """A KEM private key, loaded once; the gateway keeps one per key id."""
+
+    __slots__ = ("_kem", "_key", "_receivers", "public_bytes", "raw")
+
+    _MAX_RECEIVERS = 64  # prepared (suite, info) pairs kept per key; bounded, never per enc
+
+    def __init__(self, kem_id: int, raw: bytes) -> None:
+        kem = _KEMS.get(kem_id)
+        if kem is None:
+            raise ValueError("unsupported KEM")
+        self._kem = kem
+        self._key = _load_private(kem, raw)
+        self.raw = bytes(raw)
+        self.public_bytes = _public_bytes(kem, self._key.public_key())
+        self._receivers: dict[tuple[Suite, bytes, Backend], Receiver] = {}
+
+    @property
+    def kem_id(self) -> int:
+        return self._kem.kem_id
+
+    @classmethod
+    def generate(cls, kem_id: int) -> PrivateKey:
+        kem = _KEMS.get(kem_id)
+        if kem is None:
+            raise ValueError("unsupported KEM")
+        return cls(kem_id, _private_bytes(kem, _generate(kem)))
+
+    @classmethod
+    def derive(cls, kem_id: int, ikm: bytes) -> PrivateKey:
+        """DeriveKeyPair(ikm) of RFC 9180 §7.1.3, run by pyhpke."""
+        if kem_id not in _KEMS:
+            raise ValueError("unsupported KEM")
+        if len(ikm) < _KEMS[kem_id].n_sk:  # RFC 9180 §7.1.3: ikm SHOULD have Nsk bytes
+            raise ValueError("seed shorter than Nsk")
+        any_suite = pyhpke.CipherSuite.new(
+            pyhpke.KEMId(kem_id), pyhpke.KDFId.HKDF_SHA256, pyhpke.AEADId.AES128_GCM
+        )
+        pair = any_suite.kem.derive_key_pair(ikm)
+        return cls(kem_id, _private_bytes(_KEMS[kem_id], pair.private_key.raw))
+
+    def receiver(self, suite: Suite, info: bytes, backend: Backend = Backend.DIRECT) -> Receiver:
+        """The prepared receiver for this suite and info (cached: both come from a short list)."""
+        cache_key = (suite, info, backend)
+        prepared = self._receivers.get(cache_key)
+        if prepared is None:
+            prepared = Receiver(self, suite, info, backend)
+            if len(self._receivers) < self._MAX_RECEIVERS:
+                self._receivers[cache_key] = prepared
+        return prepared
+
+    def _decap(self, suite: Suite, enc: bytes) -> bytes:
+        """DHKEM Decap (RFC 9180 §4.1); ``ValueError`` for an invalid or small-order enc."""
+        dh = _exchange(self._kem, self._key, _load_public(self._kem, enc))
+        return _extract_and_expand(suite, dh, enc + self.public_bytes)
+
+
+class Receiver:
+    """SetupBaseR for one key, suite and info, with the key schedule context precomputed."""
+
+    __slots__ = ("_backend", "_context", "_key", "_pyhpke_key", "_pyhpke_suite", "info", "suite")
+
+    def __init__(self, key: PrivateKey, suite: Suite, info: bytes, backend: Backend) -> None:
+        if suite.kem_id != key.kem_id:
+            raise ValueError("suite KEM does not match the key")
+        self._key = key
+        self.suite = suite
+        self.info = info
+        self._backend = backend
+        self._context = _key_schedule_context(suite, info)
+        if backend is Backend.PYHPKE:
+            self._pyhpke_suite = _pyhpke_suite(suite)
+            self._pyhpke_key = self._pyhpke_suite.kem.deserialize_private_key(key.raw)
+
+    def setup(self, enc: bytes) -> Context:
+        """SetupBaseR(enc, skR, info); a bad ``enc`` raises :class:`DecryptionError`."""
+        if self._backend is Backend.PYHPKE:
+            return self._setup_pyhpke(enc)
+        try:
+            shared_secret = self._key._decap(self.suite, enc)
+        except ValueError:
+            raise DecryptionError() from None
+        return _key_schedule(self.suite, shared_secret, self._context)
+
+    def _setup_pyhpke(self, enc: bytes) -> Context:
+        if len(enc) != self.suite.n_enc:
+            raise DecryptionError()
+        try:
+            context = self._pyhpke_suite.create_recipient_context(
+                enc, self._pyhpke_key, info=self.info
+            )
+        except Exception:  # pyhpke lets ValueError/cryptography errors through on a bad enc
+            raise DecryptionError() from None
+        return _PyhpkeContext(context)
+
+
+class PublicKey:
+    """A KEM public key, validated and loaded once (the client side)."""
+
+    __slots__ = ("_kem", "_key", "_senders", "raw")
+
+    _MAX_SENDERS = 64  # prepared (suite, info) pairs kept per key; bounded
+
+    def __init__(self, kem_id: int, raw: bytes) -> None:
+        kem = _KEMS.get(kem_id)
+        if kem is None:
+            raise ValueError("unsupported KEM")
+        self._kem = kem
+        self._key = _load_public(kem, raw)
+        self.raw = bytes(raw)
+        self._senders: dict[tuple[Suite, bytes, Backend], Sender] = {}
+
+    @property
+    def kem_id(self) -> int:
+        return self._kem.kem_id
+
+    def sender(self, suite: Suite, info: bytes, backend: Backend = Backend.DIRECT) -> Sender:
+        """The prepared sender for this suite and info (cached like :meth:`PrivateKey.receiver`)."""
+        cache_key = (suite, info, backend)
+        prepared = self._senders.get(cache_key)
+        if prepared is None:
+            prepared = Sender(self, suite, info, backend)
+            if len(self._senders) < self._MAX_SENDERS:
+                self._senders[cache_key] = prepared
+        return prepared
+
+    def _encap(self, suite: Suite, ephemeral: _PrivateObject) -> tuple[bytes, bytes]:
+        """DHKEM Encap (RFC 9180 §4.1) with the given ephemeral key."""
+        enc = _public_bytes(self._kem, ephemeral.public_key())
+        dh = _exchange(self._kem, ephemeral, self._key)
+        return _extract_and_expand(suite, dh, enc + self.raw), enc
+
+
+class Sender:
+    """SetupBaseS for one public key, suite and info, with the key schedule context precomputed."""
+
+    __slots__ = ("_backend", "_context", "_key", "info", "suite")
+
+    def __init__(self, key: PublicKey, suite: Suite, info: bytes, backend: Backend) -> None:
+        if suite.kem_id != key.kem_id:
+            raise ValueError("suite KEM does not match the key")
+        self._key = key
+        self.suite = suite
+        self.info = info
+        self._backend = backend
+        self._context = _key_schedule_context(suite, info)
+
+    def setup(self, ephemeral_private_key: bytes | None = None) -> tuple[bytes, Context]:
+        """SetupBaseS(pkR, info) -> (enc, context); the ephemeral key is injectable for tests."""
+        kem = self.suite.kem
+        if self._backend is Backend.PYHPKE:
+            return self._setup_pyhpke(ephemeral_private_key)
+        ephemeral = (
+            _generate(kem)
+            if ephemeral_private_key is None
+            else _load_private(kem, ephemeral_private_key)
+        )
+        shared_secret, enc = self._key._encap(self.suite, ephemeral)
+        return enc, _key_schedule(self.suite, shared_secret, self._context)
+
+    def _setup_pyhpke(self, ephemeral_private_key: bytes | None) -> tuple[bytes, Context]:
+        suite = _pyhpke_suite(self.suite)
+        eks = None
+        if ephemeral_private_key is not None:
+            private = suite.kem.deserialize_private_key(ephemeral_private_key)
+            public = pyhpke.KEMKey.from_pyca_cryptography_key(private.raw.public_key())
+            eks = pyhpke.KEMKeyPair(private, public)
+        pkr = suite.kem.deserialize_public_key(self._key.raw)
+        enc, context = suite.create_sender_context(pkr, info=self.info, eks=eks)
+        return enc, _PyhpkeContext(context)
+
+
+# --- RFC 9458 §4.4 response keys ------------------------------------------------------------
+
+
+def derive_response_aead(
+    context: Context, suite: Suite, export_label: bytes, enc: bytes, response_nonce: bytes
+) -> AEADState:
+    """The response AEAD of RFC 9458 §4.4 (chunked-08 §6.2 passes its own export label).
+
+    secret = Export(label, max(Nn, Nk)); prk = Extract(enc || response_nonce, secret);
+    key = Expand(prk, "key", Nk); nonce = Expand(prk, "nonce", Nn).
+    """
+    secret = context.export(export_label, response_nonce_length(suite))
+    prk = hmac.HMAC(extract(suite.kdf_hash, enc + response_nonce, secret), suite.kdf_hash)
+    key = _expand_one_block(prk, b"key", suite.nk)
+    nonce = _expand_one_block(prk, b"nonce", suite.nn)
+    return AEADState(suite, key, nonce)
+
+
+def _expand_one_block(prk: hmac.HMAC, info: bytes, length: int) -> bytes:
+    """HKDF-Expand for length <= Nh (always true for AEAD keys and nonces): T(1)[:length]."""
+    mac = prk.copy()
+    mac.update(info + b"\x01")
+    return mac.finalize()[:length]
+
+
+def random_response_nonce(suite: Suite) -> bytes:
+    """A fresh response nonce from the OS CSPRNG (RFC 9458 §4.4 step 2)."""
+    return os.urandom(response_nonce_length(suite))

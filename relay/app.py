@@ -1,0 +1,699 @@
+"""The Oblivious Relay Resource (RFC 9458 §6.2) as an aiohttp application.
+
+The relay forwards ciphertext to a fixed gateway and passes on nothing that identifies the
+client: a fresh minimal header set goes upstream and comes back downstream, bodies stream
+byte for byte, nothing is retried, decompressed or logged with a client address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+import os
+import re
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_server import Server
+
+from relay.config import RelayConfig
+from relay.metrics import Direction, RelayMetrics, Result, create_metrics_app
+from relay.upstream import UpstreamError, UpstreamPool, UpstreamResponse, UpstreamTimeout
+
+log = logging.getLogger("relay")
+
+REQUEST_TYPES = frozenset({"message/ohttp-req", "message/ohttp-chunked-req"})
+RESPONSE_TYPES = frozenset({"message/ohttp-res", "message/ohttp-chunked-res"})
+KEYS_TYPE = "application/ohttp-keys"
+KEYS_PATH = "ohttp-keys"
+MAX_KEYS_BYTES = 64 * 1024
+SMALL_BODY = 64 * 1024  # bodies up to this size are read whole and sent in one write
+# Only these gateway response fields reach the client; Content-Length is set from framing.
+DOWNSTREAM_FIELDS = ("content-type", "cache-control", "retry-after", "incremental")
+_SF_BOOLEAN = frozenset({"?0", "?1"})  # RFC 8941 §3.3.6, the Incremental field's type
+_DELTA_SECONDS = re.compile(r"[0-9]{1,6}")
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?([0-9]{1,10})\"?\s*(?:,|$)", re.IGNORECASE)
+
+
+class ClientBodyError(Exception):
+    """The client's body could not be relayed; ``status`` is what the client gets."""
+
+    def __init__(self, status: int, result: Result) -> None:
+        super().__init__("client body not relayed")
+        self.status = status
+        self.result = result
+
+
+# --------------------------------------------------------------------------- key mirror
+
+
+class KeyMirror:
+    """The gateway's application/ohttp-keys, fetched by the relay and served identically to all.
+
+    Clients get keys without revealing themselves to the gateway, and every client in a cache
+    window sees the same bytes (key consistency, RFC 9458 §7, RFC 9540 §7).
+    """
+
+    def __init__(self, pool: UpstreamPool, config: RelayConfig) -> None:
+        self._pool = pool
+        self._config = config
+        self._lock = asyncio.Lock()
+        self._body: bytes | None = None
+        self._expires = 0.0
+
+    def cached(self, now: float) -> tuple[bytes, int] | None:
+        if self._body is None or now >= self._expires:
+            return None
+        return self._body, int(self._expires - now)
+
+    async def get(self) -> tuple[bytes, int]:
+        """The cached keys and their remaining lifetime; refetches (once, shared) when stale."""
+        found = self.cached(time.monotonic())
+        if found is not None:
+            return found
+        async with self._lock:
+            found = self.cached(time.monotonic())
+            if found is not None:
+                return found
+            await self._fetch()
+        found = self.cached(time.monotonic())
+        if found is None:
+            raise UpstreamError("keys unavailable")
+        return found
+
+    async def refresh(self) -> float:
+        """Fetch now; returns the seconds until the next scheduled refresh."""
+        async with self._lock:
+            try:
+                ttl = await self._fetch()
+            except UpstreamError:
+                return 5.0
+        return max(1.0, ttl * 0.8)
+
+    async def refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(await self.refresh())
+
+    async def _fetch(self) -> float:
+        response = await self._pool.request("GET", [("accept", KEYS_TYPE)], b"", chunked=False)
+        try:
+            media_type = _media_type(response.head.get("content-type"))
+            if response.status != 200 or media_type != KEYS_TYPE:
+                raise UpstreamError("gateway did not serve keys")
+            body = bytearray()
+            async for piece in response.chunks():
+                body += piece
+                if len(body) > MAX_KEYS_BYTES:
+                    raise UpstreamError("gateway key list too large")
+        finally:
+            response.abort()
+        _validate_keys(bytes(body))
+        ttl = self._ttl(response.head.get("cache-control"))
+        self._body, self._expires = bytes(body), time.monotonic() + ttl
+        return ttl
+
+    def _ttl(self, cache_control: str | None) -> float:
+        match = _MAX_AGE.search(cache_control or "")
+        ttl = float(match.group(1)) if match else self._config.key_cache_default_ttl
+        return min(max(ttl, self._config.key_cache_min_ttl), self._config.key_cache_max_ttl)
+
+
+def _validate_keys(body: bytes) -> None:
+    """Reject a key list that does not decode (RFC 9458 §3.2), when the core is available."""
+    try:
+        from ohttp.keys import decode_key_configs
+    except ImportError:  # the sans-IO core is optional for the relay
+        if not body:
+            raise UpstreamError("gateway served an empty key list") from None
+        return
+    try:
+        configs = decode_key_configs(body)
+    except Exception:
+        raise UpstreamError("gateway served an invalid key list") from None
+    if not configs:
+        raise UpstreamError("gateway served an empty key list")
+
+
+# --------------------------------------------------------------------------- rate limit
+
+
+class RateLimiter:
+    """Fixed-window request count per client address, the same rule for every client.
+
+    Addresses are held only as keyed hashes (a random per-process key), only for the current
+    window: the whole table is dropped when the window ends. Nothing is logged.
+    """
+
+    def __init__(self, limit: int, window: float) -> None:
+        self._limit = limit
+        self._window = window
+        self._secret = os.urandom(16)
+        self._counts: dict[bytes, int] = {}
+        self._window_start = time.monotonic()
+
+    def check(self, address: str | None) -> int | None:
+        """None if allowed, else the seconds until the window ends (for Retry-After)."""
+        now = time.monotonic()
+        if now - self._window_start >= self._window:
+            self._counts.clear()
+            self._window_start = now
+        key = hashlib.blake2b((address or "").encode(), key=self._secret, digest_size=16).digest()
+        count = self._counts.get(key, 0) + 1
+        self._counts[key] = count
+        if count <= self._limit:
+            return None
+        return max(1, math.ceil(self._window - (now - self._window_start)))
+
+
+# --------------------------------------------------------------------------- connection guard
+
+
+class _GuardedProtocol:
+    """Wraps aiohttp's per-connection protocol to add a connection cap and a header deadline.
+
+    aiohttp waits for a request head with no deadline, so a client trickling one byte every few
+    seconds would hold a connection forever; here the head must be complete within
+    ``header_timeout`` of the connection opening or the previous response ending.
+    """
+
+    def __init__(self, tracker: ConnectionTracker, inner: RequestHandler) -> None:
+        self._tracker = tracker
+        self.inner = inner
+        self._transport: asyncio.BaseTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._admitted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        if not self._tracker.admit(self):
+            # Over the connection cap: a fixed answer, then close (never reaches aiohttp).
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.write(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                                b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            transport.close()
+            return
+        self._admitted = True
+        self.arm()
+        self.inner.connection_made(transport)
+
+    def arm(self) -> None:
+        self.disarm()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._tracker.header_timeout, self._deadline_passed)
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _deadline_passed(self) -> None:
+        self._timer = None
+        if self._transport is not None:
+            self._transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._admitted:
+            self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        if self._admitted:
+            self.inner.eof_received()
+        return None
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.disarm()
+        if self._admitted:
+            self._tracker.release(self)
+            self.inner.connection_lost(exc)
+
+
+@dataclass
+class ConnectionTracker:
+    """Counts client connections and maps aiohttp protocols to their guards."""
+
+    max_connections: int
+    header_timeout: float
+    metrics: RelayMetrics
+    _guards: dict[RequestHandler, _GuardedProtocol] = field(default_factory=dict)
+
+    def admit(self, guard: _GuardedProtocol) -> bool:
+        if len(self._guards) >= self.max_connections:
+            return False
+        self._guards[guard.inner] = guard
+        self.metrics.connections.set(len(self._guards))
+        return True
+
+    def release(self, guard: _GuardedProtocol) -> None:
+        self._guards.pop(guard.inner, None)
+        self.metrics.connections.set(len(self._guards))
+
+    def guard_of(self, protocol: object) -> _GuardedProtocol | None:
+        return self._guards.get(protocol) if isinstance(protocol, RequestHandler) else None
+
+    def factory(self, server: Server) -> Callable[[], asyncio.Protocol]:
+        def make() -> asyncio.Protocol:
+            return _GuardedProtocol(self, server())  # type: ignore[return-value]
+
+        return make
+
+
+# --------------------------------------------------------------------------- app state
+
+
+@dataclass
+class RelayState:
+    config: RelayConfig
+    metrics: RelayMetrics
+    tracker: ConnectionTracker
+    limiter: RateLimiter | None
+    pools: dict[str, UpstreamPool] = field(default_factory=dict)
+    mirrors: dict[str, KeyMirror] = field(default_factory=dict)
+    in_flight: int = 0
+
+
+STATE_KEY = web.AppKey("relay_state", RelayState)
+
+
+def create_app(config: RelayConfig, metrics: RelayMetrics | None = None) -> web.Application:
+    """The relay application: routes for each configured gateway, /healthz, and its resources."""
+    quiet_aiohttp_logs()
+    metrics = metrics or RelayMetrics()
+    tracker = ConnectionTracker(config.max_connections, config.header_timeout, metrics)
+    limiter = None
+    if config.rate_limit:
+        limiter = RateLimiter(config.rate_limit, config.rate_limit_window)
+    # Never decompress a client body (RFC 9458 §6.2: bytes out == bytes in).
+    app = web.Application(middlewares=[_relay_middleware], handler_args={"auto_decompress": False})
+    app[STATE_KEY] = RelayState(config, metrics, tracker, limiter)
+    app.cleanup_ctx.append(_upstream_resources)
+    app.on_response_prepare.append(_strip_server_header)
+    app.router.add_get("/healthz", _healthz, allow_head=False)
+    for gateway in config.gateways:
+        base = f"/{gateway.name}" if gateway.name else ""
+        app.router.add_post(base or "/", _forward_handler(gateway.name))
+        app.router.add_get(f"{base}/{KEYS_PATH}", _keys_handler(gateway.name), allow_head=False)
+    return app
+
+
+def upstream_ssl_context(config: RelayConfig) -> ssl.SSLContext:
+    """Verifying TLS context for the gateway hop, with the optional CA file and client cert."""
+    context = ssl.create_default_context(cafile=config.upstream_ca_file)
+    if config.client_cert and config.client_key:
+        context.load_cert_chain(config.client_cert, config.client_key)
+    return context
+
+
+async def _upstream_resources(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE_KEY]
+    config = state.config
+    needs_tls = any(g.tls for g in config.gateways)
+    context = upstream_ssl_context(config) if needs_tls else None
+    for gateway in config.gateways:
+        pool = UpstreamPool(
+            gateway, ssl_context=context, connect_timeout=config.connect_timeout,
+            read_timeout=config.upstream_timeout, max_idle=config.upstream_pool_size,
+            idle_timeout=config.upstream_idle_timeout,
+        )
+        state.pools[gateway.name] = pool
+        state.mirrors[gateway.name] = KeyMirror(pool, config)
+    refreshers = [asyncio.create_task(m.refresh_forever()) for m in state.mirrors.values()]
+    yield
+    for task in refreshers:
+        task.cancel()
+    await asyncio.gather(*refreshers, return_exceptions=True)
+    for pool in state.pools.values():
+        pool.close()
+
+
+async def _strip_server_header(_: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp announces its version in Server; the relay sends no such detail.
+    response.headers.popall("Server", None)
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def _plain(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, text=text + "\n", headers=headers)
+
+
+_STATUS_RESULTS = {
+    400: Result.BAD_REQUEST, 404: Result.NOT_FOUND, 405: Result.METHOD_NOT_ALLOWED,
+    413: Result.TOO_LARGE, 415: Result.UNSUPPORTED_MEDIA_TYPE,
+}
+
+
+@web.middleware
+async def _relay_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    guard = state.tracker.guard_of(request.protocol)
+    if guard is not None:
+        guard.disarm()  # the head is complete; the handler enforces the body deadline
+    try:
+        if not _origin_form(request.raw_path):
+            # An absolute-form target names a host: the relay is no forward proxy, and a
+            # client never chooses where its request goes (checklist R9).
+            raise web.HTTPNotFound
+        return await handler(request)
+    except web.HTTPException as exc:
+        # aiohttp's own 404/405/413: answer with our short body and count it.
+        state.metrics.count(_STATUS_RESULTS.get(exc.status, Result.BAD_REQUEST))
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return _plain(exc.status, exc.reason, headers)
+    finally:
+        if guard is not None:
+            guard.arm()
+
+
+def _origin_form(target: str) -> bool:
+    return target.startswith("/") and not target.startswith("//")
+
+
+async def _healthz(_: web.Request) -> web.Response:
+    return _plain(200, "ok")
+
+
+def _keys_handler(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        state = request.app[STATE_KEY]
+        try:
+            body, remaining = await state.mirrors[name].get()
+        except UpstreamTimeout:
+            state.metrics.count(Result.KEYS_UNAVAILABLE)
+            return _plain(504, "gateway timeout")
+        except UpstreamError:
+            state.metrics.count(Result.KEYS_UNAVAILABLE)
+            return _plain(502, "keys unavailable")
+        state.metrics.count(Result.KEYS_SERVED)
+        # The same bytes for every client; only the remaining lifetime depends on time.
+        return web.Response(body=body, headers={
+            "Content-Type": KEYS_TYPE, "Cache-Control": f"max-age={remaining}",
+        })
+
+    return handle
+
+
+def _forward_handler(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        state = request.app[STATE_KEY]
+        rejection = _admission(request, state)
+        if rejection is not None:
+            return rejection
+        state.in_flight += 1
+        state.metrics.in_flight.inc()
+        try:
+            return await _forward(request, state, state.pools[name])
+        finally:
+            state.in_flight -= 1
+            state.metrics.in_flight.dec()
+
+    return handle
+
+
+def _media_type(value: str | None) -> str | None:
+    return value.strip().lower() if value is not None else None
+
+
+def _admission(request: web.Request, state: RelayState) -> web.StreamResponse | None:
+    """Checks that need no body: rate limit, in-flight cap, media type, size (RFC 9458 §5)."""
+    if state.limiter is not None:
+        wait = state.limiter.check(request.remote)
+        if wait is not None:
+            state.metrics.count(Result.RATE_LIMITED)
+            return _plain(429, "too many requests", {"Retry-After": str(wait)})
+    if state.in_flight >= state.config.max_in_flight:
+        state.metrics.count(Result.OVERLOADED)
+        return _plain(503, "overloaded", {"Retry-After": "1"})
+    content_types = request.headers.getall("Content-Type", [])
+    # Exact match, no parameters: RFC 9458 §9 registers the types without parameters.
+    if len(content_types) != 1 or _media_type(content_types[0]) not in REQUEST_TYPES:
+        state.metrics.count(Result.UNSUPPORTED_MEDIA_TYPE)
+        return _plain(415, "unsupported media type")
+    length = request.content_length
+    if length is not None and length > state.config.max_body_bytes:
+        state.metrics.count(Result.TOO_LARGE)
+        return _plain(413, "request too large", {"Connection": "close"})
+    if length == 0 or (length is None and not request.body_exists):
+        state.metrics.count(Result.BAD_REQUEST)
+        return _plain(400, "empty request")
+    return None
+
+
+def _upstream_headers(request: web.Request, config: RelayConfig) -> list[tuple[str, str]]:
+    """A fresh minimal set (RFC 9458 §6.2): nothing the client sent except these."""
+    headers = [("content-type", _media_type(request.headers["Content-Type"]) or "")]
+    if request.content_length is not None:
+        headers.append(("content-length", str(request.content_length)))
+    incremental = request.headers.getall("Incremental", [])
+    if len(incremental) == 1 and incremental[0].strip() in _SF_BOOLEAN:
+        headers.append(("incremental", incremental[0].strip()))
+    if config.gateway_token:
+        headers.append(("authorization", f"Bearer {config.gateway_token}"))
+    return headers
+
+
+async def _read_some(request: web.Request, deadline: float) -> bytes:
+    remaining = deadline - time.monotonic()
+    try:
+        async with asyncio.timeout(max(remaining, 0.0)):
+            return await request.content.readany()
+    except TimeoutError:
+        raise ClientBodyError(408, Result.CLIENT_TIMEOUT) from None
+    except Exception:
+        raise ClientBodyError(400, Result.CLIENT_ABORTED) from None
+
+
+async def _stream_body(request: web.Request, first: bytes, state: RelayState,
+                       deadline: float) -> AsyncIterator[bytes]:
+    """The client's body as it arrives, within the size limit and the body deadline."""
+    total = len(first)
+    yield first
+    while piece := await _read_some(request, deadline):
+        total += len(piece)
+        if total > state.config.max_body_bytes:
+            raise ClientBodyError(413, Result.TOO_LARGE)
+        yield piece
+        state.metrics.add_bytes(Direction.UPSTREAM, len(piece))
+
+
+async def _read_small(request: web.Request, length: int, deadline: float) -> bytes:
+    body = bytearray()
+    while len(body) < length:
+        piece = await _read_some(request, deadline)
+        if not piece:
+            raise ClientBodyError(400, Result.CLIENT_ABORTED)
+        body += piece
+    return bytes(body)
+
+
+async def _forward(
+    request: web.Request, state: RelayState, pool: UpstreamPool
+) -> web.StreamResponse:
+    deadline = time.monotonic() + state.config.body_timeout
+    length = request.content_length
+    headers = _upstream_headers(request, state.config)
+    started = time.monotonic()
+    try:
+        if length is not None and length <= SMALL_BODY:
+            body = await _read_small(request, length, deadline)
+            state.metrics.add_bytes(Direction.UPSTREAM, len(body))
+            headers = [h for h in headers if h[0] != "content-length"]
+            response = await pool.request("POST", headers, body, chunked=False)
+        else:
+            first = await _read_some(request, deadline)
+            if not first:
+                state.metrics.count(Result.BAD_REQUEST)
+                return _plain(400, "empty request")
+            state.metrics.add_bytes(Direction.UPSTREAM, len(first))
+            stream = _stream_body(request, first, state, deadline)
+            response = await pool.request("POST", headers, stream, chunked=length is None)
+    except ClientBodyError as exc:
+        state.metrics.count(exc.result)
+        return _plain(exc.status, "request not relayed", {"Connection": "close"})
+    except UpstreamTimeout:
+        state.metrics.count(Result.UPSTREAM_TIMEOUT)
+        return _plain(504, "gateway timeout")
+    except UpstreamError:
+        state.metrics.count(Result.UPSTREAM_UNAVAILABLE)
+        return _plain(502, "bad gateway")
+    state.metrics.upstream_latency.observe(time.monotonic() - started)
+    try:
+        return await _respond(request, state, response)
+    finally:
+        response.abort()  # no-op when the body was read completely and the connection pooled
+
+
+async def _respond(request: web.Request, state: RelayState,
+                   upstream: UpstreamResponse) -> web.StreamResponse:
+    head = upstream.head
+    status = head.status
+    if 200 <= status < 300 and _media_type(head.get("content-type")) not in RESPONSE_TYPES:
+        status = 502
+    if status == 503:
+        # Load shedding is worth passing on, with the relay's own body and a checked Retry-After.
+        state.metrics.count(Result.GATEWAY_SERVER_ERROR)
+        retry = (head.get("retry-after") or "").strip()
+        valid = _DELTA_SECONDS.fullmatch(retry) is not None
+        return _plain(503, "gateway unavailable", {"Retry-After": retry} if valid else None)
+    if not (200 <= status < 300 or 400 <= status < 500):
+        # 3xx (never followed), 5xx and malformed 2xx: no gateway detail reaches the client.
+        state.metrics.count(Result.GATEWAY_SERVER_ERROR)
+        return _plain(502, "bad gateway")
+    headers = [(name, value) for name in DOWNSTREAM_FIELDS for value in head.get_all(name)]
+    if head.content_length is not None and head.content_length <= SMALL_BODY:
+        return await _respond_small(state, upstream, status, headers)
+    response = web.StreamResponse(status=status)
+    for name, value in headers:
+        response.headers.add(name, value)
+    if head.content_length is not None:
+        response.content_length = head.content_length
+    await response.prepare(request)
+    if not await _copy_body(request, state, upstream, response):
+        return response
+    state.metrics.count(Result.FORWARDED if status < 300 else Result.GATEWAY_CLIENT_ERROR)
+    await response.write_eof()
+    return response
+
+
+async def _respond_small(state: RelayState, upstream: UpstreamResponse, status: int,
+                         headers: list[tuple[str, str]]) -> web.StreamResponse:
+    """A small fixed-length answer is sent in one write; it has no chunks to deliver early."""
+    body = bytearray()
+    try:
+        async for piece in upstream.chunks():
+            body += piece
+    except UpstreamError as exc:
+        timed_out = isinstance(exc, UpstreamTimeout)
+        state.metrics.count(Result.UPSTREAM_TIMEOUT if timed_out else Result.UPSTREAM_UNAVAILABLE)
+        return _plain(504 if timed_out else 502, "gateway timeout" if timed_out else "bad gateway")
+    state.metrics.add_bytes(Direction.DOWNSTREAM, len(body))
+    state.metrics.count(Result.FORWARDED if status < 300 else Result.GATEWAY_CLIENT_ERROR)
+    response = web.Response(status=status, body=bytes(body))
+    for name, value in headers:
+        response.headers.add(name, value)
+    return response
+
+
+async def _copy_body(request: web.Request, state: RelayState, upstream: UpstreamResponse,
+                     response: web.StreamResponse) -> bool:
+    """Stream the gateway's body; on failure close the client connection so it sees truncation."""
+    try:
+        async for piece in upstream.chunks():
+            await response.write(piece)  # each piece is written (flushed) as it arrives
+            state.metrics.add_bytes(Direction.DOWNSTREAM, len(piece))
+    except UpstreamError as exc:
+        timed_out = isinstance(exc, UpstreamTimeout)
+        state.metrics.count(Result.UPSTREAM_TIMEOUT if timed_out else Result.UPSTREAM_UNAVAILABLE)
+    except (ConnectionError, asyncio.CancelledError):
+        state.metrics.count(Result.CLIENT_ABORTED)
+        upstream.abort()
+        raise
+    else:
+        return True
+    upstream.abort()
+    if request.transport is not None:
+        request.transport.close()  # no final chunk: the client sees an incomplete response
+    return False
+
+
+# --------------------------------------------------------------------------- serving
+
+
+class _QuietFilter(logging.Filter):
+    """aiohttp logs "Error handling request from <peer>" with a traceback that can quote
+    request bytes; keep the event, drop the details (no client address, no content)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = record.exc_info[1].__class__.__name__ if record.exc_info else "none"
+        record.msg = "request error withheld (%s)"
+        record.args = (kind,)
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
+        return True
+
+
+_QUIET = _QuietFilter()
+
+
+def quiet_aiohttp_logs() -> None:
+    """Install the filter on aiohttp's loggers (idempotent)."""
+    for name in ("aiohttp.server", "aiohttp.access", "aiohttp.web", "aiohttp.internal"):
+        logger = logging.getLogger(name)
+        if _QUIET not in logger.filters:
+            logger.addFilter(_QUIET)
+
+
+def _loop_exception_handler(_: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+    # The default handler prints transport and protocol reprs, which can include peer data.
+    exc = context.get("exception")
+    log.warning("event loop error withheld (%s)", type(exc).__name__ if exc else "none")
+
+
+def server_ssl_context(config: RelayConfig) -> ssl.SSLContext | None:
+    if not config.tls_cert or not config.tls_key:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    return context
+
+
+@dataclass(frozen=True)
+class Listening:
+    port: int
+    metrics_port: int | None
+
+
+@contextlib.asynccontextmanager
+async def serve(config: RelayConfig, *, app: web.Application | None = None,
+                reuse_port: bool = False) -> AsyncIterator[Listening]:
+    """Run the relay (and its metrics listener) until the block ends; port 0 picks a free one."""
+    app = app or create_app(config)
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_loop_exception_handler)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    metrics_runner: web.AppRunner | None = None
+    server: asyncio.AbstractServer | None = None
+    try:
+        assert runner.server is not None
+        factory = app[STATE_KEY].tracker.factory(runner.server)
+        tls = server_ssl_context(config)
+        server = await loop.create_server(
+            factory, config.listen_host, config.listen_port, ssl=tls,
+            reuse_port=reuse_port or None,
+            ssl_handshake_timeout=config.header_timeout if tls else None,
+        )
+        port = server.sockets[0].getsockname()[1]
+        metrics_port = None
+        if config.metrics_host is not None and config.metrics_port is not None:
+            metrics_runner = web.AppRunner(
+                create_metrics_app(app[STATE_KEY].metrics), access_log=None, handle_signals=False
+            )
+            await metrics_runner.setup()
+            site = web.TCPSite(metrics_runner, config.metrics_host, config.metrics_port,
+                               reuse_port=reuse_port or None)
+            await site.start()
+            metrics_port = metrics_runner.addresses[0][1]
+        yield Listening(port, metrics_port)
+    finally:
+        if server is not None:
+            server.close()
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
+        await runner.cleanup()

@@ -1,0 +1,151 @@
+"""A tiny smoke of the load benchmark: real processes, a few requests, every part of the harness.
+
+Benchmarks are not tests: nothing here looks at speed. It checks the harness still runs end to
+end and counts what it sends (wrk and nginx parts are skipped when not installed).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import load, loadgen, procs, report
+from benchmarks.load import LoadConfig
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = {
+    "duration": 0.4,
+    "rounds": 1,
+    "connections": 2,
+    "workers": 1,
+    "pool_size": 24,
+    "scaling_concurrency": (1, 2),
+    "scaling_workers": (1,),
+    "scaling_duration": 0.3,
+    "plots": False,
+    "progress": False,
+}
+
+
+def _run(tmp_path: Path, **overrides: Any) -> tuple[dict[str, Any], str]:
+    cfg = LoadConfig(**{**TINY, "out_dir": tmp_path, **overrides})
+    report_path = load.run_and_report(cfg)
+    data = json.loads((report_path.parent / "results.json").read_text())
+    return data, report_path.read_text()
+
+
+def _assert_served(data: dict[str, Any], scenario: str) -> dict[str, Any]:
+    row = report.summarize([p for p in data["phases"] if p["scenario"] == scenario])
+    assert row["requests"] > 0, scenario
+    assert row["failed"] == 0, (scenario, row["statuses"], row["errors"])
+    assert row["p"][50.0] > 0
+    return row
+
+
+def test_local_run_with_builtin_generator(tmp_path: Path) -> None:
+    data, text = _run(tmp_path, tool="builtin")
+    expected = ["backend", "gateway", "relay"] + (["nginx"] if procs.nginx_binary() else [])
+    assert [p["scenario"] for p in data["phases"]] == expected
+    assert data["inner_checks"] == {name: 200 for name in expected if name != "backend"}
+    rows = {name: _assert_served(data, name) for name in expected}
+    # Each proxy scenario measured both its proxy and the gateway behind it, from /proc.
+    assert set(rows["relay"]["cpu_us_per_request"]) == {"relay", "gateway"}
+    assert rows["gateway"]["cpu_us_per_request"]["gateway"] > 0
+    assert data["peak_rss_kib"]["gateway"] > 0
+    assert [(p["workers"], p["connections"]) for p in data["scaling"]] == [(1, 1), (1, 2)]
+    assert "Replay check **off**" in text and "## Scaling" in text
+    assert "Relay vs nginx" in text or not procs.nginx_binary()
+    # The report re-renders from its JSON alone, and lands in a README between its markers.
+    results = next(tmp_path.glob("load-*/results.json"))
+    readme = tmp_path / "README.md"
+    readme.write_text("# Benchmarks\n\n## Micro\nkept as is\n")
+    assert report.main([str(results), "--update-readme", str(readme)]) == 0
+    for _ in range(2):  # idempotent: the second update replaces the first
+        report.update_readme(readme, (results.parent / "report.md").read_text())
+    written = readme.read_text()
+    assert written.startswith("# Benchmarks\n\n## Micro\nkept as is\n")
+    assert written.count(report.README_BEGIN) == 1 and "| gateway only" in written
+
+
+@pytest.mark.skipif(loadgen.wrk_binary() is None, reason="wrk is not installed")
+def test_wrk_cycles_the_pool(tmp_path: Path) -> None:
+    data, _ = _run(
+        tmp_path, tool="wrk", duration=1.0, scenarios=("gateway",), scaling_concurrency=()
+    )
+    row = _assert_served(data, "gateway")
+    assert data["config"]["tool"] == "wrk"
+    # More requests than the pool holds: wrk_post.lua cycled it without a single failure.
+    assert row["requests"] > TINY["pool_size"]
+
+
+def test_target_mode_drives_an_existing_relay(tmp_path: Path) -> None:
+    from ohttp.keys import GatewayKey, save_key_file
+
+    keys = tmp_path / "keys.json"
+    save_key_file(keys, [GatewayKey.generate(7)])
+    gateway = procs.start_gateway(keys, 1, tmp_path)
+    try:
+        relay = procs.start_relay(gateway, 1, tmp_path)
+        try:
+            data, text = _run(
+                tmp_path,
+                tool="builtin",
+                target_relay=relay.url + "/",
+                keys=gateway.url + procs.GATEWAY_PATH,
+                scaling_concurrency=(2,),
+            )
+        finally:
+            procs.stop(relay)
+        # Error answers are counted by status: the gateway refuses this media type (415).
+        wrong = loadgen.Pool.write(tmp_path / "wrong", [b"x" * 8], "text/plain")
+        spec = loadgen.LoadSpec(gateway.url + procs.GATEWAY_PATH, wrong, 1, 0.2)
+        refused = loadgen.run_builtin(spec)
+    finally:
+        procs.stop(gateway)
+    assert set(refused.statuses) == {"415"} and refused.failed == refused.requests > 0
+    assert data["inner_checks"] == {"target": 200}
+    _assert_served(data, "target")
+    assert len(data["scaling"]) == 1 and "target relay" in text
+
+
+def test_refused_connections_are_counted_not_dropped(tmp_path: Path) -> None:
+    pool = loadgen.Pool.write(tmp_path / "pool", [b"x"], "application/octet-stream")
+    closed = f"http://{procs.LOOPBACK}:{procs.free_port()}/"
+    result = loadgen.run_builtin(loadgen.LoadSpec(closed, pool, 2, 0.2))
+    assert result.requests == 0 and result.failed > 0
+    assert set(result.errors) == {"ConnectionRefusedError"}
+
+
+def test_merge_quantiles_of_identical_phases_is_unchanged() -> None:
+    samples = [float(v) for v in range(1, 1001)]
+    single = loadgen.quantiles_of(samples)
+    merged = loadgen.merge_quantiles([(1000, single), (1000, single)])
+    for q in (50.0, 90.0, 99.0, 99.9):
+        assert loadgen.quantile(merged, q) == loadgen.quantile(single, q)
+
+
+def test_top_functions_reads_collapsed_stacks() -> None:
+    collapsed = (
+        "process 1:x;main (a/m.py:1);decrypt (a/x.py:1) 20\n"
+        "process 1:x;main (a/m.py:1);decrypt (a/x.py:2) 10\n"
+        "main (a/m.py:1);seal (a/x.py:9) 10\n"
+    )
+    top = load.top_functions(collapsed)
+    assert top == [("decrypt (a/x.py)", 0.75, 0.75), ("seal (a/x.py)", 0.25, 0.25)]
+
+
+def test_command_line_help() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "load", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and "--target-relay" in done.stdout
