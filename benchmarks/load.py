@@ -181,6 +181,7 @@ class Phase:
     cpu_seconds: dict[str, float]
     loadgen_cpu_seconds: float
     pool_start: int
+    gateway_results: dict[str, int] | None = None  # from its /metrics; None if not visible
 
 
 @dataclass
@@ -215,6 +216,8 @@ def measure(
     duration: float,
 ) -> Phase:
     """Run one load phase and the CPU each server spent in it."""
+    gateway = servers.get("gateway")
+    results_before = procs.gateway_results(gateway) if gateway else None
     pids = {name: server.pids() for name, server in servers.items()}
     before = {name: procs.cpu_seconds(p) for name, p in pids.items()}
     loadgen_before = _loadgen_cpu()
@@ -230,7 +233,15 @@ def measure(
     result = loadgen.run_load(spec, cfg.resolved_tool())
     loadgen_cpu = _loadgen_cpu() - loadgen_before
     cpu = {name: procs.cpu_seconds(p) - before[name] for name, p in pids.items()}
-    return Phase(scenario, round_index, connections, workers, result, cpu, loadgen_cpu, start)
+    phase = Phase(scenario, round_index, connections, workers, result, cpu, loadgen_cpu, start)
+    results_after = procs.gateway_results(gateway) if gateway else None
+    if results_before is not None and results_after is not None:
+        phase.gateway_results = {
+            k: n - results_before.get(k, 0)
+            for k, n in results_after.items()
+            if n - results_before.get(k, 0)
+        }
+    return phase
 
 
 # --- progress ---
@@ -415,7 +426,8 @@ def run_scaling(
             else procs.start_gateway(keys, workers, workdir, name=f"gateway-w{workers}")
         )
         try:
-            cursor = Cursor(cfg.pool_size)
+            # The scenarios' gateway has already seen part of the pool: carry on from there.
+            cursor = Cursor(cfg.pool_size, run.pool_reuse.get(gateway.name, 0))
             url = gateway.url + procs.GATEWAY_PATH
             for connections in cfg.scaling_concurrency:
                 phase = measure(

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import time
 from collections import Counter
@@ -280,12 +281,14 @@ async def _exchange(stream: Stream, shared: _Shared, head: bytes, timeout: float
 async def _connection(spec: LoadSpec, shared: _Shared, head: bytes, deadline: float) -> None:
     """One client connection: requests back to back until the deadline, reconnecting on error."""
     parts = urlsplit(spec.url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    tls = ssl.create_default_context() if parts.scheme == "https" else None
+    host, port = parts.hostname or "127.0.0.1", parts.port or (443 if tls else 80)
     stream: Stream | None = None
     while time.monotonic() < deadline:
         try:
             if stream is None:
-                stream = await asyncio.wait_for(asyncio.open_connection(host, port), spec.timeout)
+                connecting = asyncio.open_connection(host, port, ssl=tls)
+                stream = await asyncio.wait_for(connecting, spec.timeout)
             if not await _exchange(stream, shared, head, spec.timeout):
                 _close(stream)
                 stream = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -41,7 +42,7 @@ class Server:
     processes: list[subprocess.Popen[bytes]]
     url: str
     log_path: Path
-    extra_pids: list[int] = field(default_factory=list)
+    metrics_urls: list[str] = field(default_factory=list)
 
     def pids(self) -> list[int]:
         """Every live PID of this server: roots and all their descendants (workers)."""
@@ -143,10 +144,54 @@ def start_ohttp(name: str, args: list[str], port: int, workdir: Path) -> Server:
 
 
 def start_gateway(keys: Path, workers: int, workdir: Path, name: str = "gateway") -> Server:
-    port = free_port()
+    """``ohttp gateway --backend echo`` with its metrics listener (worker i on PORT+i)."""
+    port, metrics = free_port(), free_ports(workers)
     args = ["gateway", "--keys", str(keys), "--listen", f"{LOOPBACK}:{port}"]
     args += ["--backend", "echo", "--workers", str(workers)]
-    return start_ohttp(name, args, port, workdir)
+    args += ["--metrics-listen", f"{LOOPBACK}:{metrics}"]
+    server = start_ohttp(name, args, port, workdir)
+    server.metrics_urls = [f"http://{LOOPBACK}:{metrics + i}/metrics" for i in range(workers)]
+    return server
+
+
+def free_ports(count: int, attempts: int = 50) -> int:
+    """The first of ``count`` consecutive ports free on 127.0.0.1 at the time of the call."""
+    for _ in range(attempts):
+        first = free_port()
+        with contextlib.ExitStack() as stack:
+            try:
+                for offset in range(count):
+                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                    sock.bind((LOOPBACK, first + offset))
+            except OSError:
+                continue
+            return first
+    raise RuntimeError("no run of free consecutive ports")
+
+
+_RESULT_LINE = re.compile(r'^ohttp_gateway_requests_total\{result="([a-z_]+)"\} ([0-9.e+]+)$')
+
+
+def gateway_results(server: Server) -> dict[str, int] | None:
+    """The gateway's POST outcomes so far, summed over workers (None if not scrapeable).
+
+    Errors found after decapsulation travel inside an outer 200 (RFC 9458 §5.2), so only the
+    gateway itself can say how many requests really succeeded.
+    """
+    if not server.metrics_urls:
+        return None
+    totals: dict[str, int] = {}
+    for url in server.metrics_urls:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            match = _RESULT_LINE.match(line)
+            if match:
+                totals[match[1]] = totals.get(match[1], 0) + int(float(match[2]))
+    return totals
 
 
 def start_relay(gateway: Server, workers: int, workdir: Path) -> Server:

@@ -79,6 +79,13 @@ def summarize(phases: list[dict[str, Any]]) -> dict[str, Any]:
         ]
     )
     ok = sum(n for status, n in statuses.items() if status.startswith("2"))
+    inner: Counter[str] | None = None
+    if all(p.get("gateway_results") is not None for p in phases):
+        inner = Counter()
+        for p in phases:
+            inner.update(p["gateway_results"])
+    # Failures the gateway found after decapsulation hide inside outer 200s: count them too.
+    inner_failed = sum(n for k, n in (inner or {}).items() if k != "ok")
     loadgen_cpu = sum(p["loadgen_cpu_seconds"] for p in phases)
     return {
         "requests": requests,
@@ -86,7 +93,8 @@ def summarize(phases: list[dict[str, Any]]) -> dict[str, Any]:
         "rps": requests / duration if duration else 0.0,
         "statuses": dict(statuses),
         "errors": dict(errors),
-        "failed": requests - ok + sum(errors.values()),
+        "failed": requests - ok + sum(errors.values()) + inner_failed,
+        "gateway_results": None if inner is None else dict(inner),
         "quantiles": quantiles,
         "p": {q: quantile(quantiles, q) for q in (50.0, 90.0, 99.0, 99.9)},
         "cpu_us_per_request": {
@@ -174,12 +182,12 @@ def replay_statement(data: dict[str, Any]) -> str:
             f"Replay check **off**: the inner requests carry no `Date`, so the gateway's Date "
             f"window and replay cache do not apply (RFC 9458 §6.5). Pool of "
             f"{cfg['pool_size']:,} distinct encapsulated requests, cycled (at most "
-            f"{most:,} sent to one gateway process)."
+            f"{most:,} sent to one gateway)."
         )
     if most <= cfg["pool_size"]:
         return (
             f"Replay check **on**: every request carries a `Date` and each of the "
-            f"{cfg['pool_size']:,} distinct requests reached a gateway process at most once."
+            f"{cfg['pool_size']:,} distinct requests reached each gateway at most once."
         )
     return (
         f"Replay check **on but the pool was reused** ({most:,} requests for a pool of "
@@ -191,7 +199,11 @@ def replay_statement(data: dict[str, Any]) -> str:
 def _status_text(row: dict[str, Any]) -> str:
     parts = [f"{k}: {v:,}" for k, v in sorted(row["statuses"].items())]
     parts += [f"{k}: {v:,}" for k, v in sorted(row["errors"].items())]
-    return ", ".join(parts) or "none"
+    text = ", ".join(parts) or "none"
+    if row["gateway_results"] is not None:
+        inner = ", ".join(f"{k}: {v:,}" for k, v in sorted(row["gateway_results"].items()))
+        text += f"; gateway outcomes (its /metrics): {inner or 'none'}"
+    return text
 
 
 def render(data: dict[str, Any]) -> str:

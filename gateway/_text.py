@@ -10,13 +10,12 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 from gateway import _textdata as data
 
-Style = Literal["concise", "formal", "friendly"]
 STYLES: Final[frozenset[str]] = frozenset({"concise", "formal", "friendly"})
 UNDETERMINED: Final = "und"  # BCP 47 "undetermined language"
 
@@ -44,6 +43,7 @@ _LEADING_MARKER = re.compile(
     re.IGNORECASE,
 )
 _SPACES = re.compile(r"\s+")
+_DIGIT = re.compile(r"\d")
 
 _ALL_STOP_WORDS: Final = frozenset().union(*data.STOP_WORDS.values())
 
@@ -72,18 +72,18 @@ def _term(token: str, stop_words: frozenset[str]) -> str | None:
 
 def detect_language(text: str) -> str:
     """ISO 639-1 code of the language whose stop words cover most tokens, or "und"."""
-    words = tokens(text)
+    words = Counter(tokens(text))
     if not words:
         return UNDETERMINED
-    hits = {lang: 0 for lang in data.STOP_WORDS}
-    for word in words:
-        for lang, stop_words in data.STOP_WORDS.items():
-            if word in stop_words:
-                hits[lang] += 1
-        if word.partition("'")[0] in data.ELISIONS and "'" in word:
-            hits["fr"] += 1  # l'équipe, j'ai: French elision
+    hits = {
+        lang: sum(n for word, n in words.items() if word in stop_words)
+        for lang, stop_words in data.STOP_WORDS.items()
+    }
+    # Elided articles and pronouns (l'équipe, j'ai) are French.
+    hits["fr"] += sum(n for word, n in words.items() if word.partition("'")[0] in data.ELISIONS
+                      and "'" in word)
     best = max(hits, key=lambda lang: hits[lang])
-    if hits[best] < 2 and hits[best] / len(words) < 0.2:
+    if hits[best] < 2 and hits[best] / words.total() < 0.2:
         return UNDETERMINED
     return best
 
@@ -108,11 +108,16 @@ def split_sentences(text: str) -> list[str]:
 def _ends_with_abbreviation(text: str, match: re.Match[str]) -> bool:
     if match.group(0) != ".":
         return False
-    before = _WORD_BEFORE.search(text, 0, match.start())
+    before = _word_before(text, match.start())
     if before is None:
         return False
     word = before.group(1)
     return word.lower() in data.ABBREVIATIONS or (len(word) == 1 and word.isupper())
+
+
+def _word_before(text: str, end: int) -> re.Match[str] | None:
+    # A bounded window keeps this linear: searching from 0 would rescan the whole prefix.
+    return _WORD_BEFORE.search(text, max(0, end - 32), end)
 
 
 def _tidy_quote(sentence: str) -> str:
@@ -129,6 +134,8 @@ def _tidy_quote(sentence: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
+    """One message of a group chat."""
+
     sender: str
     text: str
 
@@ -221,12 +228,23 @@ class ChatAnalysis:
         chosen: list[int] = []
         per_sender: Counter[str] = Counter()
         candidates = [i for i, score in enumerate(self._scores) if score > 0]
+
+        def value(index: int) -> float:  # let more people speak
+            return self._scores[index] * 0.8 ** per_sender[self._passages[index].sender]
+
         while candidates and len(chosen) < max_sentences:
-            # Maximal marginal relevance: skip near-duplicates, and let more people speak.
-            best = max(
-                candidates,
-                key=lambda i: self._scores[i] * 0.8 ** per_sender[self._passages[i].sender],
-            )
+            # Maximal marginal relevance: skip near-duplicates of what is already chosen...
+            best = max(candidates, key=value)
+            # ...and of two near-duplicates ("on se retrouve à 9h ?" / "oui, 9h"), quote the
+            # fuller one unless it is clearly worse.
+            fuller = [
+                i
+                for i in candidates
+                if len(self._terms[i]) > len(self._terms[best])
+                and _jaccard(self._terms[i], self._terms[best]) >= 0.5
+                and value(i) >= 0.85 * value(best)
+            ]
+            best = max(fuller, key=value, default=best)
             candidates.remove(best)
             if all(_jaccard(self._terms[best], self._terms[i]) < 0.5 for i in chosen):
                 chosen.append(best)
@@ -288,11 +306,19 @@ def _highlight_bonus(term: str) -> float:
     return 0.4 if any(c.isdigit() for c in term) else 0.2
 
 
+def _phrases(phrases: Iterable[str]) -> re.Pattern[str]:
+    """Any of the phrases, as whole words, in a text of lower-cased tokens joined by spaces."""
+    alternation = "|".join(re.escape(p) for p in sorted(set(phrases), key=len, reverse=True))
+    return re.compile(rf"(?<![\w'-])(?:{alternation})(?![\w'-])")
+
+
+_DECISION: Final = {lang: _phrases(group) for lang, group in data.DECISION_MARKERS.items()}
+_ANY_DECISION: Final = _phrases(m for group in data.DECISION_MARKERS.values() for m in group)
+
+
 def _parse_chat(messages: Sequence[ChatMessage], language: str) -> list[_Passage]:
     stop_words = data.STOP_WORDS.get(language, _ALL_STOP_WORDS) | data.WEAK_WORDS
-    markers = data.DECISION_MARKERS.get(language) or tuple(
-        m for group in data.DECISION_MARKERS.values() for m in group
-    )
+    markers = _DECISION.get(language, _ANY_DECISION)
     passages: list[_Passage] = []
     for message in messages:
         sender = _SPACES.sub(" ", message.sender).strip()
@@ -314,18 +340,20 @@ def _group_pieces(pieces: Sequence[_Piece]) -> Iterator[tuple[_Piece, ...]]:
             index += 1
 
 
-def _analyse(text: str, stop_words: frozenset[str], markers: tuple[str, ...]) -> _Piece:
+def _analyse(text: str, stop_words: frozenset[str], markers: re.Pattern[str]) -> _Piece:
     surface: list[tuple[str, str]] = []
     pairs: set[str] = set()
     previous: str | None = None
+    lowered: list[str] = []
     for written in _TOKEN.findall(text):
-        term = _term(written.lower().replace("\u2019", "'"), stop_words)
+        token = written.lower().replace("\u2019", "'")
+        lowered.append(token)
+        term = _term(token, stop_words)
         if term is not None:
             surface.append((term, _drop_elision(written.replace("\u2019", "'"))))
             if previous is not None:
                 pairs.add(f"{previous} {term}")
         previous = term
-    lowered = " " + " ".join(tokens(text)) + " "
     terms = frozenset(term for term, _ in surface)
     return _Piece(
         text=text,
@@ -333,8 +361,8 @@ def _analyse(text: str, stop_words: frozenset[str], markers: tuple[str, ...]) ->
         pairs=frozenset(pairs),
         surface=tuple(surface),
         dated=any(_is_datelike(t) for t in terms) or _TIME_OR_DATE.search(text) is not None,
-        numeric=any(c.isdigit() for c in text),
-        decision=any(f" {m} " in lowered for m in markers),
+        numeric=_DIGIT.search(text) is not None,
+        decision=markers.search(" ".join(lowered)) is not None,
         question=_QUESTION_END.search(text) is not None,
     )
 
@@ -357,7 +385,7 @@ def _term_weights(
 
 
 # Above this many passages the quadratic graph is skipped; term weights alone rank them.
-_TEXTRANK_LIMIT: Final = 300
+_TEXTRANK_LIMIT: Final = 200
 
 
 def _score_passages(
@@ -415,13 +443,17 @@ def _textrank(term_sets: Sequence[frozenset[str]], damping: float = 0.85) -> lis
                 norm = math.log(len(term_sets[i]) + 1) + math.log(len(term_sets[j]) + 1)
                 edges[i][j] = edges[j][i] = common / norm
     out_weight = [sum(e.values()) for e in edges]
+    # incoming[i]: (j, share of j's rank that flows to i)
+    incoming = [[(j, w / out_weight[j]) for j, w in edges[i].items()] for i in range(count)]
     rank = [1.0] * count
-    for _ in range(30):
+    for _ in range(50):
+        previous = rank
         rank = [
-            (1 - damping)
-            + damping * sum(rank[j] * w / out_weight[j] for j, w in edges[i].items())
+            (1 - damping) + damping * sum(previous[j] * share for j, share in incoming[i])
             for i in range(count)
         ]
+        if max((abs(a - b) for a, b in zip(rank, previous, strict=True)), default=0) < 1e-4:
+            break
     return rank
 
 
@@ -440,6 +472,8 @@ def _display_form(written: Counter[str]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Change:
+    """One edit made by a rewrite rule."""
+
     rule: str
     before: str
     after: str
@@ -447,6 +481,8 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class Rewrite:
+    """A rewritten text, the edits in the order the rules made them, the detected language."""
+
     text: str
     changes: tuple[Change, ...]
     language: str
@@ -475,6 +511,10 @@ def _reported(rule: str, before: str, after: str) -> Change:
         before, after = before[:-1], after[:-1]
     if not after and before.strip():
         before = before.strip()
+    word = before.lstrip(" \t\n.!?")  # ". it" -> ". It" is reported as "it" -> "It"
+    cut = len(before) - len(word)
+    if cut and any(c.isalpha() for c in word) and after[:cut] == before[:cut]:
+        before, after = word, after[cut:]
     return Change(rule, before, after)
 
 
@@ -550,7 +590,12 @@ def _contraction_expansion() -> _Rule:
 
 
 def _contraction_use() -> _Rule:
-    reverse = [(long, short) for short, long in data.CONTRACTIONS if long.lower() != "let us"]
+    # Not "let us" (let us know) nor "we have" (we have a car): no contraction there.
+    reverse = [
+        (long, short)
+        for short, long in data.CONTRACTIONS
+        if long.lower() != "let us" and not short.endswith("'ve")
+    ]
     return _table_rule("contraction_use", reverse, before_word=True)
 
 
@@ -559,7 +604,7 @@ def _capitalise(match: re.Match[str]) -> str:
     start = match.start()
     if prefix.startswith(".") and start > 0 and match.string[start - 1] == ".":
         return match.group(0)  # after an ellipsis the sentence goes on
-    before = _WORD_BEFORE.search(match.string, 0, start)
+    before = _word_before(match.string, start)
     if prefix.startswith(".") and before and before.group(1).lower() in data.ABBREVIATIONS:
         return match.group(0)
     dotted = re.match(r"\.\w", match.string[match.end() : match.end() + 2]) is not None
@@ -578,7 +623,7 @@ def _rule(name: str, pattern: str, replace: str | Callable[[re.Match[str]], str]
 
 
 _COMMON_RULES: Final = (
-    _rule("trailing_space", r"[ \t]+(?=\n|$)", ""),
+    _rule("trailing_space", r"(?<![ \t])[ \t]+(?=\n|$)", ""),
     _rule("double_space", r"(?<=\S)[ \t]{2,}(?=\S)", " "),
     _rule("orphan_punctuation", r"(?<=\w)[ \t]*,[ \t]*(?=[.!?;:,])|^[ \t]*[,;][ \t]*", ""),
     _rule("misplaced_comma", r"(?<=\w)[ \t]+([,;])(?=[^\W\d_])", r"\1 "),  # "ok ,so"
@@ -607,7 +652,9 @@ _FRENCH_RULES: Final = (
     # French typography: a no-break space before ; : ! ? (not in 10:30 or https://).
     _rule("french_spacing", r"(?<=[\w»)])([;!?]|:(?![\d/]))", "\u00a0\\1"),
 )
-_REPEATED_PUNCTUATION: Final = _rule("repeated_punctuation", r"([!?])\1+|(?<=\.\.\.)\.+", r"\1")
+_REPEATED_PUNCTUATION: Final = _rule(
+    "repeated_punctuation", r"([!?])\1+|(?<=\.\.\.)\.+|(?<=\w)(\.)\.(?!\.)", r"\1\2"
+)
 _FINAL_PUNCTUATION: Final = _rule("final_punctuation", r"(?<=[^\W_])[ \t]*\Z", ".")
 
 _STYLE_RULES: Final[dict[tuple[str, str], tuple[_Rule, ...]]] = {

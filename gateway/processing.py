@@ -17,6 +17,7 @@ the input.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -70,9 +71,12 @@ def create_app() -> web.Application:
 
 
 async def summarize(request: web.Request) -> web.Response:
+    """``POST /v1/summarize``: the whole summary as one JSON object."""
     query = parse_summarize(await _read_json(request))
-    summary = _text.summarize_chat(query.messages, query.max_sentences)
-    return web.json_response(
+    # In a worker thread: a maximal conversation takes a fraction of a second of CPU, which
+    # must not stall the event loop the gateway shares with this app.
+    summary = await asyncio.to_thread(_text.summarize_chat, query.messages, query.max_sentences)
+    return _json(
         {
             "summary": summary.render(),
             "highlights": list(summary.highlights),
@@ -82,9 +86,10 @@ async def summarize(request: web.Request) -> web.Response:
 
 
 async def summarize_stream(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/summarize/stream``: NDJSON, one line per chosen sentence, then ``done``."""
     query = parse_summarize(await _read_json(request))  # errors before the stream starts
-    analysis = _text.ChatAnalysis(query.messages)
-    response = web.StreamResponse(headers={"Content-Type": NDJSON_TYPE})
+    analysis = await asyncio.to_thread(_text.ChatAnalysis, query.messages)
+    response = web.StreamResponse(headers={"Content-Type": f"{NDJSON_TYPE}; charset=utf-8"})
     await response.prepare(request)
     picked: list[_text.Picked] = []
     try:
@@ -103,13 +108,14 @@ async def summarize_stream(request: web.Request) -> web.StreamResponse:
 
 
 async def rewrite(request: web.Request) -> web.Response:
+    """``POST /v1/rewrite``: the rewritten text and the list of changes."""
     query = parse_rewrite(await _read_json(request))
-    result = _text.rewrite(query.text, query.style)
+    result = await asyncio.to_thread(_text.rewrite, query.text, query.style)
     changes = [
         {"rule": c.rule, "before": c.before, "after": c.after}
         for c in result.changes[:MAX_REPORTED_CHANGES]
     ]
-    return web.json_response({"text": result.text, "changes": changes})
+    return _json({"text": result.text, "changes": changes})
 
 
 # --- Input validation ---------------------------------------------------------------------
@@ -130,7 +136,7 @@ def parse_summarize(document: object) -> SummarizeInput:
     max_sentences = document.get("max_sentences", DEFAULT_MAX_SENTENCES)
     # bool is an int subclass; "true" sentences is not a count.
     if type(max_sentences) is not int or not 1 <= max_sentences <= MAX_SENTENCES:
-        raise BadRequest("max_sentences must be an integer from 1 to 20")
+        raise BadRequest(f"max_sentences must be an integer from 1 to {MAX_SENTENCES}")
     return SummarizeInput(messages, max_sentences)
 
 
@@ -141,7 +147,7 @@ def _parse_message(item: object) -> _text.ChatMessage:
     if not isinstance(sender, str) or not isinstance(text, str):
         raise BadRequest("each message needs a string sender and a string text")
     if not sender.strip() or len(sender) > MAX_SENDER_CHARS:
-        raise BadRequest("sender must have 1 to 64 characters")
+        raise BadRequest(f"sender must have 1 to {MAX_SENDER_CHARS} characters")
     if len(text) > MAX_MESSAGE_CHARS:
         raise BadRequest("message text too long")
     return _text.ChatMessage(sender, text)
@@ -182,13 +188,25 @@ def _reject_constant(_name: str) -> object:
 # --- Responses ----------------------------------------------------------------------------
 
 
+def _json_bytes(document: object) -> bytes:
+    # Readable UTF-8 (déménage, not d\u00e9m\u00e9nage). A lone surrogate from the input
+    # cannot be UTF-8: backslashreplace writes it as the JSON escape \udXXX, and since
+    # surrogates only occur inside JSON strings, the output stays valid JSON.
+    return json.dumps(document, ensure_ascii=False).encode("utf-8", "backslashreplace")
+
+
+def _json(document: object, status: int = 200) -> web.Response:
+    return web.Response(
+        body=_json_bytes(document), status=status, content_type=JSON_TYPE, charset="utf-8"
+    )
+
+
 def _ndjson(document: object) -> bytes:
-    # ensure_ascii (the default) also keeps lone surrogates from the input encodable.
-    return json.dumps(document).encode("ascii") + b"\n"
+    return _json_bytes(document) + b"\n"
 
 
 def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+    return _json({"error": message}, status=status)
 
 
 _HTTP_ERRORS: Final = {

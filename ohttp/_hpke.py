@@ -54,6 +54,10 @@ __all__ = [
     "extract",
     "expand",
     "get_suite",
+    "is_supported",
+    "kem_private_key_length",
+    "kem_public_key_length",
+    "random_response_nonce",
     "response_nonce_length",
 ]
 
@@ -191,24 +195,32 @@ class _Labeled:
         """The constant head of ``labeled_info``: I2OSP(L, 2) || "HPKE-v1" || suite_id || label."""
         return struct.pack(">H", length) + self.prefix + label
 
-    def expand_keyed(self, prk_mac: hmac.HMAC, head: bytes, info: bytes, length: int) -> bytes:
-        """LabeledExpand with a keyed PRK and a precomputed :meth:`expand_info` head."""
+    def expand_keyed(
+        self, prk_mac: hmac.HMAC, head: bytes, info: bytes, length: int, *, last: bool = False
+    ) -> bytes:
+        """LabeledExpand with a keyed PRK and a precomputed :meth:`expand_info` head; with
+        ``last`` the keyed state is consumed instead of copied."""
         if length <= self.algorithm.digest_size:
-            mac = prk_mac.copy()
+            mac = prk_mac if last else prk_mac.copy()
             mac.update(head + info + b"\x01")
             return mac.finalize()[:length]
         return expand(self.algorithm, _NO_KEY, head + info, length, prk_mac)
 
     def expand(self, prk: bytes, label: bytes, info: bytes, length: int) -> bytes:
-        return self.expand_keyed(self.keyed(prk), self.expand_info(label, length), info, length)
+        head = self.expand_info(label, length)
+        return self.expand_keyed(self.keyed(prk), head, info, length, last=True)
 
 
 # --- suites -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Suite:
-    """An HPKE cipher suite with everything that depends on it alone precomputed."""
+    """An HPKE cipher suite with everything that depends on it alone precomputed.
+
+    Obtain it from :func:`get_suite`, which returns one shared instance per suite; equality
+    and hashing are by identity, which keeps the per-key caches cheap.
+    """
 
     kem_id: int
     kdf_id: int
@@ -227,17 +239,10 @@ class Suite:
     exp_head: bytes = field(repr=False, compare=False)
     shared_secret_head: bytes = field(repr=False, compare=False)
 
-    @property
-    def nh(self) -> int:
-        return self.kdf_hash.digest_size
-
-    @property
-    def n_enc(self) -> int:
-        return self.kem.n_enc
-
-    @property
-    def nt(self) -> int:
-        return _TAG_LENGTH
+    nh: int = field(repr=False, compare=False)
+    n_enc: int = field(repr=False, compare=False)
+    nt: int = field(repr=False, compare=False)
+    n_response_nonce: int = field(repr=False, compare=False)  # max(Nn, Nk), RFC 9458 §4.4
 
 
 _SUITES: dict[tuple[int, int, int], Suite] = {}
@@ -274,6 +279,10 @@ def get_suite(kem_id: int, kdf_id: int, aead_id: int) -> Suite:
         labeled.expand_info(b"base_nonce", nn),
         labeled.expand_info(b"exp", kdf_hash.digest_size),
         kem_labeled.expand_info(b"shared_secret", kem.n_secret),
+        kdf_hash.digest_size,
+        kem.n_enc,
+        _TAG_LENGTH,
+        max(nn, nk),
     )
     _SUITES[ids] = suite  # bounded: 5 x 3 x 3 suites at most
     return suite
@@ -281,7 +290,7 @@ def get_suite(kem_id: int, kdf_id: int, aead_id: int) -> Suite:
 
 def response_nonce_length(suite: Suite) -> int:
     """max(Nn, Nk): the length of the exported secret and response nonce (RFC 9458 §4.4)."""
-    return max(suite.nn, suite.nk)
+    return suite.n_response_nonce
 
 
 # --- AEAD with an explicit counter ----------------------------------------------------------
@@ -309,7 +318,7 @@ class AEADState:
     def seal(self, seq: int, plaintext: bytes, aad: bytes = b"") -> bytes:
         return self._aead.encrypt(self.nonce(seq), plaintext, aad)
 
-    def open(self, seq: int, ciphertext: bytes, aad: bytes = b"") -> bytes:
+    def open(self, seq: int, ciphertext: bytes | memoryview, aad: bytes = b"") -> bytes:
         """Open message ``seq``; any failure is a :class:`DecryptionError`."""
         if len(ciphertext) < _TAG_LENGTH:
             raise DecryptionError()
@@ -330,7 +339,7 @@ class Context(Protocol):
 
     def seal(self, plaintext: bytes, aad: bytes = b"") -> bytes: ...
 
-    def open(self, ciphertext: bytes, aad: bytes = b"") -> bytes: ...
+    def open(self, ciphertext: bytes | memoryview, aad: bytes = b"") -> bytes: ...
 
     def export(self, exporter_context: bytes, length: int) -> bytes: ...
 
@@ -353,7 +362,7 @@ class _DirectContext:
         self._seq += 1
         return ciphertext
 
-    def open(self, ciphertext: bytes, aad: bytes = b"") -> bytes:
+    def open(self, ciphertext: bytes | memoryview, aad: bytes = b"") -> bytes:
         plaintext = self._aead.open(self._seq, ciphertext, aad)
         self._seq += 1  # only after success (RFC 9180 §5.2 ContextR.Open)
         return plaintext
@@ -378,9 +387,9 @@ class _PyhpkeContext:
         self._seq += 1
         return ciphertext
 
-    def open(self, ciphertext: bytes, aad: bytes = b"") -> bytes:
+    def open(self, ciphertext: bytes | memoryview, aad: bytes = b"") -> bytes:
         try:
-            plaintext = self._context.open(ciphertext, aad)
+            plaintext = self._context.open(bytes(ciphertext), aad)
         except pyhpke.PyHPKEError:
             raise DecryptionError() from None
         self._seq += 1
@@ -401,7 +410,7 @@ def _key_schedule(suite: Suite, shared_secret: bytes, context: bytes) -> _Direct
     secret = labeled.keyed(labeled.extract(shared_secret, b"secret", b""))
     key = labeled.expand_keyed(secret, suite.key_head, context, suite.nk)
     base_nonce = labeled.expand_keyed(secret, suite.base_nonce_head, context, suite.nn)
-    exporter = labeled.expand_keyed(secret, suite.exp_head, context, suite.nh)
+    exporter = labeled.expand_keyed(secret, suite.exp_head, context, suite.nh, last=True)
     return _DirectContext(suite, AEADState(suite, key, base_nonce), exporter)
 
 
@@ -504,7 +513,7 @@ class PrivateKey:
         self._key = _load_private(kem, raw)
         self.raw = bytes(raw)
         self.public_bytes = _public_bytes(kem, self._key.public_key())
-        self._receivers: dict[tuple[Suite, bytes, Backend], Receiver] = {}
+        self._receivers: dict[tuple[Suite, bytes, bool], Receiver] = {}
 
     @property
     def kem_id(self) -> int:
@@ -532,7 +541,7 @@ class PrivateKey:
 
     def receiver(self, suite: Suite, info: bytes, backend: Backend = Backend.DIRECT) -> Receiver:
         """The prepared receiver for this suite and info (cached: both come from a short list)."""
-        cache_key = (suite, info, backend)
+        cache_key = (suite, info, backend is Backend.DIRECT)
         prepared = self._receivers.get(cache_key)
         if prepared is None:
             prepared = Receiver(self, suite, info, backend)
@@ -599,7 +608,7 @@ class PublicKey:
         self._kem = kem
         self._key = _load_public(kem, raw)
         self.raw = bytes(raw)
-        self._senders: dict[tuple[Suite, bytes, Backend], Sender] = {}
+        self._senders: dict[tuple[Suite, bytes, bool], Sender] = {}
 
     @property
     def kem_id(self) -> int:
@@ -607,7 +616,7 @@ class PublicKey:
 
     def sender(self, suite: Suite, info: bytes, backend: Backend = Backend.DIRECT) -> Sender:
         """The prepared sender for this suite and info (cached like :meth:`PrivateKey.receiver`)."""
-        cache_key = (suite, info, backend)
+        cache_key = (suite, info, backend is Backend.DIRECT)
         prepared = self._senders.get(cache_key)
         if prepared is None:
             prepared = Sender(self, suite, info, backend)
@@ -672,20 +681,20 @@ def derive_response_aead(
     secret = Export(label, max(Nn, Nk)); prk = Extract(enc || response_nonce, secret);
     key = Expand(prk, "key", Nk); nonce = Expand(prk, "nonce", Nn).
     """
-    secret = context.export(export_label, response_nonce_length(suite))
+    secret = context.export(export_label, suite.n_response_nonce)
     prk = hmac.HMAC(extract(suite.kdf_hash, enc + response_nonce, secret), suite.kdf_hash)
-    key = _expand_one_block(prk, b"key", suite.nk)
+    key = _expand_one_block(prk.copy(), b"key", suite.nk)
     nonce = _expand_one_block(prk, b"nonce", suite.nn)
     return AEADState(suite, key, nonce)
 
 
 def _expand_one_block(prk: hmac.HMAC, info: bytes, length: int) -> bytes:
-    """HKDF-Expand for length <= Nh (always true for AEAD keys and nonces): T(1)[:length]."""
-    mac = prk.copy()
-    mac.update(info + b"\x01")
-    return mac.finalize()[:length]
+    """HKDF-Expand for length <= Nh (always true for AEAD keys and nonces): T(1)[:length].
+    Consumes the keyed ``prk`` state."""
+    prk.update(info + b"\x01")
+    return prk.finalize()[:length]
 
 
 def random_response_nonce(suite: Suite) -> bytes:
     """A fresh response nonce from the OS CSPRNG (RFC 9458 §4.4 step 2)."""
-    return os.urandom(response_nonce_length(suite))
+    return os.urandom(suite.n_response_nonce)

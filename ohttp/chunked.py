@@ -42,7 +42,6 @@ order, are the message; if ``header()`` was not called, the first chunk carries 
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from ohttp import _hpke
@@ -50,8 +49,9 @@ from ohttp.encapsulation import (
     CHUNKED_REQUEST_LABEL,
     CHUNKED_RESPONSE_LABEL,
     HEADER_LENGTH,
-    request_header,
     request_info,
+    select_key,
+    sender_setup,
 )
 from ohttp.errors import (
     ChunkedError,
@@ -59,8 +59,6 @@ from ohttp.errors import (
     DecryptionError,
     EncapsulationError,
     OHTTPError,
-    UnknownKeyError,
-    UnsupportedSuiteError,
 )
 from ohttp.keys import GatewayKey, KeyConfig, KeyRing, SymmetricSuite
 from ohttp.varint import decode_varint, encode_varint
@@ -117,41 +115,6 @@ def _split(data: bytes, size: int) -> list[bytes]:
 
 
 # --- helpers shared with ohttp.encapsulation --------------------------------------------------
-# TODO(move to encapsulation.py): these repeat encapsulate_request's suite choice and
-# decapsulate_request's step 1; see the refactor proposed in the issue 6 report.
-
-_HEADER = struct.Struct(">BHHH")  # the layout of encapsulation.request_header (RFC 9458 §4.1)
-
-
-def _client_setup(
-    config: KeyConfig,
-    suite: SymmetricSuite | None,
-    label: bytes,
-    ephemeral_private_key: bytes | None,
-) -> tuple[bytes, bytes, _hpke.Context, _hpke.Suite]:
-    """SetupBaseS for ``config`` with ``label``: (hdr, enc, context, suite); RFC 9458 §4.3."""
-    chosen = config.suites[0] if suite is None else suite
-    if chosen not in config.suites:
-        raise ValueError("suite not offered by this key configuration")
-    hpke_suite = _hpke.get_suite(config.kem, chosen.kdf, chosen.aead)
-    header = request_header(config.key_id, config.kem, chosen.kdf, chosen.aead)
-    sender = config._public.sender(hpke_suite, request_info(label, header))
-    enc, context = sender.setup(ephemeral_private_key)
-    return header, enc, context, hpke_suite
-
-
-def _select_key(keys: KeyRing, header: bytes, now: float | None) -> tuple[GatewayKey, _hpke.Suite]:
-    """RFC 9458 §4.3 step 1: the key and suite named by ``hdr``, before any cryptography."""
-    key_id, kem_id, kdf_id, aead_id = _HEADER.unpack_from(header)
-    key = keys.get(key_id, now)
-    if key is None or key.config.kem != kem_id:
-        raise UnknownKeyError()
-    suite = key._offered.get((kdf_id, aead_id))
-    if suite is None:
-        raise UnsupportedSuiteError()
-    return key, suite
-
-
 # --- encoders ---------------------------------------------------------------------------------
 
 
@@ -242,7 +205,7 @@ class ChunkedRequestEncoder(_ChunkWriter):
         ephemeral_private_key: bytes | None = None,
         limits: ChunkLimits = ChunkLimits(),
     ) -> None:
-        header, enc, context, hpke_suite = _client_setup(
+        header, enc, context, hpke_suite = sender_setup(
             config, suite, CHUNKED_REQUEST_LABEL, ephemeral_private_key
         )
         super().__init__(header + enc, hpke_suite, limits)
@@ -482,8 +445,7 @@ class ChunkedRequestDecoder(_ChunkReader):
             raise ContextUsedError("response encoder already created")
         if self._key is None or self._context is None or self._suite is None:
             raise ContextUsedError("request header not received")
-        self._encoder_taken = True
-        return ChunkedResponseEncoder(
+        encoder = ChunkedResponseEncoder(
             _ENCODER_TOKEN,
             self._key.key_id,
             self._context,
@@ -492,20 +454,22 @@ class ChunkedRequestDecoder(_ChunkReader):
             response_nonce=response_nonce,
             limits=limits,
         )
+        self._encoder_taken = True  # only once created: a bad nonce does not use it up
+        return encoder
 
     def _read_prefix(self, buffer: bytearray) -> int:
         if len(buffer) < HEADER_LENGTH:
             return 0
         if self._key is None:
             header = bytes(buffer[:HEADER_LENGTH])
-            self._key, self._suite = _select_key(self._keys, header, self._now)
+            self._key, self._suite = select_key(self._keys, header, self._now)
         assert self._suite is not None
         enc_end = HEADER_LENGTH + self._suite.n_enc
         if len(buffer) < enc_end:
             return 0
         header = bytes(buffer[:HEADER_LENGTH])
         self._enc = bytes(buffer[HEADER_LENGTH:enc_end])
-        receiver = self._key._hpke_key.receiver(
+        receiver = self._key.hpke_private_key.receiver(
             self._suite, request_info(CHUNKED_REQUEST_LABEL, header)
         )
         self._context = receiver.setup(self._enc)  # DecryptionError for an invalid enc

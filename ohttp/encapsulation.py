@@ -30,7 +30,7 @@ from ohttp.errors import (
     UnknownKeyError,
     UnsupportedSuiteError,
 )
-from ohttp.keys import KeyConfig, KeyRing, SymmetricSuite
+from ohttp.keys import GatewayKey, KeyConfig, KeyRing, SymmetricSuite
 
 __all__ = [
     "CHUNKED_REQUEST_LABEL",
@@ -44,6 +44,8 @@ __all__ = [
     "encapsulate_request",
     "request_header",
     "request_info",
+    "select_key",
+    "sender_setup",
 ]
 
 # The labels, in one place (RFC 9458 §4.3-4.4; draft-ietf-ohai-chunked-ohttp-08 §6).
@@ -91,7 +93,7 @@ class ClientResponseOpener:
         aead = _hpke.derive_response_aead(
             self._context, self._suite, RESPONSE_LABEL, self._enc, nonce
         )
-        return aead.open(0, data[nonce_length:])
+        return aead.open(0, memoryview(data)[nonce_length:])
 
 
 class ResponseSealer:
@@ -118,6 +120,11 @@ class ResponseSealer:
         self._enc = enc
         self._used = False
 
+    @property
+    def enc(self) -> bytes:
+        """The request's encapsulated KEM key: unique per request, the replay-cache key (§6.5)."""
+        return self._enc
+
     def seal(self, response: bytes, *, response_nonce: bytes | None = None) -> bytes:
         """response_nonce || Seal(key, nonce, "", response); the nonce is random by default."""
         if self._used:
@@ -133,6 +140,26 @@ class ResponseSealer:
         return bytes(response_nonce) + aead.seal(0, response)
 
 
+def sender_setup(
+    config: KeyConfig,
+    suite: SymmetricSuite | None,
+    label: bytes,
+    ephemeral_private_key: bytes | None,
+) -> tuple[bytes, bytes, _hpke.Context, _hpke.Suite]:
+    """SetupBaseS for ``config`` with ``label``: (hdr, enc, context, suite); RFC 9458 §4.3.
+
+    ``suite`` defaults to the first pair of the config. Shared with ``ohttp.chunked``.
+    """
+    chosen = config.suites[0] if suite is None else suite
+    if chosen not in config.suites:
+        raise ValueError("suite not offered by this key configuration")
+    hpke_suite = _hpke.get_suite(config.kem, chosen.kdf, chosen.aead)
+    header = request_header(config.key_id, config.kem, chosen.kdf, chosen.aead)
+    sender = config.hpke_public_key.sender(hpke_suite, request_info(label, header))
+    enc, context = sender.setup(ephemeral_private_key)
+    return header, enc, context, hpke_suite
+
+
 def encapsulate_request(
     config: KeyConfig,
     request: bytes,
@@ -145,15 +172,32 @@ def encapsulate_request(
     ``suite`` defaults to the first pair of the config; ``ephemeral_private_key`` exists only
     to reproduce known vectors (a fresh key is generated otherwise).
     """
-    chosen = config.suites[0] if suite is None else suite
-    if chosen not in config.suites:
-        raise ValueError("suite not offered by this key configuration")
-    hpke_suite = _hpke.get_suite(config.kem, chosen.kdf, chosen.aead)
-    header = request_header(config.key_id, config.kem, chosen.kdf, chosen.aead)
-    sender = config._public.sender(hpke_suite, request_info(REQUEST_LABEL, header))
-    enc, context = sender.setup(ephemeral_private_key)
+    header, enc, context, hpke_suite = sender_setup(
+        config, suite, REQUEST_LABEL, ephemeral_private_key
+    )
     ciphertext = context.seal(request)  # aad is empty (RFC 9458 §4.3)
     return header + enc + ciphertext, ClientResponseOpener(context, hpke_suite, enc)
+
+
+def select_key(
+    keys: KeyRing, header: bytes | memoryview, now: float | None = None
+) -> tuple[GatewayKey, _hpke.Suite]:
+    """RFC 9458 §4.3 step 1 on the first 7 bytes, before any cryptography runs.
+
+    EncapsulationError if shorter than 7 bytes; UnknownKeyError when the key id is unknown
+    (or expired) or its KEM differs; UnsupportedSuiteError when (KDF, AEAD) is not offered.
+    Shared with ``ohttp.chunked``.
+    """
+    if len(header) < HEADER_LENGTH:
+        raise EncapsulationError("encapsulated request truncated")
+    key_id, kem_id, kdf_id, aead_id = _HEADER.unpack_from(header)
+    key = keys.get(key_id, now)
+    if key is None or key.config.kem != kem_id:  # §4.3 step 1a
+        raise UnknownKeyError()
+    suite = key.offered_suite(kdf_id, aead_id)
+    if suite is None:  # §4.3 step 1b
+        raise UnsupportedSuiteError()
+    return key, suite
 
 
 def decapsulate_request(
@@ -161,22 +205,14 @@ def decapsulate_request(
 ) -> tuple[bytes, ResponseSealer]:
     """Decapsulate a request (RFC 9458 §4.3): the plaintext and the sealer for its response."""
     data = bytes(encapsulated_request)
-    if len(data) < HEADER_LENGTH:
-        raise EncapsulationError("encapsulated request truncated")
-    key_id, kem_id, kdf_id, aead_id = _HEADER.unpack_from(data)
-    # Step 1: the key is chosen by key id before any cryptography runs.
-    key = keys.get(key_id, now)
-    if key is None or key.config.kem != kem_id:  # §4.3 step 1a
-        raise UnknownKeyError()
-    suite = key._offered.get((kdf_id, aead_id))
-    if suite is None:  # §4.3 step 1b
-        raise UnsupportedSuiteError()
+    key, suite = select_key(keys, data, now)
     enc_end = HEADER_LENGTH + suite.n_enc
     if len(data) < enc_end + suite.nt:
         raise EncapsulationError("encapsulated request truncated")
     header = data[:HEADER_LENGTH]
     enc = data[HEADER_LENGTH:enc_end]
-    receiver = key._hpke_key.receiver(suite, request_info(REQUEST_LABEL, header))
+    receiver = key.hpke_private_key.receiver(suite, request_info(REQUEST_LABEL, header))
     context = receiver.setup(enc)  # DecryptionError for invalid or small-order enc
-    request = context.open(data[enc_end:])  # DecryptionError for a bad tag or wrong info
-    return request, ResponseSealer(_SEALER_TOKEN, key_id, context, suite, enc)
+    # A memoryview: no copy of a large ciphertext before AES-GCM reads it.
+    request = context.open(memoryview(data)[enc_end:])  # DecryptionError: bad tag, wrong info
+    return request, ResponseSealer(_SEALER_TOKEN, key.key_id, context, suite, enc)

@@ -21,7 +21,7 @@ import os
 import struct
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -41,10 +41,13 @@ __all__ = [
     "KeyConfig",
     "KeyRing",
     "SymmetricSuite",
+    "DEFAULT_ROTATION_OVERLAP",
+    "KEY_FILE_VERSION",
     "add_next_key",
     "decode_key_configs",
     "encode_key_configs",
     "load_key_file",
+    "parse_key_file",
     "save_key_file",
 ]
 
@@ -122,6 +125,11 @@ class KeyConfig:
         except ValueError:
             raise KeyConfigError("invalid public key") from None
         object.__setattr__(self, "_public", public)
+
+    @property
+    def hpke_public_key(self) -> _hpke.PublicKey:
+        """The loaded public key (for ``ohttp.encapsulation`` and ``ohttp.chunked``)."""
+        return self._public
 
     def encode(self) -> bytes:
         """The KeyConfig encoding of RFC 9458 §3.1."""
@@ -250,6 +258,15 @@ class GatewayKey:
     def key_id(self) -> int:
         return self.config.key_id
 
+    @property
+    def hpke_private_key(self) -> _hpke.PrivateKey:
+        """The loaded private key (for ``ohttp.encapsulation`` and ``ohttp.chunked``)."""
+        return self._hpke_key
+
+    def offered_suite(self, kdf_id: int, aead_id: int) -> _hpke.Suite | None:
+        """The HPKE suite if this key offers (KDF, AEAD), else ``None`` (RFC 9458 §4.3 1b)."""
+        return self._offered.get((kdf_id, aead_id))
+
     @classmethod
     def _from_hpke(
         cls,
@@ -345,7 +362,7 @@ class KeyRing:
                 raise KeyConfigError("duplicate key id")
             self._keys[key.key_id] = key
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[GatewayKey]:
         return iter(self._keys.values())
 
     def __len__(self) -> int:
@@ -398,6 +415,13 @@ class KeyRing:
 
 
 # --- key file ---------------------------------------------------------------------------------
+#
+# JSON, version 1 (private keys in hex; the file is written with mode 0600):
+#   {"version": 1, "keys": [{"key_id": 1, "kem": "X25519",
+#     "suites": [["HKDF_SHA256", "AES_128_GCM"], ...], "private_key": "<hex>",
+#     "public_key": "<hex, checked against the private key on load>",
+#     "not_before": <unix seconds or null>, "not_after": <unix seconds or null>}, ...]}
+# Names are those of the KEM, KDF and AEAD enums; other fields in an entry are ignored.
 
 KEY_FILE_VERSION = 1
 DEFAULT_ROTATION_OVERLAP = 2 * MAX_AGE_CAP  # old key kept for decryption after a rotation

@@ -107,7 +107,9 @@ def run(config: RelayConfig) -> int:
     signal.signal(signal.SIGINT, forward)
     for worker in workers:
         worker.join()
-    return max(worker.exitcode or 0 for worker in workers)
+    # A worker ended by the SIGTERM forwarded above stopped normally.
+    clean = (0, -signal.SIGTERM)
+    return 0 if all(worker.exitcode in clean for worker in workers) else 1
 
 
 def _worker_entry(config: RelayConfig) -> None:

@@ -56,6 +56,9 @@ def test_local_run_with_builtin_generator(tmp_path: Path) -> None:
     # Each proxy scenario measured both its proxy and the gateway behind it, from /proc.
     assert set(rows["relay"]["cpu_us_per_request"]) == {"relay", "gateway"}
     assert rows["gateway"]["cpu_us_per_request"]["gateway"] > 0
+    # The gateway's own metrics saw only successes (no failure hidden in an outer 200).
+    assert set(rows["relay"]["gateway_results"]) == {"ok"}
+    assert rows["relay"]["gateway_results"]["ok"] >= rows["relay"]["requests"]
     assert data["peak_rss_kib"]["gateway"] > 0
     assert [(p["workers"], p["connections"]) for p in data["scaling"]] == [(1, 1), (1, 2)]
     assert "Replay check **off**" in text and "## Scaling" in text
@@ -111,6 +114,19 @@ def test_target_mode_drives_an_existing_relay(tmp_path: Path) -> None:
     assert data["inner_checks"] == {"target": 200}
     _assert_served(data, "target")
     assert len(data["scaling"]) == 1 and "target relay" in text
+
+
+def test_replays_hidden_in_outer_200s_are_counted_as_failures(tmp_path: Path) -> None:
+    """With a Date inside, a pool smaller than the run makes the gateway refuse repeats."""
+    data, text = _run(
+        tmp_path, tool="builtin", scenarios=("gateway",), replay_check=True, pool_size=4,
+        connections=1, scaling_concurrency=(),
+    )  # fmt: skip
+    row = report.summarize(data["phases"])
+    assert row["statuses"] == {"200": row["requests"]}  # every outer status was 200 ...
+    assert row["gateway_results"]["replay"] > 0  # ... yet the gateway refused the repeats
+    assert row["failed"] == row["gateway_results"]["replay"]
+    assert "pool was reused" in text
 
 
 def test_refused_connections_are_counted_not_dropped(tmp_path: Path) -> None:

@@ -161,7 +161,7 @@ async def test_stream_matches_the_summary_and_ends_with_done(client: Client) -> 
     _, whole = await post_json(client, "/v1/summarize", payload)
     response = await client.post("/v1/summarize/stream", json=payload)
     assert response.status == 200
-    assert response.headers["Content-Type"] == "application/x-ndjson"
+    assert response.headers["Content-Type"] == "application/x-ndjson; charset=utf-8"
     assert response.headers["Cache-Control"] == "no-store"
     lines = [json.loads(line) for line in (await response.read()).splitlines()]
     assert lines[-1] == {"done": True, "language": "fr", "highlights": whole["highlights"]}
@@ -235,6 +235,13 @@ async def test_friendly_uses_contractions_only_before_a_word(client: Client) -> 
     )
     assert text == "I'm sure we don't need it. That's what it is."
     assert {"rule": "contraction_use", "before": "I am", "after": "I'm"} in changes
+
+
+async def test_friendly_leaves_main_verbs_alone(client: Client) -> None:
+    text, _ = await rewrite(
+        client, "We have a car. We have not received it. Let us know.", "friendly"
+    )
+    assert text == "We have a car. We haven't received it. Let us know."
 
 
 async def test_punctuation_and_capitalisation_fixes(client: Client) -> None:
@@ -367,13 +374,45 @@ async def test_wrong_method_is_a_json_405(client: Client, method: str) -> None:
     assert await response.json() == {"error": "method not allowed"}
 
 
+async def test_unexpected_failure_is_a_fixed_500_without_details(
+    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The last resort only: the fuzz tests below show that no input reaches it.
+    async def broken(_request: web.Request) -> web.Response:
+        raise RuntimeError("secret-detail-4417")
+
+    app = create_app()
+    app.router.add_post("/broken", broken)
+    client = await aiohttp_client(app)
+    caplog.set_level(logging.DEBUG)
+    response = await client.post("/broken", json={})
+    assert response.status == 500
+    assert await response.json() == {"error": "internal error"}
+    assert "secret-detail-4417" not in caplog.text
+
+
 async def test_lone_surrogates_and_odd_text_are_fine(client: Client) -> None:
-    body = b'{"messages": [{"sender": "\\ud800", "text": "x\\udfff y z w. \\u0000 \\u200b"}]}'
+    body = (b'{"messages": [{"sender": "\\ud800", "text": "x\\udfff yacht zebra wolf. '
+            b'\\u0000 \\u200b"}], "max_sentences": 1}')
     response = await client.post("/v1/summarize", data=body)
     assert response.status == 200
+    assert (await response.read()).startswith(b'{"summary": "\\ud800: x\\udfff yacht zebra')
     response = await client.post("/v1/summarize/stream", data=body)
     assert response.status == 200
-    assert json.loads((await response.read()).splitlines()[-1])["done"] is True
+    lines = [json.loads(line) for line in (await response.read()).splitlines()]
+    assert lines[0] == {"sentence": "x\udfff yacht zebra wolf.", "sender": "\ud800"}
+    assert lines[-1]["done"] is True
+    draft = {"text": "\ud800 été", "style": "formal"}
+    status, rewritten = await post_json(client, "/v1/rewrite", draft)
+    assert (status, rewritten["text"]) == (200, "\ud800 été")
+
+
+async def test_json_is_readable_utf8(client: Client) -> None:
+    response = await client.post("/v1/summarize", json=_samples.summarize_payload(
+        _samples.FRENCH_CHAT, 1))
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+    raw = await response.read()
+    assert "Léa: On se retrouve à 9h".encode() in raw and b"\\u" not in raw
 
 
 # --- Fuzzing through a real server on 127.0.0.1 ----------------------------------------------
@@ -604,6 +643,7 @@ async def test_nothing_is_kept_logged_or_written(
     for module in (processing, _text, sys.modules["gateway._textdata"]):
         for name, value in vars(module).items():
             assert all(secret not in s for s in strings_in(value)), name
+            assert not hasattr(value, "cache_info"), name  # no functools cache on content
     assert all(secret not in repr(key) for key in getattr(re, "_cache", {}))
 
 

@@ -69,9 +69,9 @@ def test_appendix_a_request_byte_for_byte() -> None:
 def test_appendix_a_intermediates() -> None:
     suite = _hpke.get_suite(0x20, 1, 1)
     enc = bytes.fromhex(VECTORS["enc"])
-    shared = KEY._hpke_key._decap(suite, enc)
+    shared = KEY.hpke_private_key._decap(suite, enc)
     assert shared.hex() == VECTORS["derived_intermediates"]["shared_secret"]
-    context = KEY._hpke_key.receiver(suite, bytes.fromhex(VECTORS["info"])).setup(enc)
+    context = KEY.hpke_private_key.receiver(suite, bytes.fromhex(VECTORS["info"])).setup(enc)
     secret = context.export(b"message/bhttp response", 16)
     assert secret.hex() == VECTORS["response_secret"]
     prk = _hpke.extract(suite.kdf_hash, enc + NONCE, secret)
@@ -234,7 +234,7 @@ def test_g7_small_order_enc(enc_hex: str) -> None:
 def test_g9_valid_hpke_with_another_info_label(label: bytes) -> None:
     header = ENC_REQUEST[:7]
     suite = _hpke.get_suite(0x20, 1, 1)
-    sender = KEY.config._public.sender(suite, request_info(label, header))
+    sender = KEY.config.hpke_public_key.sender(suite, request_info(label, header))
     enc, context = sender.setup()
     with pytest.raises(DecryptionError):
         decapsulate_request(RING, header + enc + context.seal(REQUEST))

@@ -178,7 +178,7 @@ def test_aead_state_rejects_short_ciphertext_and_sequence_overflow() -> None:
 
 # draft-ietf-ohai-chunked-ohttp-08 Appendix (../shared/vectors/ohttp-vectors.txt section B):
 # the surface the chunked engineer builds on, with a caller-given info and export label.
-CHUNKED = {
+CHUNKED: dict[str, Any] = {
     "skR": "1c190d72acdbe4dbc69e680503bb781a932c70a12c8f3754434c67d8640d8698",
     "skE": "b26d565f3f875ed480d1abced3d665159650c99174fd0b124ac4bda0c64ae324",
     "enc": "8811eb457e100811c40a0aa71340a1b81d804bb986f736f2f566a7199761a032",

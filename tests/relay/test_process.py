@@ -32,11 +32,11 @@ def _healthy(url: str) -> bool:
 
 @contextlib.asynccontextmanager
 async def relay_process(args: list[str], log_path: Path) -> AsyncIterator[str]:
-    """``python -m relay ARGS`` until the block ends; yields its base URL."""
+    """``ohttp relay ARGS`` as a real subprocess until the block ends; yields its base URL."""
     port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "relay", "--listen", f"127.0.0.1:{port}", *args],
+            [sys.executable, "-m", "ohttp", "relay", "--listen", f"127.0.0.1:{port}", *args],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
         )
     base = f"http://127.0.0.1:{port}"
@@ -53,10 +53,11 @@ async def relay_process(args: list[str], log_path: Path) -> AsyncIterator[str]:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGTERM)
             try:
-                await asyncio.to_thread(process.wait, 10)
+                await asyncio.to_thread(process.wait, 15)
             except subprocess.TimeoutExpired:
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait(5)
+    assert process.returncode == 0, log_path.read_text()  # a clean stop on SIGTERM
 
 
 async def connect_from_client_address(base: str) -> tuple[asyncio.StreamReader,
@@ -134,3 +135,20 @@ async def test_logs_never_name_the_client(gateway: RecordingGateway, tmp_path: P
     assert CLIENT_ADDRESS not in log
     assert SECRET not in log
     assert len(gateway.posts) == 1
+
+
+async def test_workers_share_one_port(gateway: RecordingGateway, tmp_path: Path) -> None:
+    log_path = tmp_path / "relay.log"
+    args = ["--gateway", gateway.url, "--workers", "2"]
+    async with relay_process(args, log_path) as base, aiohttp.ClientSession() as session:
+        for _ in range(300):  # bounded wait until the second worker is up too
+            if log_path.read_text().count("relay listening") == 2:
+                break
+            await asyncio.sleep(0.05)
+        for i in range(6):  # new connections: the kernel spreads them over the workers
+            async with session.post(base + "/", data=b"w%d" % i,
+                                    headers={"Content-Type": "message/ohttp-req",
+                                             "Connection": "close"}) as response:
+                assert (response.status, await response.read()) == (200, b"w%d" % i)
+    assert log_path.read_text().count("relay stopped") == 2
+    assert len(gateway.posts) == 6
