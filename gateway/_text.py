@@ -29,7 +29,7 @@ _TOKEN = re.compile(
 )
 _BOUNDARY = re.compile(r"[.!?…]+[\"'”»)\]]*(?=\s|$)|\n+")
 _WORD_BEFORE = re.compile(r"([^\W\d_][\w.]*)$")
-_QUESTION_END = re.compile(r"\?[^\w]*$")
+_QUESTION_END = re.compile(r"\?[^\w?]*$")  # [^?]: linear on "?-?-?-..."
 _TIME_OR_DATE = re.compile(
     r"(?<![\w.])(?:\d{1,2}(?::\d{2})?\s?(?:am|pm)|\d{1,2}(?::\d{2}|h\d{0,2})"
     r"|\d{1,2}[/.]\d{1,2}(?:[/.]\d{2,4})?)"

@@ -1,8 +1,34 @@
 """Oblivious HTTP (RFC 9458) sans-IO core: Binary HTTP, key configurations, encapsulation.
 
-The integration owner curates the exports below; submodules are private to the package.
+Bytes in, bytes out: nothing here does I/O or imports asyncio. The async client lives in
+``ohttp.client`` (it needs aiohttp); the gateway and relay are the ``gateway`` and ``relay``
+packages.
 """
 
+from ohttp.bhttp import (
+    Fields,
+    InformationalResponse,
+    Limits,
+    Request,
+    Response,
+    decode_request,
+    decode_response,
+    encode_request,
+    encode_response,
+)
+from ohttp.chunked import (
+    ChunkedRequestDecoder,
+    ChunkedRequestEncoder,
+    ChunkedResponseDecoder,
+    ChunkedResponseEncoder,
+    ChunkLimits,
+)
+from ohttp.encapsulation import (
+    ClientResponseOpener,
+    ResponseSealer,
+    decapsulate_request,
+    encapsulate_request,
+)
 from ohttp.errors import (
     BinaryHTTPError,
     ChunkedError,
@@ -17,18 +43,60 @@ from ohttp.errors import (
     UnknownKeyError,
     UnsupportedSuiteError,
 )
+from ohttp.keys import (
+    AEAD,
+    KDF,
+    KEM,
+    GatewayKey,
+    KeyConfig,
+    KeyRing,
+    SymmetricSuite,
+    decode_key_configs,
+    encode_key_configs,
+    load_key_file,
+    save_key_file,
+)
 
 __all__ = [
+    "AEAD",
+    "KDF",
+    "KEM",
     "BinaryHTTPError",
+    "ChunkLimits",
     "ChunkedError",
+    "ChunkedRequestDecoder",
+    "ChunkedRequestEncoder",
+    "ChunkedResponseDecoder",
+    "ChunkedResponseEncoder",
+    "ClientResponseOpener",
     "ContextUsedError",
     "DecapsulationError",
     "DecryptionError",
     "EncapsulationError",
+    "Fields",
+    "GatewayKey",
+    "InformationalResponse",
+    "KeyConfig",
     "KeyConfigError",
+    "KeyRing",
+    "Limits",
     "MalformedError",
     "MessageTooLargeError",
     "OHTTPError",
+    "Request",
+    "Response",
+    "ResponseSealer",
+    "SymmetricSuite",
     "UnknownKeyError",
     "UnsupportedSuiteError",
+    "decapsulate_request",
+    "decode_key_configs",
+    "decode_request",
+    "decode_response",
+    "encapsulate_request",
+    "encode_key_configs",
+    "encode_request",
+    "encode_response",
+    "load_key_file",
+    "save_key_file",
 ]

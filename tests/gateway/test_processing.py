@@ -135,11 +135,9 @@ async def test_summary_keeps_chronological_order_and_attribution(client: Client)
 async def test_max_sentences_is_an_upper_bound(client: Client, count: int) -> None:
     response = await client.post("/v1/summarize/stream", json=_samples.summarize_payload(
         _samples.FRENCH_CHAT, count))
-    lines = (await response.read()).splitlines()
-    assert 1 <= len(lines) - 1 <= count
-    assert len(lines) - 1 == min(count, len(lines) - 1)
-    if count < 5:
-        assert len(lines) - 1 == count
+    picked = (await response.read()).splitlines()[:-1]
+    # The French chat has more than five informative passages but fewer than twenty.
+    assert len(picked) == count if count < 5 else 5 < len(picked) < count
 
 
 async def test_default_max_sentences(client: Client) -> None:
