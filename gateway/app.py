@@ -17,19 +17,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from functools import partial
 
-from aiohttp import hdrs, web
+from aiohttp import StreamReader, hdrs, web
 
 from gateway.backends import Backend, backend_from_spec
-from gateway.config import GatewayConfig, TargetPolicy
+from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics
-from gateway.pipeline import OHTTP_KEYS, answer_request
-from gateway.replay import ReplayGuard
-from ohttp import bhttp
-from ohttp.errors import OHTTPError
+from gateway.pipeline import GatewayState, KeyDocument, answer_request, read_chunks
+from ohttp.errors import EncapsulationError, OHTTPError
 from ohttp.keys import KeyRing, load_key_file
 
 __all__ = [
@@ -46,48 +43,6 @@ GATEWAY_PATH = "/.well-known/ohttp-gateway"  # RFC 9540 §5
 logger = logging.getLogger("gateway")
 
 
-class KeyDocument:
-    """A key ring and its public ``application/ohttp-keys`` document.
-
-    The document is recomputed at most once per second, and only from the key schedule, so
-    every client gets the same bytes (checklist K1).
-    """
-
-    def __init__(self, ring: KeyRing) -> None:
-        self.ring = ring
-        self._second = -1
-        self._headers: dict[str, str] = {}
-        self._body = b""
-
-    def current(self) -> tuple[bytes, dict[str, str]]:
-        now = int(time.time())
-        if now != self._second:
-            self._body = self.ring.encode_public(now)
-            # RFC 9540 §5 / checklist K4: cacheable, never no-store or private.
-            max_age = max(0, self.ring.max_age(now))
-            self._headers = {
-                hdrs.CONTENT_TYPE: OHTTP_KEYS,
-                hdrs.CACHE_CONTROL: f"max-age={max_age}",
-            }
-            self._second = now
-        return self._body, self._headers
-
-
-@dataclass(eq=False)
-class GatewayState:
-    """What the handlers share. ``keys`` is swapped whole on reload."""
-
-    config: GatewayConfig
-    keys: KeyDocument
-    backend: Backend
-    metrics: GatewayMetrics
-    policy: TargetPolicy
-    replay: ReplayGuard
-    limits: bhttp.Limits
-    in_flight: int = 0
-    reloads: int = field(default=0)
-
-
 GATEWAY_STATE = web.AppKey("ohttp_gateway_state", GatewayState)
 
 
@@ -99,24 +54,20 @@ def create_app(
     metrics: GatewayMetrics | None = None,
 ) -> web.Application:
     """The gateway application; ``keys`` default to ``config.keys`` loaded from disk and
-    ``backend`` to ``config.backend``. Serve ``metrics.registry`` on a separate listener."""
+    ``backend`` to ``config.backend``. Serve ``metrics.registry`` on a separate listener.
+
+    Inner requests may name the backend's own authority (``echo.internal``,
+    ``processing.internal``, an origin URL's; an explicit ``backend`` only if it has an
+    ``authority``) and ``config.allow_target``; ``config.backend`` says nothing about an
+    explicit ``backend``. ValueError if that allows no authority at all.
+    """
     if keys is None:
         if config.keys is None:
             raise ValueError("a key ring or a key file is required")
         keys = load_key_file(config.keys)
-    state = GatewayState(
-        config=config,
-        keys=KeyDocument(keys),
-        backend=backend if backend is not None else backend_from_spec(config.backend),
-        metrics=metrics if metrics is not None else GatewayMetrics(),
-        policy=config.target_policy(),
-        replay=ReplayGuard(
-            config.date_window,
-            require_date=config.require_date,
-            max_entries=config.replay_cache_size,
-        ),
-        limits=bhttp.Limits(max_content_bytes=config.max_body),
-    )
+    if backend is None:
+        backend = backend_from_spec(config.backend)
+    state = GatewayState.from_config(config, keys, backend, metrics=metrics)
     app = web.Application()
     app[GATEWAY_STATE] = state
     app.cleanup_ctx.append(_lifecycle)
@@ -172,6 +123,15 @@ async def _gateway_resource(request: web.Request) -> web.Response:
         request.method,
         request.headers.get(hdrs.CONTENT_TYPE),
         request.content_length,
-        request.content.iter_any(),
+        partial(_read_body, request.content),
     )
     return web.Response(status=answer.status, headers=answer.headers, body=answer.body)
+
+
+async def _read_body(content: StreamReader, content_length: int | None, limit: int) -> bytes:
+    if content_length is None:  # chunked transfer coding: bounded while reading
+        return await read_chunks(content.iter_any(), None, limit)
+    try:  # one read: the pipeline checked the length against the limit already
+        return await content.readexactly(content_length)
+    except asyncio.IncompleteReadError:
+        raise EncapsulationError("request body truncated") from None

@@ -12,13 +12,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from gateway.app import GATEWAY_PATH, GatewayState, KeyDocument
+from gateway.app import GATEWAY_PATH
 from gateway.backends import AsgiApp, AsgiBackend, Backend, Message, Receive, Scope, Send
 from gateway.config import GatewayConfig, TargetPolicy
 from gateway.metrics import GatewayMetrics
-from gateway.pipeline import Answer, answer_request
-from gateway.replay import ReplayGuard
-from ohttp import bhttp
+from gateway.pipeline import Answer, GatewayState, KeyDocument, answer_request, read_chunks
 from ohttp.keys import KeyRing
 
 __all__ = ["OhttpMiddleware"]
@@ -54,18 +52,12 @@ class OhttpMiddleware:
         config = config if config is not None else GatewayConfig()
         self.app = app
         self.path = path
-        self.state = GatewayState(
-            config=config,
-            keys=KeyDocument(keys),
-            backend=backend if backend is not None else AsgiBackend(app),
-            metrics=metrics if metrics is not None else GatewayMetrics(),
+        self.state = GatewayState.from_config(
+            config,
+            keys,
+            backend if backend is not None else AsgiBackend(app),
+            metrics=metrics,
             policy=TargetPolicy.from_authorities(allowed),
-            replay=ReplayGuard(
-                config.date_window,
-                require_date=config.require_date,
-                max_entries=config.replay_cache_size,
-            ),
-            limits=bhttp.Limits(max_content_bytes=config.max_body),
         )
 
     def replace_keys(self, keys: KeyRing) -> None:
@@ -82,7 +74,7 @@ class OhttpMiddleware:
                 scope["method"],
                 _header(scope, b"content-type"),
                 _content_length(scope),
-                _request_body(receive),
+                lambda length, limit: read_chunks(_request_body(receive), length, limit),
             )
         except _Disconnected:
             return  # nobody to answer

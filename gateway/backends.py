@@ -54,6 +54,7 @@ __all__ = [
     "OriginSettings",
     "StreamedResponse",
     "StreamingBackend",
+    "backend_authority",
     "backend_from_spec",
     "default_authority",
 ]
@@ -104,7 +105,11 @@ class StreamedResponse:
 
 @runtime_checkable
 class Backend(Protocol):
-    """Answers one decapsulated inner request."""
+    """Answers one decapsulated inner request.
+
+    A backend may also have an ``authority: str | None`` attribute: the authority inner
+    requests name to reach it, which the gateway allows by default (``backend_authority``).
+    """
 
     async def start(self) -> None: ...
 
@@ -168,6 +173,8 @@ class EchoBackend:
     key order.
     """
 
+    authority: ClassVar[str] = ECHO_AUTHORITY
+
     async def start(self) -> None:
         return None
 
@@ -175,11 +182,11 @@ class EchoBackend:
         return None
 
     async def handle(self, request: bhttp.Request) -> bhttp.Response:
-        return bhttp.Response(
-            status=200,
-            headers=((b"content-type", b"application/json"),),
-            content=echo_body(request),
-        )
+        return bhttp.Response(200, _JSON_HEADERS, echo_body(request))
+
+
+_JSON_HEADERS: Fields = ((b"content-type", b"application/json"),)
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))  # built once: dumps() builds one a call
 
 
 def echo_body(request: bhttp.Request) -> bytes:
@@ -192,7 +199,7 @@ def echo_body(request: bhttp.Request) -> bytes:
         "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in request.headers],
         "body_base64": base64.b64encode(request.content).decode("ascii"),
     }
-    return json.dumps(document, separators=(",", ":")).encode("ascii")
+    return _COMPACT_JSON.encode(document).encode("ascii")
 
 
 # --- plain callable -----------------------------------------------------------------------
@@ -371,6 +378,7 @@ class HttpOriginBackend:
         forward_authority: bool = False,
     ) -> None:
         url = _parse_origin(origin_url)
+        self.authority: str | None = url.raw_authority
         self._origin_host = url.raw_authority.encode("ascii")
         self._forward_authority = forward_authority
         self._settings = settings
@@ -430,9 +438,17 @@ class AiohttpAppBackend:
     opens a pooled client to it. The app sees ``Host`` = the inner authority; its
     ``request.scheme`` is ``http`` and ``request.remote`` is empty. No access log is written;
     the app server's error log carries a fixed event and the error type only.
+    ``authority``, if given, is the one inner requests name to reach the app.
     """
 
-    def __init__(self, app: web.Application, settings: OriginSettings = OriginSettings()) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        settings: OriginSettings = OriginSettings(),
+        *,
+        authority: str | None = None,
+    ) -> None:
+        self.authority = authority
         self._app = app
         self._settings = settings
         self._runner: web.AppRunner | None = None
@@ -727,10 +743,18 @@ def backend_from_spec(spec: str, settings: OriginSettings = OriginSettings()) ->
     if spec == "processing":
         from gateway import processing  # lazily: the processing app is heavier
 
-        return AiohttpAppBackend(processing.create_app(), settings)
+        return AiohttpAppBackend(
+            processing.create_app(), settings, authority=PROCESSING_AUTHORITY
+        )
     if spec.startswith(("http://", "https://")):
         return HttpOriginBackend(spec, settings)
     raise ValueError("backend must be 'echo', 'processing' or an http:// or https:// URL")
+
+
+def backend_authority(backend: Backend) -> str | None:
+    """The authority a backend answers under, if it has one (the default target allowlist)."""
+    authority = getattr(backend, "authority", None)
+    return authority if isinstance(authority, str) else None
 
 
 def default_authority(spec: str) -> str:

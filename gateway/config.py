@@ -77,10 +77,9 @@ class GatewayConfig:
     def metrics_address(self) -> tuple[str, int] | None:
         return None if self.metrics_listen is None else parse_hostport(self.metrics_listen)
 
-    def target_policy(self) -> TargetPolicy:
-        # Default: the authority the configured backend answers under.
-        default = default_authority(self.backend)
-        return TargetPolicy.from_authorities((default, *self.allow_target))
+    def target_policy(self, backend_authority: str | None) -> TargetPolicy:
+        """The allowlist: the backend's own authority (if it has one) plus ``allow_target``."""
+        return TargetPolicy.from_authorities((backend_authority or "", *self.allow_target))
 
 
 def _require(condition: bool, message: str) -> None:
@@ -186,12 +185,34 @@ class TargetPolicy:
     """
 
     allowed: frozenset[tuple[str, int | None]]
+    # (scheme, authority) spellings known to be allowed, for a lookup without parsing on the
+    # hot path; anything else (case variants, other spellings) takes the full check.
+    _known: frozenset[tuple[bytes, bytes]] = field(
+        init=False, repr=False, compare=False, default=frozenset()
+    )
+
+    def __post_init__(self) -> None:
+        spellings = {
+            spelling
+            for host, port in self.allowed
+            for spelling in _spellings(host, port)
+        }
+        known = frozenset(
+            (scheme, spelling)
+            for scheme in _DEFAULT_PORTS
+            for spelling in spellings
+            if self._allows_parsed(scheme, spelling)
+        )
+        object.__setattr__(self, "_known", known)
 
     @classmethod
     def from_authorities(cls, authorities: tuple[str, ...]) -> TargetPolicy:
         return cls(frozenset(_split_authority(a) for a in authorities if a))
 
     def allows(self, scheme: bytes, authority: bytes) -> bool:
+        return (scheme, authority) in self._known or self._allows_parsed(scheme, authority)
+
+    def _allows_parsed(self, scheme: bytes, authority: bytes) -> bool:
         default_port = _DEFAULT_PORTS.get(scheme.lower())
         if default_port is None:
             return False
@@ -203,3 +224,11 @@ class TargetPolicy:
         if (host, effective) in self.allowed:
             return True
         return effective == default_port and (host, None) in self.allowed
+
+
+def _spellings(host: str, port: int | None) -> tuple[bytes, ...]:
+    if not host.isascii():  # inner authorities are ASCII: such an entry never matches
+        return ()
+    name = f"[{host}]" if ":" in host else host
+    ports = (port,) if port is not None else tuple(_DEFAULT_PORTS.values())
+    return (name.encode("ascii"), *(f"{name}:{p}".encode("ascii") for p in ports))

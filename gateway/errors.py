@@ -9,7 +9,7 @@ Nothing here depends on request content: bodies and messages are fixed.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from enum import StrEnum
 from typing import ClassVar, TypeVar
@@ -160,10 +160,14 @@ def outer_reply(exc: BaseException) -> OuterReply | None:
 
 @dataclass(frozen=True, slots=True)
 class InnerReply:
-    """An encapsulated error: a Binary HTTP response plus the metric result."""
+    """An encapsulated error: a Binary HTTP response, its encoding, and the metric result."""
 
     response: bhttp.Response
     result: Result
+    encoded: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "encoded", bhttp.encode_response(self.response))
 
 
 def _inner(status: int, title: str, result: Result) -> InnerReply:
@@ -181,6 +185,10 @@ _INNER: dict[type[BaseException], InnerReply] = {
     # BackendTimeout subclasses BackendError: the MRO walk finds it first.
     BackendTimeout: _inner(504, "gateway timeout", Result.BACKEND_TIMEOUT),
     BackendError: _inner(502, "bad gateway", Result.BACKEND_ERROR),
+    # The bhttp encoders raise ValueError for an invalid message. After decapsulation the only
+    # message the gateway encodes that it did not build itself is the backend's response (a
+    # bad field from the backend): a 502, like any other backend failure.
+    ValueError: _inner(502, "bad gateway", Result.BACKEND_ERROR),
     Overloaded: _inner(503, "service unavailable", Result.OVERLOADED),
 }
 _DATE_BODY = _problem(PROBLEM_DATE, "date not acceptable", 400)

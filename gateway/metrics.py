@@ -1,56 +1,103 @@
-"""Prometheus metrics on an explicit registry; every label value comes from a closed enum."""
+"""Prometheus metrics on an explicit registry; every label value comes from a closed enum.
+
+The per-request metrics are plain counters that a collector turns into Prometheus samples only
+when ``/metrics`` is scraped: a ``prometheus_client`` counter or histogram takes a lock on
+every update, which costs several microseconds a request for nothing in a single-threaded
+event loop. Update them from the event loop's thread only.
+"""
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
+
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.utils import floatToGoString
 
 from gateway.errors import Result
 
-__all__ = ["GatewayMetrics", "create_metrics_app"]
+__all__ = ["GatewayMetrics", "LatencyHistogram", "create_metrics_app"]
 
 # Sub-millisecond resolution: decapsulation is ~100 µs, a whole echo request well under 1 ms.
 _BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5, 10.0)
+_STAGES = ("decapsulate", "backend", "total")
+_BOUND_LABELS = (*map(floatToGoString, _BUCKETS), "+Inf")
+
+
+class LatencyHistogram:
+    """Counts per bucket (upper bounds ``_BUCKETS``, then +Inf) and the sum, in seconds."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_BUCKETS) + 1)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        # Prometheus buckets are "less than or equal": the first bound >= the value.
+        self.counts[bisect_left(_BUCKETS, seconds)] += 1
+        self.sum += seconds
+
+    def buckets(self) -> list[tuple[str, float]]:
+        cumulative, out = 0, []
+        for bound, count in zip(_BOUND_LABELS, self.counts, strict=True):
+            cumulative += count
+            out.append((bound, float(cumulative)))
+        return out
 
 
 class GatewayMetrics:
-    """The gateway's metrics; label children are bound once, not per request."""
+    """The gateway's metrics. ``count``, the histograms, ``in_flight`` and ``key_requests``
+    are plain Python values read at scrape time; ``key_reloads`` is a prometheus counter."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        requests = Counter(
-            "ohttp_gateway_requests",
-            "Gateway POST requests by result",
-            ["result"],
-            registry=self.registry,
-        )
-        self._by_result = {result: requests.labels(result.value) for result in Result}
-        self.key_requests = Counter(
-            "ohttp_gateway_key_requests", "Key configuration fetches", registry=self.registry
-        )
-        latency = Histogram(
-            "ohttp_gateway_latency_seconds",
-            "Time spent per stage",
-            ["stage"],
-            buckets=_BUCKETS,
-            registry=self.registry,
-        )
-        self.decapsulate_seconds = latency.labels("decapsulate")
-        self.backend_seconds = latency.labels("backend")
-        self.total_seconds = latency.labels("total")
-        self.in_flight = Gauge(
-            "ohttp_gateway_in_flight", "POST requests being handled", registry=self.registry
-        )
+        self._by_result = dict.fromkeys(Result, 0)
+        self.key_requests = 0
+        self.in_flight = 0
+        self.decapsulate_seconds = LatencyHistogram()
+        self.backend_seconds = LatencyHistogram()
+        self.total_seconds = LatencyHistogram()
         self.key_reloads = Counter(
             "ohttp_gateway_key_reloads",
             "Key file reloads by outcome",
             ["outcome"],
             registry=self.registry,
         )
+        self.registry.register(self)
 
     def count(self, result: Result) -> None:
-        self._by_result[result].inc()
+        self._by_result[result] += 1
+
+    def collect(self) -> Iterator[Metric]:
+        """Prometheus samples of the plain values (the registry calls this on a scrape)."""
+        requests = CounterMetricFamily(
+            "ohttp_gateway_requests", "Gateway POST requests by result", labels=["result"]
+        )
+        for result, value in self._by_result.items():
+            requests.add_metric([result.value], value)
+        yield requests
+        yield CounterMetricFamily(
+            "ohttp_gateway_key_requests", "Key configuration fetches", value=self.key_requests
+        )
+        latency = HistogramMetricFamily(
+            "ohttp_gateway_latency_seconds", "Time spent per stage", labels=["stage"]
+        )
+        histograms = (self.decapsulate_seconds, self.backend_seconds, self.total_seconds)
+        for stage, histogram in zip(_STAGES, histograms, strict=True):
+            latency.add_metric([stage], histogram.buckets(), histogram.sum)
+        yield latency
+        yield GaugeMetricFamily(
+            "ohttp_gateway_in_flight", "POST requests being handled", value=self.in_flight
+        )
 
 
 def create_metrics_app(registry: CollectorRegistry) -> web.Application:

@@ -1,23 +1,27 @@
 """The gateway's request handling, independent of the HTTP server in front of it.
 
-One request to the gateway resource, as method + Content-Type + Content-Length + body chunks
+One request to the gateway resource, as method + Content-Type + Content-Length + a body reader
 in, and one ``Answer`` (status, headers, body, metric result) out:
 outer checks -> decapsulate -> Binary HTTP -> policy -> backend -> seal (RFC 9458 §5).
-``gateway.asgi`` serves it to any ASGI host; ``gateway.app`` can serve it to aiohttp the same
-way, so both transports give byte-identical answers. Which answer each error gets is decided
-in ``gateway.errors`` alone.
+``gateway.app`` (aiohttp) and ``gateway.asgi`` (ASGI) both serve it, so both transports give
+byte-identical answers. Which answer each error gets is decided in ``gateway.errors`` alone.
+
+This is the hot path: answers that do not depend on the request are built once, metrics are
+plain counters (``gateway.metrics``), and nothing here logs unless something failed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
-from gateway.backends import BackendError, BackendTimeout
+from gateway.backends import Backend, BackendError, BackendTimeout, backend_authority
+from gateway.config import GatewayConfig, TargetPolicy
 from gateway.errors import (
     BadMediaType,
     BadMethod,
@@ -30,22 +34,25 @@ from gateway.errors import (
     inner_reply,
     outer_reply,
 )
-from gateway.replay import enc_of
+from gateway.metrics import GatewayMetrics
+from gateway.replay import ReplayGuard
 from ohttp import bhttp
 from ohttp.encapsulation import decapsulate_request
 from ohttp.errors import EncapsulationError, OHTTPError
-
-if TYPE_CHECKING:
-    from gateway.app import GatewayState
+from ohttp.keys import KeyRing
 
 __all__ = [
     "OHTTP_KEYS",
     "OHTTP_REQ",
     "OHTTP_RES",
     "Answer",
+    "BodyReader",
+    "GatewayState",
+    "KeyDocument",
     "answer_request",
     "handle_encapsulated",
     "inner_answer",
+    "read_chunks",
 ]
 
 OHTTP_REQ = "message/ohttp-req"  # RFC 9458 §9.1
@@ -58,9 +65,83 @@ logger = logging.getLogger("gateway")
 # encapsulated response; this fixed set is all the gateway adds.
 _RES_HEADERS: Mapping[str, str] = {"Content-Type": OHTTP_RES}
 
+BodyReader = Callable[[int | None, int], Awaitable[bytes]]
+"""``read(content_length, limit)``: the whole request body. Raises ``BodyTooLarge`` once more
+than ``limit`` bytes arrive and ``EncapsulationError`` when fewer than ``content_length`` do;
+``ConnectionError`` when the client goes away."""
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+
+class KeyDocument:
+    """A key ring and its public ``application/ohttp-keys`` document.
+
+    The document is recomputed at most once per second, and only from the key schedule, so
+    every client gets the same bytes (checklist K1).
+    """
+
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring
+        self._second = -1
+        self._headers: dict[str, str] = {}
+        self._body = b""
+
+    def current(self) -> tuple[bytes, dict[str, str]]:
+        now = int(time.time())
+        if now != self._second:
+            self._body = self.ring.encode_public(now)
+            # RFC 9540 §5 / checklist K4: cacheable, never no-store or private.
+            max_age = max(0, self.ring.max_age(now))
+            self._headers = {"Content-Type": OHTTP_KEYS, "Cache-Control": f"max-age={max_age}"}
+            self._second = now
+        return self._body, self._headers
+
+
+@dataclass(eq=False)
+class GatewayState:
+    """What the handlers share. ``keys`` is swapped whole on reload."""
+
+    config: GatewayConfig
+    keys: KeyDocument
+    backend: Backend
+    metrics: GatewayMetrics
+    policy: TargetPolicy
+    replay: ReplayGuard
+    limits: bhttp.Limits
+    in_flight: int = 0
+    reloads: int = field(default=0)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: GatewayConfig,
+        keys: KeyRing,
+        backend: Backend,
+        *,
+        metrics: GatewayMetrics | None = None,
+        policy: TargetPolicy | None = None,
+    ) -> GatewayState:
+        """The state for ``config``. ``policy`` defaults to the backend's own authority (if
+        it has one, ``backends.backend_authority``) plus ``config.allow_target``; a policy
+        that allows nothing is a configuration error (every request would get a 403)."""
+        if policy is None:
+            policy = config.target_policy(backend_authority(backend))
+        if not policy.allowed:
+            raise ValueError("no target authority allowed: set allow_target")
+        return cls(
+            config=config,
+            keys=KeyDocument(keys),
+            backend=backend,
+            metrics=metrics if metrics is not None else GatewayMetrics(),
+            policy=policy,
+            replay=ReplayGuard(
+                config.date_window,
+                require_date=config.require_date,
+                max_entries=config.replay_cache_size,
+            ),
+            limits=bhttp.Limits(max_content_bytes=config.max_body),
+        )
+
+
+class Answer(NamedTuple):
     """What to send back: status, header fields, body; ``result`` is for metrics only
     (None for key-configuration requests)."""
 
@@ -70,11 +151,20 @@ class Answer:
     result: Result | None
 
 
+_INTERNAL_ERROR = Answer(500, {}, b"", Result.BACKEND_ERROR)
+_OUTER_ANSWERS: dict[type[BaseException], Answer] = {}
+
+
 def _outer(exc: BaseException) -> Answer:
-    reply = outer_reply(exc)
-    if reply is None:  # not reachable for the errors passed here
-        return Answer(500, {}, b"", Result.BACKEND_ERROR)
-    return Answer(reply.status, reply.headers, reply.body, reply.result)
+    # Each error class always gets the same precomputed answer: build it once.
+    answer = _OUTER_ANSWERS.get(type(exc))
+    if answer is None:
+        reply = outer_reply(exc)
+        if reply is None:  # not reachable for the errors passed here
+            return _INTERNAL_ERROR
+        answer = Answer(reply.status, reply.headers, reply.body, reply.result)
+        _OUTER_ANSWERS[type(exc)] = answer
+    return answer
 
 
 async def answer_request(
@@ -82,16 +172,16 @@ async def answer_request(
     method: str,
     content_type: str | None,
     content_length: int | None,
-    body: AsyncIterable[bytes],
+    read_body: BodyReader,
 ) -> Answer:
     """The gateway resource: GET/HEAD -> key configurations (RFC 9540 §5), POST -> OHTTP.
 
-    ``ConnectionError`` from ``body`` (the client went away) propagates to the transport.
+    ``ConnectionError`` from ``read_body`` (the client went away) propagates to the transport.
     """
     if method == "POST":
-        return await _answer_post(state, content_type, content_length, body)
+        return await _answer_post(state, content_type, content_length, read_body)
     if method in ("GET", "HEAD"):
-        state.metrics.key_requests.inc()
+        state.metrics.key_requests += 1
         document, headers = state.keys.current()
         return Answer(200, headers, document, None)
     state.metrics.count(Result.BAD_METHOD)
@@ -102,7 +192,7 @@ async def _answer_post(
     state: GatewayState,
     content_type: str | None,
     content_length: int | None,
-    body: AsyncIterable[bytes],
+    read_body: BodyReader,
 ) -> Answer:
     metrics = state.metrics
     if state.in_flight >= state.config.max_in_flight:
@@ -110,12 +200,18 @@ async def _answer_post(
         return _outer(Overloaded())
     started = perf_counter()
     state.in_flight += 1
-    metrics.in_flight.inc()
+    metrics.in_flight += 1
     try:
         try:
-            data = await _read_encapsulated(
-                content_type, content_length, body, state.config.max_body
-            )
+            # RFC 9458 §4.1 / §9.1: the media type must match exactly; no parameters.
+            if content_type is None or content_type.lower() != OHTTP_REQ:
+                raise BadMediaType()
+            limit = state.config.max_body
+            if content_length is not None and content_length > limit:
+                raise BodyTooLarge()  # decided before reading a byte
+            data = await read_body(content_length, limit)
+            if not data:
+                raise EncapsulationError("empty request")
         except (GatewayError, OHTTPError) as exc:
             answer = _outer(exc)
         else:
@@ -124,38 +220,29 @@ async def _answer_post(
         raise  # the client went away while sending: the transport has nobody to answer
     except Exception as exc:  # a bug: a fixed 500, the type logged only, no traceback
         logger.error("internal_error", extra={"error": type(exc).__name__})
-        answer = Answer(500, {}, b"", Result.BACKEND_ERROR)
+        answer = _INTERNAL_ERROR
     finally:
         state.in_flight -= 1
-        metrics.in_flight.dec()
+        metrics.in_flight -= 1
     if answer.result is not None:
         metrics.count(answer.result)
     metrics.total_seconds.observe(perf_counter() - started)
     return answer
 
 
-async def _read_encapsulated(
-    content_type: str | None,
-    content_length: int | None,
-    body: AsyncIterable[bytes],
-    limit: int,
+async def read_chunks(
+    chunks: AsyncIterable[bytes], content_length: int | None, limit: int
 ) -> bytes:
-    # RFC 9458 §4.1 / §9.1: the media type must match exactly; parameters are not allowed.
-    if content_type is None or content_type.lower() != OHTTP_REQ:
-        raise BadMediaType()
-    if content_length is not None and content_length > limit:
-        raise BodyTooLarge()  # decided before reading a byte
+    """A ``BodyReader`` over body chunks, for transports without a one-read path."""
     parts: list[bytes] = []
     size = 0
-    async for chunk in body:
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:  # enforced while reading when no Content-Length bounds it
             raise BodyTooLarge()
         parts.append(chunk)
     if content_length is not None and size != content_length:
         raise EncapsulationError("request body truncated")
-    if not size:
-        raise EncapsulationError("empty request")
     return b"".join(parts)
 
 
@@ -167,7 +254,7 @@ async def handle_encapsulated(state: GatewayState, body: bytes) -> Answer:
         state.metrics.decapsulate_seconds.observe(perf_counter() - started)
     except OHTTPError as exc:
         return _outer(exc)
-    encoded, result = await inner_answer(state, inner, enc_of(body))
+    encoded, result = await inner_answer(state, inner, sealer.enc)
     return Answer(200, _RES_HEADERS, sealer.seal(encoded), result)
 
 
@@ -179,13 +266,11 @@ async def inner_answer(state: GatewayState, inner: bytes, enc: bytes) -> tuple[b
         started = perf_counter()
         response = await _call_backend(state, request)
         state.metrics.backend_seconds.observe(perf_counter() - started)
-        try:
-            return bhttp.encode_response(response), Result.OK
-        except (OHTTPError, ValueError):  # the backend produced an unencodable response
-            raise BackendError() from None
-    except (GatewayError, OHTTPError, BackendError) as exc:
+        # ValueError: the backend's response cannot be encoded (e.g. a bad field name).
+        return bhttp.encode_response(response), Result.OK
+    except (GatewayError, OHTTPError, BackendError, ValueError) as exc:
         reply = inner_reply(exc)
-        return bhttp.encode_response(reply.response), reply.result
+        return reply.encoded, reply.result
 
 
 def _check_inner(state: GatewayState, request: bhttp.Request, enc: bytes) -> None:

@@ -2,7 +2,8 @@
 
 The gateway accepts an inner ``Date`` within ``window`` seconds either side of its clock. The
 window is public, not a secret (RFC 9458 §6.5.1 MUST NOT treat it as secret). Inside the window
-it remembers a hash of each request's HPKE ``enc`` (unique per request) until the request's Date
+it remembers a hash of each request's HPKE ``enc`` (unique per request; the pipeline takes
+it from ``ResponseSealer.enc``) until the request's Date
 leaves the window, so a copy of the same encapsulated request is refused. Only requests that
 carry a Date can be remembered for a bounded time; requests without one are accepted unless
 ``require_date`` is set, and are then not protected against replay.
@@ -19,18 +20,8 @@ import time
 from email.utils import parsedate_to_datetime
 
 from gateway.errors import DateOutOfWindow, Overloaded, Replay
-from ohttp._hpke import kem_public_key_length
 
-__all__ = ["ReplayGuard", "enc_of"]
-
-_HEADER_LEN = 7  # key_id(1) kem_id(2) kdf_id(2) aead_id(2), RFC 9458 §4.1
-
-
-def enc_of(encapsulated_request: bytes) -> bytes:
-    """The ``enc`` of an encapsulated request that has already decapsulated successfully."""
-    kem_id = int.from_bytes(encapsulated_request[1:3], "big")
-    n_enc = kem_public_key_length(kem_id) or 0  # RFC 9180 §7.1: Nenc = Npk for DHKEMs
-    return encapsulated_request[_HEADER_LEN : _HEADER_LEN + n_enc]
+__all__ = ["ReplayGuard", "parse_http_date"]
 
 
 def parse_http_date(value: bytes) -> float | None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
+from multidict import CIMultiDict
 
 from relay.config import RelayConfig
 from relay.metrics import Direction, RelayMetrics, Result, create_metrics_app
@@ -34,9 +35,10 @@ RESPONSE_TYPES = frozenset({"message/ohttp-res", "message/ohttp-chunked-res"})
 KEYS_TYPE = "application/ohttp-keys"
 KEYS_PATH = "ohttp-keys"
 MAX_KEYS_BYTES = 64 * 1024
+_ACCEPT_KEYS = b"accept: application/ohttp-keys\r\n"
 SMALL_BODY = 64 * 1024  # bodies up to this size are read whole and sent in one write
 # Only these gateway response fields reach the client; Content-Length is set from framing.
-DOWNSTREAM_FIELDS = ("content-type", "cache-control", "retry-after", "incremental")
+DOWNSTREAM_FIELDS = frozenset({"content-type", "cache-control", "retry-after", "incremental"})
 _SF_BOOLEAN = frozenset({"?0", "?1"})  # RFC 8941 §3.3.6, the Incremental field's type
 _DELTA_SECONDS = re.compile(r"[0-9]{1,6}")
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?([0-9]{1,10})\"?\s*(?:,|$)", re.IGNORECASE)
@@ -102,21 +104,17 @@ class KeyMirror:
             await asyncio.sleep(await self.refresh())
 
     async def _fetch(self) -> float:
-        response = await self._pool.request("GET", [("accept", KEYS_TYPE)], b"", chunked=False)
+        response = await self._pool.request("GET", _ACCEPT_KEYS, b"", chunked=False)
         try:
             media_type = _media_type(response.head.get("content-type"))
             if response.status != 200 or media_type != KEYS_TYPE:
                 raise UpstreamError("gateway did not serve keys")
-            body = bytearray()
-            async for piece in response.chunks():
-                body += piece
-                if len(body) > MAX_KEYS_BYTES:
-                    raise UpstreamError("gateway key list too large")
+            body = await response.read(MAX_KEYS_BYTES)
         finally:
             response.abort()
-        _validate_keys(bytes(body))
+        _validate_keys(body)
         ttl = self._ttl(response.head.get("cache-control"))
-        self._body, self._expires = bytes(body), time.monotonic() + ttl
+        self._body, self._expires = body, time.monotonic() + ttl
         return ttl
 
     def _ttl(self, cache_control: str | None) -> float:
@@ -181,6 +179,9 @@ class _GuardedProtocol:
     aiohttp waits for a request head with no deadline, so a client trickling one byte every few
     seconds would hold a connection forever; here the head must be complete within
     ``header_timeout`` of the connection opening or the previous response ending.
+    The deadline is checked lazily: one timer per ``header_timeout`` period that re-arms itself
+    while the client is being served or idle for less than the limit, so a request costs two
+    attribute writes instead of cancelling and scheduling a timer.
     """
 
     def __init__(self, tracker: ConnectionTracker, inner: RequestHandler) -> None:
@@ -188,7 +189,10 @@ class _GuardedProtocol:
         self.inner = inner
         self._transport: asyncio.BaseTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()  # protocols are made inside the loop
         self._admitted = False
+        self.busy = False  # a request head is complete and its handler runs
+        self.idle_since = 0.0  # loop time the connection opened or the last handler ended
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
@@ -200,23 +204,35 @@ class _GuardedProtocol:
             transport.close()
             return
         self._admitted = True
-        self.arm()
+        loop = self._loop
+        self.idle_since = loop.time()
+        self._timer = loop.call_at(self.idle_since + self._tracker.header_timeout, self._check)
         self.inner.connection_made(transport)
 
-    def arm(self) -> None:
-        self.disarm()
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._tracker.header_timeout, self._deadline_passed)
+    def request_started(self) -> None:
+        self.busy = True
+
+    def request_ended(self) -> None:
+        self.busy = False
+        self.idle_since = self._loop.time()
+
+    def _check(self) -> None:
+        loop = self._loop
+        now = loop.time()
+        limit = self._tracker.header_timeout
+        # While a handler runs the body deadline applies instead; look again later.
+        due = now + limit if self.busy else self.idle_since + limit
+        if due > now:
+            self._timer = loop.call_at(due, self._check)
+            return
+        self._timer = None
+        if self._transport is not None:
+            self._transport.close()
 
     def disarm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-    def _deadline_passed(self) -> None:
-        self._timer = None
-        if self._transport is not None:
-            self._transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._admitted:
@@ -253,12 +269,12 @@ class ConnectionTracker:
         if len(self._guards) >= self.max_connections:
             return False
         self._guards[guard.inner] = guard
-        self.metrics.connections.set(len(self._guards))
+        self.metrics.connections = len(self._guards)
         return True
 
     def release(self, guard: _GuardedProtocol) -> None:
         self._guards.pop(guard.inner, None)
-        self.metrics.connections.set(len(self._guards))
+        self.metrics.connections = len(self._guards)
 
     def guard_of(self, protocol: object) -> _GuardedProtocol | None:
         return self._guards.get(protocol) if isinstance(protocol, RequestHandler) else None
@@ -296,15 +312,22 @@ def create_app(config: RelayConfig, metrics: RelayMetrics | None = None) -> web.
     if config.rate_limit:
         limiter = RateLimiter(config.rate_limit, config.rate_limit_window)
     # Never decompress a client body (RFC 9458 §6.2: bytes out == bytes in).
-    app = web.Application(middlewares=[_relay_middleware], handler_args={"auto_decompress": False})
-    app[STATE_KEY] = RelayState(config, metrics, tracker, limiter)
+    app = web.Application(handler_args={"auto_decompress": False})
+    state = app[STATE_KEY] = RelayState(config, metrics, tracker, limiter)
+    metrics.in_flight = lambda: state.in_flight
     app.cleanup_ctx.append(_upstream_resources)
     app.on_response_prepare.append(_strip_server_header)
-    app.router.add_get("/healthz", _healthz, allow_head=False)
+    # Each path's own method first, then any other method on it (405), then anything else (404);
+    # a route added right after another on the same path joins that resource.
+    routes: list[tuple[str, str, StateHandler]] = [("GET", "/healthz", _healthz)]
     for gateway in config.gateways:
         base = f"/{gateway.name}" if gateway.name else ""
-        app.router.add_post(base or "/", _forward_handler(gateway.name))
-        app.router.add_get(f"{base}/{KEYS_PATH}", _keys_handler(gateway.name), allow_head=False)
+        routes.append(("POST", base or "/", _forward_handler(gateway.name)))
+        routes.append(("GET", f"{base}/{KEYS_PATH}", _keys_handler(gateway.name)))
+    for method, path, handler in routes:
+        app.router.add_route(method, path, _guarded(state, handler))
+        app.router.add_route("*", path, _guarded(state, _not_allowed(method)))
+    app.router.add_route("*", "/{tail:.*}", _guarded(state, _not_found))
     return app
 
 
@@ -350,47 +373,55 @@ def _plain(status: int, text: str, headers: dict[str, str] | None = None) -> web
     return web.Response(status=status, text=text + "\n", headers=headers)
 
 
-_STATUS_RESULTS = {
-    400: Result.BAD_REQUEST, 404: Result.NOT_FOUND, 405: Result.METHOD_NOT_ALLOWED,
-    413: Result.TOO_LARGE, 415: Result.UNSUPPORTED_MEDIA_TYPE,
-}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+StateHandler = Callable[[web.Request, "RelayState"], Awaitable[web.StreamResponse]]
 
 
-@web.middleware
-async def _relay_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    state = request.app[STATE_KEY]
-    guard = state.tracker.guard_of(request.protocol)
-    if guard is not None:
-        guard.disarm()  # the head is complete; the handler enforces the body deadline
-    try:
-        if not _origin_form(request.raw_path):
-            # An absolute-form target names a host: the relay is no forward proxy, and a
-            # client never chooses where its request goes (checklist R9).
-            raise web.HTTPNotFound
-        return await handler(request)
-    except web.HTTPException as exc:
-        # aiohttp's own 404/405/413: answer with our short body and count it.
-        state.metrics.count(_STATUS_RESULTS.get(exc.status, Result.BAD_REQUEST))
-        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        return _plain(exc.status, exc.reason, headers)
-    finally:
+def _guarded(state: RelayState, handler: StateHandler) -> Handler:
+    """Every route's wrapper (instead of a middleware, which costs two more calls per request):
+    suspends the connection's header deadline while the request is handled (the body deadline
+    applies then) and refuses absolute-form targets."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        guard = state.tracker.guard_of(request.protocol)
         if guard is not None:
-            guard.arm()
+            guard.request_started()
+        try:
+            if not _origin_form(request.raw_path):
+                # An absolute-form target names a host: the relay is no forward proxy, and a
+                # client never chooses where its request goes (checklist R9).
+                return await _not_found(request, state)
+            return await handler(request, state)
+        finally:
+            if guard is not None:
+                guard.request_ended()
+
+    return handle
+
+
+async def _not_found(_: web.Request, state: RelayState) -> web.StreamResponse:
+    state.metrics.count(Result.NOT_FOUND)
+    return _plain(404, "Not Found")
+
+
+def _not_allowed(allow: str) -> StateHandler:
+    async def handle(_: web.Request, state: RelayState) -> web.StreamResponse:
+        state.metrics.count(Result.METHOD_NOT_ALLOWED)
+        return _plain(405, "Method Not Allowed", {"Allow": allow})
+
+    return handle
 
 
 def _origin_form(target: str) -> bool:
     return target.startswith("/") and not target.startswith("//")
 
 
-async def _healthz(_: web.Request) -> web.Response:
+async def _healthz(_: web.Request, __: RelayState) -> web.StreamResponse:
     return _plain(200, "ok")
 
 
-def _keys_handler(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def handle(request: web.Request) -> web.StreamResponse:
-        state = request.app[STATE_KEY]
+def _keys_handler(name: str) -> StateHandler:
+    async def handle(_: web.Request, state: RelayState) -> web.StreamResponse:
         try:
             body, remaining = await state.mirrors[name].get()
         except UpstreamTimeout:
@@ -408,19 +439,17 @@ def _keys_handler(name: str) -> Callable[[web.Request], Awaitable[web.StreamResp
     return handle
 
 
-def _forward_handler(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def handle(request: web.Request) -> web.StreamResponse:
-        state = request.app[STATE_KEY]
-        rejection = _admission(request, state)
-        if rejection is not None:
-            return rejection
+def _forward_handler(name: str) -> StateHandler:
+    async def handle(request: web.Request, state: RelayState) -> web.StreamResponse:
+        length = request.content_length
+        admitted = _admission(request, state, length)
+        if not isinstance(admitted, str):
+            return admitted
         state.in_flight += 1
-        state.metrics.in_flight.inc()
         try:
-            return await _forward(request, state, state.pools[name])
+            return await _forward(request, state, state.pools[name], admitted, length)
         finally:
             state.in_flight -= 1
-            state.metrics.in_flight.dec()
 
     return handle
 
@@ -429,8 +458,12 @@ def _media_type(value: str | None) -> str | None:
     return value.strip().lower() if value is not None else None
 
 
-def _admission(request: web.Request, state: RelayState) -> web.StreamResponse | None:
-    """Checks that need no body: rate limit, in-flight cap, media type, size (RFC 9458 §5)."""
+def _admission(request: web.Request, state: RelayState,
+               length: int | None) -> web.StreamResponse | str:
+    """Checks that need no body: rate limit, in-flight cap, media type, size (RFC 9458 §5).
+
+    Returns the rejection, or the request's media type (one of REQUEST_TYPES).
+    """
     if state.limiter is not None:
         wait = state.limiter.check(request.remote)
         if wait is not None:
@@ -439,32 +472,39 @@ def _admission(request: web.Request, state: RelayState) -> web.StreamResponse | 
     if state.in_flight >= state.config.max_in_flight:
         state.metrics.count(Result.OVERLOADED)
         return _plain(503, "overloaded", {"Retry-After": "1"})
-    content_types = request.headers.getall("Content-Type", [])
+    content_types = request.headers.getall("Content-Type", ())
     # Exact match, no parameters: RFC 9458 §9 registers the types without parameters.
-    if len(content_types) != 1 or _media_type(content_types[0]) not in REQUEST_TYPES:
+    media_type = _media_type(content_types[0]) if len(content_types) == 1 else None
+    if media_type not in REQUEST_TYPES:
         state.metrics.count(Result.UNSUPPORTED_MEDIA_TYPE)
         return _plain(415, "unsupported media type")
-    length = request.content_length
     if length is not None and length > state.config.max_body_bytes:
         state.metrics.count(Result.TOO_LARGE)
         return _plain(413, "request too large", {"Connection": "close"})
     if length == 0 or (length is None and not request.body_exists):
         state.metrics.count(Result.BAD_REQUEST)
         return _plain(400, "empty request")
-    return None
+    assert media_type is not None
+    return media_type
 
 
-def _upstream_headers(request: web.Request, config: RelayConfig) -> list[tuple[str, str]]:
-    """A fresh minimal set (RFC 9458 §6.2): nothing the client sent except these."""
-    headers = [("content-type", _media_type(request.headers["Content-Type"]) or "")]
-    if request.content_length is not None:
-        headers.append(("content-length", str(request.content_length)))
-    incremental = request.headers.getall("Incremental", [])
-    if len(incremental) == 1 and incremental[0].strip() in _SF_BOOLEAN:
-        headers.append(("incremental", incremental[0].strip()))
+# The only client-derived values that go upstream, as ready header lines (RFC 9458 §6.2).
+_CONTENT_TYPE_LINES = {t: f"content-type: {t}\r\n".encode() for t in REQUEST_TYPES}
+_INCREMENTAL_LINES = {v: f"incremental: {v}\r\n".encode() for v in _SF_BOOLEAN}
+
+
+def _upstream_headers(request: web.Request, media_type: str, config: RelayConfig) -> bytes:
+    """A fresh minimal set (RFC 9458 §6.2): nothing the client sent except these.
+
+    Content-Length or Transfer-Encoding is added by the upstream client from the framing.
+    """
+    lines = _CONTENT_TYPE_LINES[media_type]
+    incremental = request.headers.getall("Incremental", ())
+    if len(incremental) == 1:
+        lines += _INCREMENTAL_LINES.get(incremental[0].strip(), b"")
     if config.gateway_token:
-        headers.append(("authorization", f"Bearer {config.gateway_token}"))
-    return headers
+        lines += f"authorization: Bearer {config.gateway_token}\r\n".encode("latin-1")
+    return lines
 
 
 async def _read_some(request: web.Request, deadline: float) -> bytes:
@@ -492,27 +532,28 @@ async def _stream_body(request: web.Request, first: bytes, state: RelayState,
 
 
 async def _read_small(request: web.Request, length: int, deadline: float) -> bytes:
-    body = bytearray()
-    while len(body) < length:
+    # Usually the whole small body arrived with the head: take it without waiting.
+    body = request.content.read_nowait(-1)
+    if len(body) >= length:
+        return body
+    collected = bytearray(body)
+    while len(collected) < length:
         piece = await _read_some(request, deadline)
         if not piece:
             raise ClientBodyError(400, Result.CLIENT_ABORTED)
-        body += piece
-    return bytes(body)
+        collected += piece
+    return bytes(collected)
 
 
-async def _forward(
-    request: web.Request, state: RelayState, pool: UpstreamPool
-) -> web.StreamResponse:
-    deadline = time.monotonic() + state.config.body_timeout
-    length = request.content_length
-    headers = _upstream_headers(request, state.config)
+async def _forward(request: web.Request, state: RelayState, pool: UpstreamPool,
+                   media_type: str, length: int | None) -> web.StreamResponse:
     started = time.monotonic()
+    deadline = started + state.config.body_timeout
+    headers = _upstream_headers(request, media_type, state.config)
     try:
         if length is not None and length <= SMALL_BODY:
             body = await _read_small(request, length, deadline)
             state.metrics.add_bytes(Direction.UPSTREAM, len(body))
-            headers = [h for h in headers if h[0] != "content-length"]
             response = await pool.request("POST", headers, body, chunked=False)
         else:
             first = await _read_some(request, deadline)
@@ -520,6 +561,8 @@ async def _forward(
                 state.metrics.count(Result.BAD_REQUEST)
                 return _plain(400, "empty request")
             state.metrics.add_bytes(Direction.UPSTREAM, len(first))
+            if length is not None:
+                headers += b"content-length: %d\r\n" % length
             stream = _stream_body(request, first, state, deadline)
             response = await pool.request("POST", headers, stream, chunked=length is None)
     except ClientBodyError as exc:
@@ -531,7 +574,7 @@ async def _forward(
     except UpstreamError:
         state.metrics.count(Result.UPSTREAM_UNAVAILABLE)
         return _plain(502, "bad gateway")
-    state.metrics.upstream_latency.observe(time.monotonic() - started)
+    state.metrics.observe_latency(time.monotonic() - started)
     try:
         return await _respond(request, state, response)
     finally:
@@ -554,12 +597,10 @@ async def _respond(request: web.Request, state: RelayState,
         # 3xx (never followed), 5xx and malformed 2xx: no gateway detail reaches the client.
         state.metrics.count(Result.GATEWAY_SERVER_ERROR)
         return _plain(502, "bad gateway")
-    headers = [(name, value) for name in DOWNSTREAM_FIELDS for value in head.get_all(name)]
+    headers = CIMultiDict((n, v) for n, v in head.headers if n in DOWNSTREAM_FIELDS)
     if head.content_length is not None and head.content_length <= SMALL_BODY:
         return await _respond_small(state, upstream, status, headers)
-    response = web.StreamResponse(status=status)
-    for name, value in headers:
-        response.headers.add(name, value)
+    response = web.StreamResponse(status=status, headers=headers)
     if head.content_length is not None:
         response.content_length = head.content_length
     await response.prepare(request)
@@ -571,22 +612,19 @@ async def _respond(request: web.Request, state: RelayState,
 
 
 async def _respond_small(state: RelayState, upstream: UpstreamResponse, status: int,
-                         headers: list[tuple[str, str]]) -> web.StreamResponse:
+                         headers: CIMultiDict[str]) -> web.StreamResponse:
     """A small fixed-length answer is sent in one write; it has no chunks to deliver early."""
-    body = bytearray()
     try:
-        async for piece in upstream.chunks():
-            body += piece
+        body = upstream.read_complete(SMALL_BODY)
+        if body is None:
+            body = await upstream.read(SMALL_BODY)
     except UpstreamError as exc:
         timed_out = isinstance(exc, UpstreamTimeout)
         state.metrics.count(Result.UPSTREAM_TIMEOUT if timed_out else Result.UPSTREAM_UNAVAILABLE)
         return _plain(504 if timed_out else 502, "gateway timeout" if timed_out else "bad gateway")
     state.metrics.add_bytes(Direction.DOWNSTREAM, len(body))
     state.metrics.count(Result.FORWARDED if status < 300 else Result.GATEWAY_CLIENT_ERROR)
-    response = web.Response(status=status, body=bytes(body))
-    for name, value in headers:
-        response.headers.add(name, value)
-    return response
+    return web.Response(status=status, body=body, headers=headers)
 
 
 async def _copy_body(request: web.Request, state: RelayState, upstream: UpstreamResponse,

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import bisect
 import enum
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
 
 
 class Result(enum.StrEnum):
@@ -35,40 +45,73 @@ class Direction(enum.StrEnum):
     DOWNSTREAM = "downstream"  # gateway -> client body bytes
 
 
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
 class RelayMetrics:
-    """One explicit registry per app, so tests and workers never share global state."""
+    """One explicit registry per app, so tests and workers never share global state.
 
-    def __init__(self) -> None:
+    The per-request numbers are plain ints and floats read only when scraped: prometheus_client's
+    Counter and Histogram take a lock on every update, which is measurable per request. The relay
+    runs on one event loop thread per process, so no lock is needed.
+    """
+
+    def __init__(self, in_flight: Callable[[], int] = lambda: 0) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "ohttp_relay_requests", "Client requests by result", ["result"],
-            registry=self.registry,
-        )
-        self.upstream_latency = Histogram(
-            "ohttp_relay_upstream_latency_seconds",
-            "Time from starting the forward to the gateway's response head",
-            registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-        )
-        self.bytes = Counter(
-            "ohttp_relay_body_bytes", "Body bytes relayed", ["direction"], registry=self.registry
-        )
-        self.in_flight = Gauge(
-            "ohttp_relay_in_flight", "Forwards in progress", registry=self.registry
-        )
-        self.connections = Gauge(
-            "ohttp_relay_connections", "Open client connections", registry=self.registry
-        )
-
-        # Children resolved once: labels() per request is measurable on the hot path.
-        self._results = {result: self.requests.labels(result.value) for result in Result}
-        self._directions = {d: self.bytes.labels(d.value) for d in Direction}
+        self._requests = dict.fromkeys(Result, 0)
+        self._bytes = dict.fromkeys(Direction, 0)
+        self._latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one is +Inf
+        self._latency_sum = 0.0
+        self.connections = 0
+        self.in_flight = in_flight
+        self.registry.register(_Collector(self))
 
     def count(self, result: Result) -> None:
-        self._results[result].inc()
+        self._requests[result] += 1
 
     def add_bytes(self, direction: Direction, amount: int) -> None:
-        self._directions[direction].inc(amount)
+        self._bytes[direction] += amount
+
+    def observe_latency(self, seconds: float) -> None:
+        self._latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self._latency_sum += seconds
+
+    def families(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "ohttp_relay_requests", "Client requests by result", labels=["result"]
+        )
+        for result, value in self._requests.items():
+            requests.add_metric([result.value], value)
+        yield requests
+        cumulative = list(itertools.accumulate(self._latency_counts))
+        yield HistogramMetricFamily(
+            "ohttp_relay_upstream_latency_seconds",
+            "Time from starting the forward to the gateway's response head",
+            buckets=[(_le(b), c) for b, c in zip(LATENCY_BUCKETS, cumulative, strict=False)]
+            + [("+Inf", cumulative[-1])],
+            sum_value=self._latency_sum,
+        )
+        body = CounterMetricFamily("ohttp_relay_body_bytes", "Body bytes relayed",
+                                   labels=["direction"])
+        for direction, value in self._bytes.items():
+            body.add_metric([direction.value], value)
+        yield body
+        yield GaugeMetricFamily("ohttp_relay_in_flight", "Forwards in progress",
+                                value=self.in_flight())
+        yield GaugeMetricFamily("ohttp_relay_connections", "Open client connections",
+                                value=self.connections)
+
+
+def _le(bound: float) -> str:
+    return repr(float(bound))  # "0.001", "1.0": what prometheus_client prints for these bounds
+
+
+class _Collector(Collector):
+    def __init__(self, metrics: RelayMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        return self._metrics.families()
 
 
 def create_metrics_app(metrics: RelayMetrics) -> web.Application:

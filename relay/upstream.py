@@ -2,26 +2,32 @@
 
 Why not aiohttp.ClientSession: it costs several times the CPU per forwarded request and adds
 behaviour a relay must not have (User-Agent, Accept-Encoding, redirects, decompression).
-This client sends exactly the header lines it is given, streams both bodies, parses
-Content-Length, chunked and close-delimited response bodies with strict limits, keeps a small
-keep-alive pool per gateway and never retries (RFC 9458 §6.5): any failure is reported once.
+Why not asyncio streams either: a StreamReader/StreamWriter pair plus a timeout context per
+read costs more than the whole parse. Each connection is an ``asyncio.Protocol`` that parses
+the response as bytes arrive (a small state machine: head, then Content-Length, chunked or
+close-delimited body, with strict limits) and wakes the waiting coroutine once per step, so a
+small answer that arrives in one segment costs one wake-up. It sends exactly the header lines
+it is given, streams both bodies, keeps a small keep-alive pool per gateway and never retries
+(RFC 9458 §6.5): any failure is reported once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import enum
+import re
 import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import cast
 
 from relay.config import GatewayTarget
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADER_LINES = 100
 MAX_CHUNK_LINE = 1024
-READ_SIZE = 64 * 1024
+MAX_TRAILER_BYTES = 16 * 1024
+HIGH_WATER = 256 * 1024  # unconsumed body bytes before reading from the gateway pauses
 _CRLF = b"\r\n"
 
 
@@ -37,63 +43,73 @@ class UpstreamProtocolError(UpstreamError):
     """The gateway's answer was not valid HTTP/1.1 within our limits."""
 
 
-@dataclass(slots=True)
-class _Connection:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    idle_since: float = 0.0
-
-    def usable(self, now: float, idle_timeout: float) -> bool:
-        return (
-            not self.writer.is_closing()
-            and not self.reader.at_eof()
-            and now - self.idle_since < idle_timeout
-        )
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-@dataclass(frozen=True, slots=True)
 class ResponseHead:
-    status: int
-    headers: tuple[tuple[str, str], ...]  # names lower-cased, values as sent
-    content_length: int | None
-    chunked: bool
-    keep_alive: bool
+    """Status line and header fields of a gateway response, with its body framing."""
+
+    __slots__ = ("chunked", "content_length", "headers", "keep_alive", "status")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], content_length: int | None,
+                 chunked: bool, keep_alive: bool) -> None:
+        self.status = status
+        self.headers = headers  # (lower-case name, value) of the fields in _KEPT_FIELDS
+        self.content_length = content_length
+        self.chunked = chunked
+        self.keep_alive = keep_alive
 
     def get(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k == name), None)
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
 
     def get_all(self, name: str) -> list[str]:
         return [v for k, v in self.headers if k == name]
 
 
-def _parse_head(raw: bytes) -> ResponseHead:
-    lines = raw[: -len(_CRLF * 2)].split(_CRLF)
-    version, _, rest = lines[0].partition(b" ")
-    code = rest[:3]
-    if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 or not code.isdigit():
+# RFC 9112 §4 status line; RFC 9112 §5 field lines: a token name directly followed by ":"
+# (no whitespace before the colon, no obs-fold), a value without CR, LF or NUL.
+_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\r\n\0]*)?\r\n")
+_FIELD_LINE = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n\0]*\r\n"
+_FIELDS = re.compile(rb"(?:" + _FIELD_LINE + rb")*")
+# The only response fields the relay reads; the others are checked for syntax and dropped.
+_KEPT_NAMES = ("content-type", "content-length", "transfer-encoding", "connection",
+               "cache-control", "retry-after", "incremental")
+_KEPT_FIELDS = {name.encode(): name for name in _KEPT_NAMES}
+_KEPT_FIELD = re.compile(
+    rb"^(" + b"|".join(re.escape(n) for n in _KEPT_FIELDS) + rb"):([^\r]*)\r$",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def parse_head(raw: bytes) -> ResponseHead:
+    """Parse a response head (each line ending in CRLF, without the final empty line)."""
+    status_line = _STATUS_LINE.match(raw)
+    if status_line is None:
         raise UpstreamProtocolError("invalid status line from gateway")
-    if len(rest) > 3 and rest[3:4] != b" ":
-        raise UpstreamProtocolError("invalid status line from gateway")
-    if len(lines) - 1 > MAX_HEADER_LINES:
+    start = status_line.end()
+    if _FIELDS.fullmatch(raw, start) is None:
+        raise UpstreamProtocolError("invalid header line from gateway")
+    if raw.count(b"\n", start) > MAX_HEADER_LINES:
         raise UpstreamProtocolError("too many header lines from gateway")
-    headers = []
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        # RFC 9112 §5.1: no whitespace before the colon; obs-fold (leading space) rejected.
-        if not sep or not name or name != name.strip() or line[:1] in (b" ", b"\t"):
-            raise UpstreamProtocolError("invalid header line from gateway")
-        headers.append((name.decode("latin-1").lower(), value.strip(b" \t").decode("latin-1")))
-    return _framing(int(code), version, tuple(headers))
+    headers: list[tuple[str, str]] = []
+    close = status_line.group(1) != b"1"
+    encodings: list[str] = []
+    lengths: set[str] = set()
+    for name, value in _KEPT_FIELD.findall(raw, start):
+        key = _KEPT_FIELDS[name.lower()]
+        text = value.strip(b" \t").decode("latin-1")
+        headers.append((key, text))
+        if key == "connection" and "close" in text.lower():
+            close = close or "close" in (t.strip().lower() for t in text.split(","))
+        elif key == "transfer-encoding":
+            encodings.append(text.strip().lower())
+        elif key == "content-length":
+            lengths.add(text.strip())
+    return _framing(int(status_line.group(2)), headers, encodings, lengths, not close)
 
 
-def _framing(status: int, version: bytes, headers: tuple[tuple[str, str], ...]) -> ResponseHead:
-    connection = {t.strip().lower() for k, v in headers if k == "connection" for t in v.split(",")}
-    keep_alive = version == b"HTTP/1.1" and "close" not in connection
-    encodings = [v.strip().lower() for k, v in headers if k == "transfer-encoding"]
-    lengths = {v.strip() for k, v in headers if k == "content-length"}
+def _framing(status: int, headers: list[tuple[str, str]], encodings: list[str],
+             lengths: set[str], keep_alive: bool) -> ResponseHead:
     chunked = False
     length: int | None = None
     if encodings:
@@ -102,9 +118,10 @@ def _framing(status: int, version: bytes, headers: tuple[tuple[str, str], ...]) 
             raise UpstreamProtocolError("unsupported transfer coding from gateway")
         chunked = True
     elif lengths:
-        if len(lengths) != 1 or not next(iter(lengths)).isdigit():
+        value = next(iter(lengths))
+        if len(lengths) != 1 or not value.isdigit() or not value.isascii():
             raise UpstreamProtocolError("invalid content-length from gateway")
-        length = int(next(iter(lengths)))
+        length = int(value)
     if status in (204, 304) or 100 <= status < 200:
         chunked, length = False, 0
     elif not chunked and length is None:
@@ -112,13 +129,336 @@ def _framing(status: int, version: bytes, headers: tuple[tuple[str, str], ...]) 
     return ResponseHead(status, headers, length, chunked, keep_alive)
 
 
-class UpstreamResponse:
-    """A response whose head has arrived; iterate :meth:`chunks` for the body exactly once."""
+class _State(enum.Enum):
+    IDLE = enum.auto()  # no request outstanding; any byte from the gateway is an error
+    HEAD = enum.auto()
+    LENGTH = enum.auto()
+    CHUNK_SIZE = enum.auto()
+    CHUNK_DATA = enum.auto()
+    CHUNK_END = enum.auto()  # the CRLF after chunk data
+    TRAILERS = enum.auto()
+    UNTIL_CLOSE = enum.auto()
+    DONE = enum.auto()
+    BROKEN = enum.auto()
 
-    def __init__(self, pool: UpstreamPool, conn: _Connection, head: ResponseHead,
+
+class UpstreamConnection(asyncio.Protocol):
+    """One connection to the gateway, parsing one response at a time as bytes arrive."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._state = _State.IDLE
+        self._buffer = b""
+        self._remaining = 0  # body bytes left: Content-Length or current chunk
+        self._trailer_bytes = 0
+        self.head: ResponseHead | None = None
+        self._pieces: list[bytes] = []  # body bytes parsed and not yet consumed
+        self._queued = 0
+        self._error: UpstreamError | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0  # loop time by which the current wait must end
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # (uvloop's transports are not asyncio.Transport subclasses, but behave as one)
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._state is _State.IDLE or self._state is _State.DONE:
+            # Bytes nobody asked for: the connection can no longer be trusted for reuse.
+            self.fail(UpstreamProtocolError("unexpected data from gateway"))
+            return
+        if self._state is _State.BROKEN:
+            return
+        self._buffer = self._buffer + data if self._buffer else data
+        try:
+            self._parse()
+        except UpstreamError as exc:
+            self.fail(exc)
+            return
+        if self._queued > HIGH_WATER and not self._reading_paused and self.transport:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        return False  # close our side as well
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._disarm()
+        if self._state is _State.UNTIL_CLOSE:
+            self._state = _State.DONE  # the end of a close-delimited body (RFC 9112 §6.3)
+        elif self._state is not _State.DONE and self._state is not _State.IDLE:
+            if self._state is _State.HEAD:
+                self.fail(UpstreamError("gateway closed the connection"))
+            else:
+                self.fail(UpstreamError("gateway closed the connection mid-body"))
+        self._wake()
+        self._wake_drain()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_drain()
+
+    # -- parser
+
+    def _parse(self) -> None:
+        # Each step consumes from the buffer; stop when a step needs more bytes.
+        while self._buffer:
+            state = self._state
+            if state is _State.HEAD:
+                if not self._parse_head():
+                    return
+            elif state is _State.LENGTH or state is _State.CHUNK_DATA:
+                self._take_body()
+            elif state is _State.CHUNK_SIZE:
+                if not self._parse_chunk_size():
+                    return
+            elif state is _State.CHUNK_END:
+                if len(self._buffer) < 2:
+                    return
+                if self._buffer[:2] != _CRLF:
+                    raise UpstreamProtocolError("invalid chunk framing from gateway")
+                self._buffer = self._buffer[2:]
+                self._state = _State.CHUNK_SIZE
+            elif state is _State.TRAILERS:
+                if not self._skip_trailer_line():
+                    return
+            elif state is _State.UNTIL_CLOSE:
+                self._deliver(self._buffer)
+                self._buffer = b""
+            else:  # DONE with bytes left over: not a response we asked for
+                raise UpstreamProtocolError("unexpected data from gateway")
+
+    def _parse_head(self) -> bool:
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._buffer) > MAX_HEAD_BYTES:
+                raise UpstreamProtocolError("gateway response head too large")
+            return False
+        if end > MAX_HEAD_BYTES:
+            raise UpstreamProtocolError("gateway response head too large")
+        head = parse_head(self._buffer[: end + 2])
+        self._buffer = self._buffer[end + 4:]
+        if 100 <= head.status < 200:
+            return True  # 1xx interim responses are not forwarded (we never send Expect)
+        self.head = head
+        if head.chunked:
+            self._state = _State.CHUNK_SIZE
+        elif head.content_length is None:
+            self._state = _State.UNTIL_CLOSE
+        elif head.content_length:
+            self._state, self._remaining = _State.LENGTH, head.content_length
+        else:
+            self._state = _State.DONE
+        return True
+
+    def _take_body(self) -> None:
+        buffer = self._buffer
+        if len(buffer) <= self._remaining:
+            piece, self._buffer = buffer, b""
+        else:
+            piece, self._buffer = buffer[: self._remaining], buffer[self._remaining:]
+        self._remaining -= len(piece)
+        self._deliver(piece)
+        if not self._remaining:
+            self._state = _State.DONE if self._state is _State.LENGTH else _State.CHUNK_END
+
+    def _parse_chunk_size(self) -> bool:
+        end = self._buffer.find(_CRLF)
+        if end < 0 or end > MAX_CHUNK_LINE:
+            if end > MAX_CHUNK_LINE or len(self._buffer) > MAX_CHUNK_LINE:
+                raise UpstreamProtocolError("chunk line too long from gateway")
+            return False
+        # RFC 9112 §7.1: chunk-size [ chunk-ext ] CRLF; extensions are ignored.
+        size_text = self._buffer[:end].split(b";", 1)[0].strip(b" \t")
+        self._buffer = self._buffer[end + 2:]
+        if not size_text or len(size_text) > 16 or size_text.strip(b"0123456789abcdefABCDEF"):
+            raise UpstreamProtocolError("invalid chunk size from gateway")
+        size = int(size_text, 16)
+        if size:
+            self._state, self._remaining = _State.CHUNK_DATA, size
+        else:
+            self._state = _State.TRAILERS
+        return True
+
+    def _skip_trailer_line(self) -> bool:
+        end = self._buffer.find(_CRLF)
+        if end < 0:
+            if self._trailer_bytes + len(self._buffer) > MAX_TRAILER_BYTES:
+                raise UpstreamProtocolError("trailer section too large from gateway")
+            return False
+        self._trailer_bytes += end + 2
+        if self._trailer_bytes > MAX_TRAILER_BYTES:
+            raise UpstreamProtocolError("trailer section too large from gateway")
+        self._buffer = self._buffer[end + 2:]
+        if end == 0:
+            self._state = _State.DONE  # trailer fields are dropped, never forwarded
+        return True
+
+    def _deliver(self, piece: bytes) -> None:
+        if piece:
+            self._pieces.append(piece)
+            self._queued += len(piece)
+
+    # -- waking the consumer
+
+    def fail(self, error: UpstreamError) -> None:
+        if self._error is None:
+            self._error = error
+        self._state = _State.BROKEN
+        self._buffer = b""
+        if self.transport is not None:
+            self.transport.close()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_drain(self) -> None:
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self, timeout: float) -> None:
+        """Wait for the parser to make progress, at most ``timeout`` seconds.
+
+        The deadline is checked lazily: a timer armed for an earlier wait stays armed and, when
+        it fires, either expires the current wait or re-arms for its deadline. Under steady
+        traffic that is one timer per ``timeout`` period instead of one per request.
+        """
+        loop = self._loop
+        self._deadline = loop.time() + timeout
+        if self._timer is None:
+            self._timer = loop.call_at(self._deadline, self._check_deadline)
+        waiter = self._waiter = loop.create_future()
+        try:
+            await waiter
+        except UpstreamTimeout:
+            self.fail(UpstreamTimeout("gateway read timed out"))
+            raise
+        finally:
+            self._waiter = None
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nobody waits; the next wait arms a timer again
+        if self._loop.time() >= self._deadline:
+            waiter.set_exception(UpstreamTimeout("gateway read timed out"))
+        else:
+            self._timer = self._loop.call_at(self._deadline, self._check_deadline)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # -- used by UpstreamPool and UpstreamResponse
+
+    def expect_response(self) -> None:
+        self._state = _State.HEAD
+        self.head = None
+        self._trailer_bytes = 0
+
+    def start(self, data: bytes) -> None:
+        """Send a request (head and maybe body) and expect a response."""
+        assert self.transport is not None
+        self.expect_response()
+        self.transport.write(data)
+
+    def write(self, data: bytes) -> None:
+        if self.closed or self.transport is None:
+            raise UpstreamError("gateway connection failed")
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self.closed:
+            raise UpstreamError("gateway connection failed")
+        if not self._write_paused:
+            return
+        waiter = self._drain_waiter = self._loop.create_future()
+        try:
+            await waiter
+        finally:
+            self._drain_waiter = None
+        if self.closed:
+            raise UpstreamError("gateway connection failed")
+
+    async def read_head(self, timeout: float) -> ResponseHead:
+        while self.head is None:
+            if self._error is not None:
+                raise self._error
+            await self._wait(timeout)
+        return self.head
+
+    def take(self) -> bytes:
+        """Body bytes parsed so far (b"" if none), consumed."""
+        pieces = self._pieces
+        if not pieces:
+            return b""
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        pieces.clear()
+        self._queued = 0
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return data
+
+    @property
+    def body_done(self) -> bool:
+        return self._state is _State.DONE
+
+    async def next_piece(self, timeout: float) -> bytes:
+        """The next body bytes; b"" at the end of the body."""
+        while True:
+            data = self.take()
+            if data:
+                return data
+            if self._state is _State.DONE:
+                return b""
+            if self._error is not None:
+                raise self._error
+            await self._wait(timeout)
+
+    def reusable(self) -> bool:
+        return self._state is _State.DONE and not self.closed and self._error is None
+
+    def reset(self) -> None:
+        self._state = _State.IDLE
+        self.head = None
+
+    def close(self) -> None:
+        self.closed = True
+        self._disarm()
+        if self._state is not _State.DONE:
+            self._state = _State.BROKEN
+        if self.transport is not None:
+            self.transport.close()
+
+
+class UpstreamResponse:
+    """A response whose head has arrived; read its body with :meth:`read` or :meth:`chunks`."""
+
+    def __init__(self, pool: UpstreamPool, conn: UpstreamConnection, head: ResponseHead,
                  sender: asyncio.Task[None] | None) -> None:
         self._pool = pool
-        self._conn: _Connection | None = conn
+        self._conn: UpstreamConnection | None = conn
         self._sender = sender
         self.head = head
 
@@ -126,72 +466,53 @@ class UpstreamResponse:
     def status(self) -> int:
         return self.head.status
 
+    def read_complete(self, limit: int) -> bytes | None:
+        """The whole body if it has already arrived (the common case: it came with the head),
+        else None; more than ``limit`` bytes is an error."""
+        conn = self._conn
+        if conn is None or not conn.body_done:
+            return None
+        body = conn.take()
+        if len(body) > limit:
+            self.abort()
+            raise UpstreamProtocolError("gateway body too large")
+        self._finish()
+        return body
+
+    async def read(self, limit: int) -> bytes:
+        """The whole body, for small answers; more than ``limit`` bytes is an error."""
+        body = self.read_complete(limit)
+        if body is not None:
+            return body
+        conn = self._conn
+        assert conn is not None
+        pieces = []
+        size = 0
+        while piece := await self._next(conn):
+            size += len(piece)
+            if size > limit:
+                self.abort()
+                raise UpstreamProtocolError("gateway body too large")
+            pieces.append(piece)
+        self._finish()
+        return b"".join(pieces)
+
     async def chunks(self) -> AsyncIterator[bytes]:
         """Body bytes as they arrive (an idle gap longer than the read timeout fails)."""
         conn = self._conn
         assert conn is not None
-        reader = conn.reader
-        if self.head.chunked:
-            async for piece in self._chunked_body(reader):
-                yield piece
-        elif self.head.content_length is not None:
-            remaining = self.head.content_length
-            while remaining:
-                piece = await self._read(reader.read(min(READ_SIZE, remaining)))
-                if not piece:
-                    raise UpstreamError("gateway closed the connection mid-body")
-                remaining -= len(piece)
-                yield piece
-        else:
-            while piece := await self._read(reader.read(READ_SIZE)):
-                yield piece
-        await self._finish()
+        while piece := await self._next(conn):
+            yield piece
+        self._finish()
 
-    async def _chunked_body(self, reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
-        while True:
-            line = await self._read_line(reader)
-            size_text = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16) if size_text else -1
-            except ValueError:
-                size = -1
-            if size < 0 or len(size_text) > 16:
-                raise UpstreamProtocolError("invalid chunk size from gateway")
-            if size == 0:
-                while await self._read_line(reader):  # trailer section: dropped
-                    pass
-                return
-            remaining = size
-            while remaining:
-                piece = await self._read(reader.read(min(READ_SIZE, remaining)))
-                if not piece:
-                    raise UpstreamError("gateway closed the connection mid-body")
-                remaining -= len(piece)
-                yield piece
-            if await self._read(reader.readexactly(2)) != _CRLF:
-                raise UpstreamProtocolError("invalid chunk framing from gateway")
-
-    async def _read_line(self, reader: asyncio.StreamReader) -> bytes:
-        line = await self._read(reader.readuntil(_CRLF))
-        if len(line) > MAX_CHUNK_LINE:
-            raise UpstreamProtocolError("chunk line too long from gateway")
-        return line[:-2]
-
-    async def _read(self, awaitable: Awaitable[bytes]) -> bytes:
+    async def _next(self, conn: UpstreamConnection) -> bytes:
         try:
-            async with asyncio.timeout(self._pool.read_timeout):
-                return await awaitable
-        except TimeoutError:
+            return await conn.next_piece(self._pool.read_timeout)
+        except BaseException:
             self.abort()
-            raise UpstreamTimeout("gateway read timed out") from None
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-            self.abort()
-            raise UpstreamProtocolError("gateway broke off the body") from None
-        except OSError:
-            self.abort()
-            raise UpstreamError("gateway connection failed") from None
+            raise
 
-    async def _finish(self) -> None:
+    def _finish(self) -> None:
         conn, self._conn = self._conn, None
         if conn is None:
             return
@@ -199,7 +520,7 @@ class UpstreamResponse:
         sent_ok = sender is None or (
             sender.done() and not sender.cancelled() and sender.exception() is None
         )
-        if self.head.keep_alive and sent_ok:
+        if self.head.keep_alive and sent_ok and conn.reusable():
             self._pool.release(conn)
         else:
             self.abort()
@@ -226,35 +547,49 @@ class UpstreamPool:
         self._connect_timeout = connect_timeout
         self._max_idle = max_idle
         self._idle_timeout = idle_timeout
-        self._idle: list[_Connection] = []
+        self._idle: list[UpstreamConnection] = []
+        self._prefixes: dict[str, bytes] = {}
 
-    async def _connect(self) -> _Connection:
+    def _prefix(self, method: str) -> bytes:
+        """Request line and Host, built once per method."""
+        prefix = self._prefixes.get(method)
+        if prefix is None:
+            gateway = self.gateway
+            text = f"{method} {gateway.target} HTTP/1.1\r\nhost: {gateway.host_header}\r\n"
+            prefix = self._prefixes[method] = text.encode("latin-1")
+        return prefix
+
+    def _take_idle(self) -> UpstreamConnection | None:
         # Reuse only a connection that is still open and idle for less than the idle timeout
         # (well below common server keep-alive timeouts): a reused connection the gateway already
         # closed would fail the request, and we do not retry.
         now = time.monotonic()
         while self._idle:
             conn = self._idle.pop()
-            if conn.usable(now, self._idle_timeout):
+            if not conn.closed and now - conn.idle_since < self._idle_timeout:
                 return conn
             conn.close()
+        return None
+
+    async def _connect(self) -> UpstreamConnection:
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self._connect_timeout):
-                reader, writer = await asyncio.open_connection(
-                    self.gateway.host, self.gateway.port, ssl=self._ssl,
-                    server_hostname=self.gateway.host if self._ssl else None,
-                    limit=MAX_HEAD_BYTES,
+                _, conn = await loop.create_connection(
+                    lambda: UpstreamConnection(loop), self.gateway.host, self.gateway.port,
+                    ssl=self._ssl, server_hostname=self.gateway.host if self._ssl else None,
                 )
         except TimeoutError:
             raise UpstreamTimeout("gateway connect timed out") from None
         except (OSError, ssl.SSLError):
             raise UpstreamError("gateway unreachable") from None
-        return _Connection(reader, writer)
+        return conn
 
-    def release(self, conn: _Connection) -> None:
-        if len(self._idle) >= self._max_idle or conn.writer.is_closing():
+    def release(self, conn: UpstreamConnection) -> None:
+        if len(self._idle) >= self._max_idle or conn.closed:
             conn.close()
             return
+        conn.reset()
         conn.idle_since = time.monotonic()
         self._idle.append(conn)
 
@@ -262,94 +597,61 @@ class UpstreamPool:
         while self._idle:
             self._idle.pop().close()
 
-    async def request(self, method: str, headers: list[tuple[str, str]],
+    async def request(self, method: str, header_lines: bytes,
                       body: AsyncIterable[bytes] | bytes, *, chunked: bool) -> UpstreamResponse:
-        """Send ``method`` to the gateway URL with exactly ``headers`` (plus Host and framing).
+        """Send ``method`` to the gateway URL with exactly ``header_lines`` plus Host and framing.
 
-        ``body`` is bytes (sent with Content-Length) or an async iterable (sent with chunked
-        transfer coding when ``chunked``, otherwise the caller put Content-Length in headers).
+        ``header_lines`` are complete ``name: value\\r\\n`` lines. ``body`` is bytes (sent with
+        Content-Length, in the same write as the head) or an async iterable (sent with chunked
+        transfer coding when ``chunked``, otherwise the caller put Content-Length in the lines).
         The request body is sent concurrently with waiting for the response head, so a gateway
         that answers incrementally is seen at once.
         """
-        conn = await self._connect()
-        head = [f"{method} {self.gateway.target} HTTP/1.1", f"host: {self.gateway.host_header}"]
-        head.extend(f"{name}: {value}" for name, value in headers)
-        if isinstance(body, bytes) and method != "GET":
-            head.append(f"content-length: {len(body)}")
-        if chunked:
-            head.append("transfer-encoding: chunked")
-        head_bytes = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        conn = self._take_idle() or await self._connect()
+        head = self._prefix(method) + header_lines
         sender: asyncio.Task[None] | None = None
         if isinstance(body, bytes):
-            # One write, no sender task: the common small request costs one syscall.
-            conn.writer.write(head_bytes + body)
+            if method != "GET":
+                head += b"content-length: %d\r\n" % len(body)
+            conn.start(head + _CRLF + body)  # one write: the common request costs one syscall
         else:
-            conn.writer.write(head_bytes)
-            sender = asyncio.ensure_future(_send_body(conn.writer, body, chunked))
+            if chunked:
+                head += b"transfer-encoding: chunked\r\n"
+            conn.start(head + _CRLF)
+            sender = asyncio.ensure_future(_send_body(conn, body, chunked))
+            sender.add_done_callback(lambda task: _sender_done(task, conn))
         try:
-            response_head = await self._read_head(conn, sender)
-        except BaseException:
+            response_head = await conn.read_head(self.read_timeout)
+        except BaseException as exc:
             if sender is not None:
                 sender.cancel()
             conn.close()
+            if isinstance(exc, UpstreamTimeout):
+                raise UpstreamTimeout("gateway response timed out") from None
+            if sender is not None and sender.done() and not sender.cancelled():
+                error = sender.exception()
+                if error is not None and not isinstance(error, UpstreamError):
+                    raise error from None  # the client's body failed first (ClientBodyError)
             raise
         return UpstreamResponse(self, conn, response_head, sender)
 
-    async def _read_head(self, conn: _Connection,
-                         sender: asyncio.Task[None] | None) -> ResponseHead:
-        try:
-            async with asyncio.timeout(self.read_timeout):
-                while True:
-                    read = conn.reader.readuntil(_CRLF * 2)
-                    raw = await (read if sender is None else _first_of(read, sender))
-                    head = _parse_head(raw)
-                    # 1xx interim responses are not forwarded (we never send Expect).
-                    if not 100 <= head.status < 200:
-                        return head
-        except TimeoutError:
-            raise UpstreamTimeout("gateway response timed out") from None
-        except (asyncio.IncompleteReadError, OSError, ssl.SSLError):
-            raise UpstreamError("gateway closed the connection") from None
-        except asyncio.LimitOverrunError:
-            raise UpstreamProtocolError("gateway response head too large") from None
 
-
-async def _first_of(read: Awaitable[bytes], sender: asyncio.Task[None]) -> bytes:
-    """Await ``read``; if the body sender fails first (client or gateway broke off), raise."""
-    reader = asyncio.ensure_future(read)
-    try:
-        while True:
-            waiting = {reader} if sender.done() else {reader, sender}
-            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            if reader in done:
-                return reader.result()
-            if sender.cancelled():
-                raise asyncio.CancelledError
-            error = sender.exception()
-            if error is not None:
-                raise error
-    finally:
-        if not reader.done():
-            reader.cancel()
-            with contextlib.suppress(BaseException):
-                await reader
-
-
-async def _send_body(writer: asyncio.StreamWriter, body: AsyncIterable[bytes] | bytes,
-                     chunked: bool) -> None:
-    if isinstance(body, bytes):
-        if body:
-            writer.write(body)
-        await writer.drain()
+def _sender_done(task: asyncio.Task[None], conn: UpstreamConnection) -> None:
+    """A body sender that failed before the response head arrived fails the request."""
+    if task.cancelled() or task.exception() is None or conn.head is not None:
         return
+    conn.fail(UpstreamError("request body not sent"))
+
+
+async def _send_body(conn: UpstreamConnection, body: AsyncIterable[bytes], chunked: bool) -> None:
     async for piece in body:
         if not piece:
             continue
         if chunked:
-            writer.writelines((b"%x\r\n" % len(piece), piece, _CRLF))
+            conn.write(b"%x\r\n" % len(piece) + piece + _CRLF)
         else:
-            writer.write(piece)
-        await writer.drain()
+            conn.write(piece)
+        await conn.drain()
     if chunked:
-        writer.write(b"0\r\n\r\n")
-    await writer.drain()
+        conn.write(b"0\r\n\r\n")
+    await conn.drain()

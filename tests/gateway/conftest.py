@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import GATEWAY_PATH, GATEWAY_STATE, create_app
-from gateway.backends import Backend, EchoBackend
+from gateway.backends import Backend, EchoBackend, backend_authority
 from gateway.config import GatewayConfig
 from ohttp import bhttp
 from ohttp.encapsulation import ClientResponseOpener, encapsulate_request
@@ -93,11 +93,14 @@ def make_gateway(aiohttp_client: AiohttpClient, gateway_key: GatewayKey) -> Make
     async def make(
         backend: Backend | None = None, keys: KeyRing | None = None, **settings: Any
     ) -> Gateway:
+        if backend is None:
+            backend = EchoBackend()
+        elif backend_authority(backend) is None:
+            # A backend without its own authority: let the tests' requests reach it.
+            settings.setdefault("allow_target", (ECHO.decode(),))
         config = GatewayConfig(backend="echo", **settings)
         app = create_app(
-            config,
-            keys=keys if keys is not None else KeyRing([gateway_key]),
-            backend=backend if backend is not None else EchoBackend(),
+            config, keys=keys if keys is not None else KeyRing([gateway_key]), backend=backend
         )
         # As served by gateway._serve: aiohttp's access log records addresses and User-Agent.
         server = TestServer(app)

@@ -14,7 +14,7 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from gateway.app import GATEWAY_PATH, GATEWAY_STATE, create_app, reload_keys
-from gateway.backends import CallableBackend, EchoBackend
+from gateway.backends import AsgiBackend, CallableBackend, EchoBackend, Receive, Scope, Send
 from gateway.config import GatewayConfig
 from gateway.errors import PROBLEM_DATE, PROBLEM_OHTTP_KEY
 from ohttp import bhttp
@@ -297,6 +297,43 @@ async def test_explicit_allow_target(make_gateway: MakeGateway) -> None:
     assert inner.status == 403
 
 
+async def test_explicit_backend_does_not_inherit_the_config_backend_authority(
+    aiohttp_client: AiohttpClient, gateway_key: GatewayKey
+) -> None:
+    async def answer(request: bhttp.Request) -> bhttp.Response:
+        return bhttp.Response(200)
+
+    # GatewayConfig's default backend is "processing": processing.internal must not be allowed
+    # for an explicit backend that has no authority of its own.
+    config = GatewayConfig(allow_target=("api.example",))
+    app = create_app(config, keys=KeyRing([gateway_key]), backend=CallableBackend(answer))
+    client = await aiohttp_client(app)
+    for authority, status in ((b"api.example", 200), (b"processing.internal", 403)):
+        body, opener = seal(gateway_key.config, inner_request(authority=authority))
+        outer = await client.post(
+            GATEWAY_PATH, data=body, headers={"Content-Type": "message/ohttp-req"}
+        )
+        assert bhttp.decode_response(opener.open(await outer.read())).status == status
+
+
+def test_an_allowlist_that_allows_nothing_is_refused(gateway_key: GatewayKey) -> None:
+    async def answer(request: bhttp.Request) -> bhttp.Response:
+        return bhttp.Response(200)
+
+    with pytest.raises(ValueError, match="allow_target"):
+        create_app(GatewayConfig(), keys=KeyRing([gateway_key]), backend=CallableBackend(answer))
+
+
+async def test_an_explicit_backend_with_an_authority_allows_it(make_gateway: MakeGateway) -> None:
+    class Named(EchoBackend):
+        authority = "named.internal"
+
+    gateway = await make_gateway(backend=Named())
+    for authority, status in ((b"named.internal", 200), (ECHO, 403)):
+        _, inner = await gateway.exchange(inner_request(authority=authority))
+        assert inner.status == status, authority
+
+
 async def test_connect_and_upgrade_get_inner_403(make_gateway: MakeGateway) -> None:
     gateway = await make_gateway()
     _, inner = await gateway.exchange(inner_request(method=b"CONNECT"))
@@ -394,6 +431,22 @@ async def test_unencodable_backend_response_gets_inner_502(make_gateway: MakeGat
     gateway = await make_gateway(backend=CallableBackend(bad))
     _, inner = await gateway.exchange(inner_request())
     assert inner.status == 502
+
+
+async def test_bad_header_from_a_real_asgi_backend_gets_inner_502(
+    make_gateway: MakeGateway,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        headers = [(b"x-ok", b"1"), (b"bad name", b"secret")]  # not a token: unencodable
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"secret body"})
+
+    gateway = await make_gateway(backend=AsgiBackend(app))
+    _, inner = await gateway.exchange(inner_request())
+    assert inner.status == 502
+    assert b"secret" not in inner.content
+    assert gateway.result_count("backend_error") == 1
 
 
 async def test_backend_timeout_gets_inner_504(make_gateway: MakeGateway) -> None:
@@ -527,3 +580,45 @@ async def test_mounts_as_a_sub_app(aiohttp_client: AiohttpClient, gateway_key: G
     assert bhttp.decode_response(opener.open(await outer.read())).status == 200
     await client.close()
     assert started == ["start", "close"]
+
+
+# --- metrics and the allowlist fast path ------------------------------------------------------
+
+
+async def test_latency_and_in_flight_metrics_are_scraped(make_gateway: MakeGateway) -> None:
+    gateway = await make_gateway()
+    await gateway.exchange(inner_request())
+    registry = gateway.app[GATEWAY_STATE].metrics.registry
+    for stage in ("decapsulate", "backend", "total"):
+        labels = {"stage": stage}
+        assert registry.get_sample_value("ohttp_gateway_latency_seconds_count", labels) == 1
+        labels["le"] = "+Inf"
+        assert registry.get_sample_value("ohttp_gateway_latency_seconds_bucket", labels) == 1
+    assert registry.get_sample_value("ohttp_gateway_in_flight") == 0
+    assert gateway.result_count("ok") == 1
+
+
+@pytest.mark.parametrize(
+    ("scheme", "authority", "allowed"),
+    [
+        (b"https", b"api.example", True),
+        (b"https", b"api.example:443", True),
+        (b"https", b"API.Example.", True),
+        (b"http", b"api.example:80", True),
+        (b"https", b"api.example:80", False),
+        (b"https", b"v6.example:8443", True),
+        (b"http", b"v6.example:8443", True),
+        (b"https", b"v6.example", False),
+        (b"https", b"[::1]:9000", True),
+        (b"https", b"[::1]", False),
+        (b"ftp", b"api.example", False),
+        (b"https", b"user@api.example", False),
+    ],
+)
+def test_target_policy_fast_path_agrees_with_the_full_check(
+    scheme: bytes, authority: bytes, allowed: bool
+) -> None:
+    policy = GatewayConfig(allow_target=("api.example", "v6.example:8443", "[::1]:9000"))
+    rules = policy.target_policy(None)
+    assert rules.allows(scheme, authority) is allowed
+    assert rules._allows_parsed(scheme, authority) is allowed

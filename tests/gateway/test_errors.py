@@ -24,6 +24,7 @@ from gateway.errors import (
     inner_reply,
     outer_reply,
 )
+from ohttp import bhttp
 from ohttp.errors import (
     BinaryHTTPError,
     DecapsulationError,
@@ -82,6 +83,7 @@ def test_every_decapsulation_failure_gets_the_same_problem() -> None:
         (ExpectNotAllowed(), 417, Result.MALFORMED),
         (BackendError(), 502, Result.BACKEND_ERROR),
         (BackendTimeout(), 504, Result.BACKEND_TIMEOUT),
+        (ValueError("unencodable backend response"), 502, Result.BACKEND_ERROR),
         (Overloaded(), 503, Result.OVERLOADED),
         (DateOutOfWindow(), 400, Result.DATE),
         (Replay(), 400, Result.REPLAY),
@@ -90,6 +92,7 @@ def test_every_decapsulation_failure_gets_the_same_problem() -> None:
 def test_inner_statuses(exc: BaseException, status: int, result: Result) -> None:
     reply = inner_reply(exc)
     assert (reply.response.status, reply.result) == (status, result)
+    assert bhttp.decode_response(reply.encoded) == reply.response
 
 
 def test_date_and_replay_answers_look_alike() -> None:

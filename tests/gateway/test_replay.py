@@ -7,9 +7,9 @@ from email.utils import formatdate
 import pytest
 
 from gateway.errors import DateOutOfWindow, Overloaded, Replay
-from gateway.replay import ReplayGuard, enc_of, parse_http_date
-from ohttp.encapsulation import encapsulate_request
-from ohttp.keys import GatewayKey
+from gateway.replay import ReplayGuard, parse_http_date
+from ohttp.encapsulation import decapsulate_request, encapsulate_request
+from ohttp.keys import GatewayKey, KeyRing
 
 NOW = 1_800_000_000.0
 
@@ -75,7 +75,10 @@ def test_hard_cap_refuses_rather_than_forgets() -> None:
     assert len(small) == 1
 
 
-def test_enc_of_takes_the_kem_sized_enc() -> None:
+def test_the_sealer_enc_is_the_requests_kem_sized_enc() -> None:
+    # The pipeline keys the replay cache on ResponseSealer.enc (RFC 9458 §4.1: after the
+    # 7-byte header, Nenc = 32 bytes for X25519).
     key = GatewayKey.generate(3)
     body, _ = encapsulate_request(key.config, b"\x00")
-    assert enc_of(body) == body[7 : 7 + 32]
+    _, sealer = decapsulate_request(KeyRing([key]), body)
+    assert sealer.enc == body[7 : 7 + 32]
