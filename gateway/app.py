@@ -5,7 +5,9 @@ relative to where it is mounted:
 
 - ``GET /.well-known/ohttp-gateway``: the key configurations (``application/ohttp-keys``,
   RFC 9540 §5), the same bytes for every client.
-- ``POST /.well-known/ohttp-gateway``: ``message/ohttp-req`` in, ``message/ohttp-res`` out.
+- ``POST /.well-known/ohttp-gateway``: ``message/ohttp-req`` in, ``message/ohttp-res`` out;
+  ``message/ohttp-chunked-req`` in, ``message/ohttp-chunked-res`` out, each chunk flushed as
+  the backend produces it (draft-ietf-ohai-chunked-ohttp-08).
 - ``GET /healthz``.
 
 Request handling lives in ``gateway.pipeline`` (shared with the ASGI middleware); which
@@ -25,7 +27,14 @@ from aiohttp import StreamReader, hdrs, web
 from gateway.backends import Backend, backend_from_spec
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics
-from gateway.pipeline import GatewayState, KeyDocument, answer_request, read_chunks
+from gateway.pipeline import (
+    GatewayState,
+    KeyDocument,
+    StreamAborted,
+    StreamedAnswer,
+    answer_request,
+    read_chunks,
+)
 from ohttp.errors import EncapsulationError, OHTTPError
 from ohttp.keys import KeyRing, load_key_file
 
@@ -115,7 +124,7 @@ async def _healthz(_: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-async def _gateway_resource(request: web.Request) -> web.Response:
+async def _gateway_resource(request: web.Request) -> web.StreamResponse:
     # The handling itself is gateway.pipeline's, shared with the ASGI middleware so both
     # transports give byte-identical answers.
     answer = await answer_request(
@@ -124,8 +133,31 @@ async def _gateway_resource(request: web.Request) -> web.Response:
         request.headers.get(hdrs.CONTENT_TYPE),
         request.content_length,
         partial(_read_body, request.content),
+        body_chunks=request.content.iter_any,
     )
+    if isinstance(answer, StreamedAnswer):
+        return await _send_streamed(request, answer)
     return web.Response(status=answer.status, headers=answer.headers, body=answer.body)
+
+
+async def _send_streamed(request: web.Request, answer: StreamedAnswer) -> web.StreamResponse:
+    """Each piece written as it is produced (chunked transfer coding; ``write`` sends at once
+    and waits only when the peer is slow to read)."""
+    response = web.StreamResponse(status=answer.status, headers=answer.headers)
+    try:
+        await response.prepare(request)
+        async for piece in answer:
+            await response.write(piece)
+    except StreamAborted:
+        # chunked-08 §7.1: end the connection without ending the message, so the client sees
+        # truncation and never a complete response.
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    finally:
+        await answer.aclose()
+    await response.write_eof()
+    return response
 
 
 async def _read_body(content: StreamReader, content_length: int | None, limit: int) -> bytes:

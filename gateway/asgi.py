@@ -1,10 +1,11 @@
 """An Oblivious Gateway in front of any ASGI application, as ASGI middleware.
 
 ``OhttpMiddleware(app, keys, targets=[...])`` answers the gateway resource
-(``GET`` key configurations, ``POST message/ohttp-req``) itself and hands each decapsulated
-inner request to the wrapped app in-process (``AsgiBackend``: a fresh HTTP scope with
-``client`` None). Every other request, and the lifespan and websocket scopes, pass through
-untouched. The handling is ``gateway.pipeline``'s, the same as the aiohttp gateway's.
+(``GET`` key configurations, ``POST message/ohttp-req`` and ``message/ohttp-chunked-req``,
+the latter streamed back as produced) itself and hands each decapsulated inner request to
+the wrapped app in-process (``AsgiBackend``: a fresh HTTP scope with ``client`` None).
+Every other request, and the lifespan and websocket scopes, pass through untouched. The
+handling is ``gateway.pipeline``'s, the same as the aiohttp gateway's.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from gateway.app import GATEWAY_PATH
 from gateway.backends import AsgiApp, AsgiBackend, Backend, Message, Receive, Scope, Send
 from gateway.config import GatewayConfig, TargetPolicy
 from gateway.metrics import GatewayMetrics
-from gateway.pipeline import Answer, GatewayState, KeyDocument, answer_request, read_chunks
+from gateway.pipeline import (
+    Answer,
+    GatewayState,
+    KeyDocument,
+    StreamedAnswer,
+    answer_request,
+    read_chunks,
+)
 from ohttp.keys import KeyRing
 
 __all__ = ["OhttpMiddleware"]
@@ -75,10 +83,14 @@ class OhttpMiddleware:
                 _header(scope, b"content-type"),
                 _content_length(scope),
                 lambda length, limit: read_chunks(_request_body(receive), length, limit),
+                body_chunks=lambda: _request_body(receive),
             )
         except _Disconnected:
             return  # nobody to answer
-        await _send_answer(send, answer, head=scope["method"] == "HEAD")
+        if isinstance(answer, StreamedAnswer):
+            await _send_streamed(send, answer)
+        else:
+            await _send_answer(send, answer, head=scope["method"] == "HEAD")
 
     def _is_gateway_path(self, scope: Scope) -> bool:
         path: str = scope["path"]
@@ -122,3 +134,20 @@ async def _send_answer(send: Send, answer: Answer, *, head: bool) -> None:
     start["headers"] = headers
     await send(start)
     await send({"type": "http.response.body", "body": b"" if head else answer.body})
+
+
+async def _send_streamed(send: Send, answer: StreamedAnswer) -> None:
+    """Each piece sent as it is produced. ``StreamAborted`` propagates: an ASGI server closes
+    the connection when the app fails after the response started, which is what the client
+    must see (truncation, never a complete response; chunked-08 §7.1)."""
+    headers = [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in answer.headers.items()
+    ]
+    try:
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        async for piece in answer:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+    finally:
+        await answer.aclose()
+    await send({"type": "http.response.body", "body": b"", "more_body": False})

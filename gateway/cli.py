@@ -68,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--max-body", type=int, metavar="BYTES", help=f"largest request [{_DEFAULTS.max_body}]")
     add(
+        "--max-chunk",
+        type=int,
+        metavar="BYTES",
+        help=f"largest chunk of a chunked request, at least 16384 [{_DEFAULTS.max_chunk}]",
+    )
+    add(
         "--max-in-flight",
         type=int,
         metavar="N",
@@ -77,7 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--backend-timeout",
         type=float,
         metavar="S",
-        help=f"seconds before the backend gets an inner 504 [{_DEFAULTS.backend_timeout:g}]",
+        help="seconds before the backend gets an inner 504, and the longest pause allowed "
+        f"in a streamed response [{_DEFAULTS.backend_timeout:g}]",
     )
 
 

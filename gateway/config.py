@@ -48,6 +48,7 @@ class GatewayConfig:
     require_date: bool = False
     date_window: float = 60.0
     max_body: int = 1024 * 1024
+    max_chunk: int = 1 << 14  # largest chunk of a chunked request, plaintext bytes
     max_in_flight: int = 1024
     backend_timeout: float = 30.0
     replay_cache_size: int = 1_000_000
@@ -65,6 +66,8 @@ class GatewayConfig:
         _require(self.date_window >= 2, "date_window must be at least 2 seconds")
         _require(self.workers >= 1, "workers must be at least 1")
         _require(self.max_body > 0, "max_body must be positive")
+        # chunked-08 §3: chunks of 2^14 bytes of plaintext MUST be accepted.
+        _require(self.max_chunk >= 1 << 14, "max_chunk must be at least 16384")
         _require(self.max_in_flight > 0, "max_in_flight must be positive")
         _require(self.backend_timeout > 0, "backend_timeout must be positive")
         _require(self.replay_cache_size > 0, "replay_cache_size must be positive")
@@ -107,6 +110,7 @@ _FROM_STRING: dict[str, Callable[[str], Any]] = {
     "allow_target": _parse_list,
     "workers": int,
     "max_body": int,
+    "max_chunk": int,
     "max_in_flight": int,
     "replay_cache_size": int,
     "date_window": float,

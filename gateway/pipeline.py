@@ -15,12 +15,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+)
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import NamedTuple
 
-from gateway.backends import Backend, BackendError, BackendTimeout, backend_authority
+from gateway.backends import (
+    Backend,
+    BackendError,
+    BackendTimeout,
+    StreamedResponse,
+    StreamingBackend,
+    backend_authority,
+)
 from gateway.config import GatewayConfig, TargetPolicy
 from gateway.errors import (
     BadMediaType,
@@ -37,16 +51,28 @@ from gateway.errors import (
 from gateway.metrics import GatewayMetrics
 from gateway.replay import ReplayGuard
 from ohttp import bhttp
+from ohttp.chunked import (
+    CHUNKED_REQUEST_MEDIA_TYPE,
+    CHUNKED_RESPONSE_MEDIA_TYPE,
+    ChunkedRequestDecoder,
+    ChunkedResponseEncoder,
+    ChunkLimits,
+)
 from ohttp.encapsulation import decapsulate_request
 from ohttp.errors import EncapsulationError, OHTTPError
 from ohttp.keys import KeyRing
 
 __all__ = [
+    "OHTTP_CHUNKED_REQ",
+    "OHTTP_CHUNKED_RES",
     "OHTTP_KEYS",
     "OHTTP_REQ",
     "OHTTP_RES",
     "Answer",
+    "BodyChunks",
     "BodyReader",
+    "StreamAborted",
+    "StreamedAnswer",
     "GatewayState",
     "KeyDocument",
     "answer_request",
@@ -58,17 +84,31 @@ __all__ = [
 OHTTP_REQ = "message/ohttp-req"  # RFC 9458 §9.1
 OHTTP_RES = "message/ohttp-res"  # RFC 9458 §9.2
 OHTTP_KEYS = "application/ohttp-keys"  # RFC 9458 §9.3
+OHTTP_CHUNKED_REQ = CHUNKED_REQUEST_MEDIA_TYPE  # draft-ietf-ohai-chunked-ohttp-08 §8
+OHTTP_CHUNKED_RES = CHUNKED_RESPONSE_MEDIA_TYPE
 
 logger = logging.getLogger("gateway")
 
 # RFC 9458 §5: the outer response carries only what is needed and nothing that depends on the
 # encapsulated response; this fixed set is all the gateway adds.
 _RES_HEADERS: Mapping[str, str] = {"Content-Type": OHTTP_RES}
+# draft-ietf-ohai-chunked-ohttp-08 §3: a chunked response is marked with the Incremental field so
+# intermediaries forward each part as it arrives instead of buffering the whole message.
+_CHUNKED_RES_HEADERS: Mapping[str, str] = {
+    "Content-Type": OHTTP_CHUNKED_RES,
+    "Incremental": "?1",
+}
+# The replay cache keys a chunked request by its first bytes: the header, enc (at most 133
+# bytes, DHKEM(P-521), RFC 9180 §7.1) and the start of the first chunk; a copy has the same.
+_REPLAY_PREFIX = 7 + 133
 
 BodyReader = Callable[[int | None, int], Awaitable[bytes]]
 """``read(content_length, limit)``: the whole request body. Raises ``BodyTooLarge`` once more
 than ``limit`` bytes arrive and ``EncapsulationError`` when fewer than ``content_length`` do;
 ``ConnectionError`` when the client goes away."""
+
+BodyChunks = Callable[[], AsyncIterable[bytes]]
+"""The request body as it arrives (for chunked requests, decrypted chunk by chunk)."""
 
 
 class KeyDocument:
@@ -173,13 +213,18 @@ async def answer_request(
     content_type: str | None,
     content_length: int | None,
     read_body: BodyReader,
-) -> Answer:
+    *,
+    body_chunks: BodyChunks | None = None,
+) -> Answer | StreamedAnswer:
     """The gateway resource: GET/HEAD -> key configurations (RFC 9540 §5), POST -> OHTTP.
 
-    ``ConnectionError`` from ``read_body`` (the client went away) propagates to the transport.
+    A ``message/ohttp-chunked-req`` request that decrypts gets a :class:`StreamedAnswer`
+    (read from ``body_chunks`` as it arrives, or from ``read_body`` if that is not given);
+    every other outcome is an :class:`Answer`. ``ConnectionError`` from reading the body
+    (the client went away) propagates to the transport.
     """
     if method == "POST":
-        return await _answer_post(state, content_type, content_length, read_body)
+        return await _answer_post(state, content_type, content_length, read_body, body_chunks)
     if method in ("GET", "HEAD"):
         state.metrics.key_requests += 1
         document, headers = state.keys.current()
@@ -188,12 +233,21 @@ async def answer_request(
     return _outer(BadMethod())
 
 
+def _media_type(content_type: str | None) -> str:
+    # RFC 9458 §4.1 / §9.1, chunked-08 §8: the media type must match exactly; no parameters.
+    lowered = (content_type or "").lower()
+    if lowered not in (OHTTP_REQ, OHTTP_CHUNKED_REQ):
+        raise BadMediaType()
+    return lowered
+
+
 async def _answer_post(
     state: GatewayState,
     content_type: str | None,
     content_length: int | None,
     read_body: BodyReader,
-) -> Answer:
+    body_chunks: BodyChunks | None,
+) -> Answer | StreamedAnswer:
     metrics = state.metrics
     if state.in_flight >= state.config.max_in_flight:
         metrics.count(Result.OVERLOADED)
@@ -201,33 +255,55 @@ async def _answer_post(
     started = perf_counter()
     state.in_flight += 1
     metrics.in_flight += 1
+    answer: Answer | StreamedAnswer = _INTERNAL_ERROR
     try:
         try:
-            # RFC 9458 §4.1 / §9.1: the media type must match exactly; no parameters.
-            if content_type is None or content_type.lower() != OHTTP_REQ:
-                raise BadMediaType()
+            media_type = _media_type(content_type)
             limit = state.config.max_body
             if content_length is not None and content_length > limit:
                 raise BodyTooLarge()  # decided before reading a byte
-            data = await read_body(content_length, limit)
-            if not data:
-                raise EncapsulationError("empty request")
+            if media_type == OHTTP_CHUNKED_REQ:
+                chunks = (
+                    body_chunks()
+                    if body_chunks is not None
+                    else _one_read(read_body, content_length, limit)
+                )
+                answer = await _answer_chunked(state, content_length, chunks, started)
+            else:
+                data = await read_body(content_length, limit)
+                if not data:
+                    raise EncapsulationError("empty request")
+                answer = await handle_encapsulated(state, data)
         except (GatewayError, OHTTPError) as exc:
             answer = _outer(exc)
-        else:
-            answer = await handle_encapsulated(state, data)
     except ConnectionError:
+        answer = _GONE
         raise  # the client went away while sending: the transport has nobody to answer
     except Exception as exc:  # a bug: a fixed 500, the type logged only, no traceback
         logger.error("internal_error", extra={"error": type(exc).__name__})
         answer = _INTERNAL_ERROR
     finally:
-        state.in_flight -= 1
-        metrics.in_flight -= 1
-    if answer.result is not None:
-        metrics.count(answer.result)
-    metrics.total_seconds.observe(perf_counter() - started)
+        if not isinstance(answer, StreamedAnswer):  # a stream accounts for itself when closed
+            _finish(state, started, answer.result)
     return answer
+
+
+_GONE = Answer(0, {}, b"", None)  # the client left: nothing answered, nothing counted
+
+
+def _finish(state: GatewayState, started: float, result: Result | None) -> None:
+    state.in_flight -= 1
+    state.metrics.in_flight -= 1
+    if result is not None:
+        state.metrics.count(result)
+    state.metrics.total_seconds.observe(perf_counter() - started)
+
+
+async def _one_read(
+    read_body: BodyReader, content_length: int | None, limit: int
+) -> AsyncIterator[bytes]:
+    # For transports without a streaming path: the whole body as one piece.
+    yield await read_body(content_length, limit)
 
 
 async def read_chunks(
@@ -299,6 +375,221 @@ async def _call_backend(state: GatewayState, request: bhttp.Request) -> bhttp.Re
     try:
         async with asyncio.timeout(state.config.backend_timeout):
             return await state.backend.handle(request)
+    except BackendError:
+        raise
+    except TimeoutError:
+        raise BackendTimeout() from None
+    except Exception as exc:  # the backend seam: any failure there is a 502, never a 500
+        logger.warning("backend_exception", extra={"error": type(exc).__name__})
+        raise BackendError() from None
+
+
+# --- chunked OHTTP (draft-ietf-ohai-chunked-ohttp-08) ------------------------------------------
+
+
+class StreamAborted(Exception):
+    """The chunked response failed after its first byte was handed out.
+
+    The transport must end the connection without ending the HTTP message, so that the
+    client sees truncation: the response has no final chunk and never verifies as complete
+    (chunked-08 §7.1).
+    """
+
+    def __init__(self) -> None:
+        super().__init__("response stream aborted")
+
+
+@dataclass(frozen=True, slots=True)
+class _BodyStream:
+    """The backend's body still to be sent, and the Binary HTTP framing it goes in."""
+
+    streamed: StreamedResponse
+    framer: bhttp.StreamingResponseEncoder
+
+
+class StreamedAnswer:
+    """A ``200 message/ohttp-chunked-res`` answer, produced while it is sent.
+
+    Iterate it and write (and flush) each piece as it comes; the first piece carries the
+    inner status and header fields. ``StreamAborted`` from the iteration means: abort the
+    connection. Always ``aclose()`` it, also when the client went away: that releases the
+    backend and accounts for the request.
+    """
+
+    status = 200
+    headers = _CHUNKED_RES_HEADERS
+
+    def __init__(
+        self,
+        state: GatewayState,
+        started: float,
+        encoder: ChunkedResponseEncoder,
+        first: bytes,
+        *,
+        rest: _BodyStream | None,
+        result: Result,
+    ) -> None:
+        self._state = state
+        self._started = started
+        self._encoder = encoder
+        self._first = first
+        self._rest = rest
+        self._final_result = result
+        self._result: Result | None = None  # None until the stream ended either way
+        self._iterator: AsyncGenerator[bytes, None] | None = None
+        self._closed = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._iterator is not None or self._closed:
+            raise RuntimeError("a streamed answer is iterated once")
+        self._iterator = self._pieces()
+        return self._iterator
+
+    async def _pieces(self) -> AsyncGenerator[bytes, None]:
+        rest = self._rest
+        if rest is None:  # the whole inner response is in the first piece
+            self._result = self._final_result
+            yield self._first
+            return
+        yield self._first
+        encoder, framer = self._encoder, rest.framer
+        try:
+            async for piece in _with_gap_timeout(rest.streamed.body, self._state.config):
+                framed = framer.content(piece)
+                if framed:  # an empty piece makes no chunk (chunked-08 §6)
+                    yield encoder.chunk(framed)
+            final = encoder.final(framer.end())
+        except TimeoutError:
+            self._result = Result.BACKEND_TIMEOUT
+            raise StreamAborted() from None
+        except Exception as exc:  # the backend seam: anything failing there ends the stream
+            logger.warning("backend_stream_failed", extra={"error": type(exc).__name__})
+            self._result = Result.BACKEND_ERROR
+            raise StreamAborted() from None
+        self._result = Result.OK
+        yield final
+
+    async def aclose(self) -> None:
+        """Release the backend's stream and account for the request (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._iterator is not None:
+                await self._iterator.aclose()
+            if self._rest is not None:
+                await self._rest.streamed.aclose()
+        except Exception as exc:  # closing a failed backend stream must not mask the answer
+            logger.warning("backend_close_failed", extra={"error": type(exc).__name__})
+        finally:
+            _finish(self._state, self._started, self._result)
+
+
+async def _with_gap_timeout(
+    body: AsyncIterator[bytes], config: GatewayConfig
+) -> AsyncIterator[bytes]:
+    """``body``, with ``backend_timeout`` bounding each wait for the next piece."""
+    iterator = aiter(body)
+    while True:
+        try:
+            async with asyncio.timeout(config.backend_timeout):
+                piece = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        yield piece
+
+
+async def _answer_chunked(
+    state: GatewayState,
+    content_length: int | None,
+    chunks: AsyncIterable[bytes],
+    started: float,
+) -> StreamedAnswer:
+    """Decrypt a chunked request, then answer it as a chunked response (chunked-08 §3).
+
+    Errors before the request is complete raise (plain 4xx, as for ``message/ohttp-req``);
+    after that every answer is a chunked response, an inner error included.
+    """
+    accepted = state.config.max_chunk
+    decoder = ChunkedRequestDecoder(
+        state.keys.ring, limits=ChunkLimits(max_chunk=accepted, max_final_chunk=accepted)
+    )
+    inner, prefix = await _read_chunked_request(state, decoder, content_length, chunks)
+    # chunked-08 §7.1: only now, with the final chunk verified, is the request complete.
+    encoder = decoder.response_encoder()
+    try:
+        request = bhttp.decode_request(inner, state.limits)
+        _check_inner(state, request, prefix)
+        backend_started = perf_counter()
+        first, rest = await _backend_head(state, request, encoder)
+        state.metrics.backend_seconds.observe(perf_counter() - backend_started)
+    except (GatewayError, OHTTPError, BackendError, ValueError) as exc:
+        reply = inner_reply(exc)
+        first = encoder.header() + encoder.final(reply.encoded)
+        return StreamedAnswer(state, started, encoder, first, rest=None, result=reply.result)
+    return StreamedAnswer(state, started, encoder, first, rest=rest, result=Result.OK)
+
+
+async def _read_chunked_request(
+    state: GatewayState,
+    decoder: ChunkedRequestDecoder,
+    content_length: int | None,
+    chunks: AsyncIterable[bytes],
+) -> tuple[bytes, bytes]:
+    """The request's plaintext, once its final chunk verified, and its first bytes."""
+    limit = state.config.max_body
+    plaintext = bytearray()
+    prefix = bytearray()
+    size = 0
+    crypto_seconds = 0.0
+    async for piece in chunks:
+        size += len(piece)
+        if size > limit:  # enforced while reading when no Content-Length bounds it
+            raise BodyTooLarge()
+        if len(prefix) < _REPLAY_PREFIX:
+            prefix += piece[: _REPLAY_PREFIX - len(prefix)]
+        opened = perf_counter()
+        for part in decoder.feed(piece):  # key lookup, then each chunk as it completes
+            plaintext += part
+        crypto_seconds += perf_counter() - opened
+    if size == 0:
+        raise EncapsulationError("empty request")
+    if content_length is not None and size != content_length:
+        raise EncapsulationError("request body truncated")
+    opened = perf_counter()
+    for part in decoder.close():  # raises unless the final chunk verified
+        plaintext += part
+    state.metrics.decapsulate_seconds.observe(crypto_seconds + perf_counter() - opened)
+    return bytes(plaintext), bytes(prefix)
+
+
+async def _backend_head(
+    state: GatewayState, request: bhttp.Request, encoder: ChunkedResponseEncoder
+) -> tuple[bytes, _BodyStream | None]:
+    """The first piece of the chunked response, and the backend stream still to be sent.
+
+    A backend that cannot stream answers in one piece, its response in the final chunk.
+    """
+    backend = state.backend
+    if not isinstance(backend, StreamingBackend):
+        response = await _call_backend(state, request)
+        return encoder.header() + encoder.final(bhttp.encode_response(response)), None
+    streamed = await _open_stream(state, backend, request)
+    framer = bhttp.StreamingResponseEncoder()  # indeterminate length: the size is not known
+    try:
+        head = framer.head(bhttp.Response(status=streamed.status, headers=streamed.headers))
+    except ValueError:  # a field the backend sent cannot be encoded: a 502, nothing sent
+        await streamed.aclose()
+        raise
+    return encoder.header() + encoder.chunk(head), _BodyStream(streamed, framer)
+
+
+async def _open_stream(
+    state: GatewayState, backend: StreamingBackend, request: bhttp.Request
+) -> StreamedResponse:
+    try:
+        async with asyncio.timeout(state.config.backend_timeout):
+            return await backend.stream(request)
     except BackendError:
         raise
     except TimeoutError:

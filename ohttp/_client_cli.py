@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, TextIO
 
 if TYPE_CHECKING:  # the client (and aiohttp) load only when a request is sent
-    from ohttp.client import ClientError, Exchange, InnerResponse
+    from ohttp.client import ClientError, Exchange, InnerResponse, ResponseStream
 
 EXIT_OK: Final = 0
 EXIT_LOCAL: Final = 1
@@ -38,6 +38,7 @@ class RequestOptions:
     include_headers: bool
     verbose: bool
     timeout: float
+    stream: bool = False
 
 
 def configure(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -93,7 +94,17 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
         "-v", "--verbose", action="store_true", help="show on stderr what each party sees"
     )
     parser.add_argument(
-        "--timeout", type=float, default=30.0, metavar="SECONDS", help="per round trip"
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="per round trip (with --stream: the longest wait for more data)",
+    )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="chunked OHTTP: print the response body as it arrives; a stream cut short "
+        "exits 7 after printing what arrived",
     )
     parser.add_argument("url", metavar="URL", help="the target URL, e.g. https://processing.internal/v1/summarize")
 
@@ -106,6 +117,8 @@ def run_request(args: argparse.Namespace) -> int:
         options = parse_options(args)
     except (OSError, ValueError) as exc:
         return _fail(str(exc), EXIT_LOCAL)
+    if options.stream:
+        return _run_streamed(options)
     try:
         response = asyncio.run(send(options))
     except ClientError as exc:
@@ -137,6 +150,7 @@ def parse_options(args: argparse.Namespace) -> RequestOptions:
         include_headers=args.include,
         verbose=args.verbose,
         timeout=args.timeout,
+        stream=bool(getattr(args, "stream", False)),
     )
 
 
@@ -160,14 +174,58 @@ async def send(options: RequestOptions) -> InnerResponse:
 
 def write_response(response: InnerResponse, include_headers: bool, out: TextIO) -> None:
     """The body on ``out`` (bytes as received), preceded by status and headers with ``-i``."""
-    if include_headers:
+    _write_head(response, include_headers, out)
+    out.buffer.write(response.content)
+    out.flush()
+
+
+def _write_head(response: InnerResponse | ResponseStream, include: bool, out: TextIO) -> None:
+    if include:
         out.write(f"HTTP {response.status} {response.reason}".rstrip() + "\n")
         for name, value in response.headers.items():
             out.write(f"{name}: {value}\n")
         out.write("\n")
     out.flush()
-    out.buffer.write(response.content)
-    out.flush()
+
+
+def _run_streamed(options: RequestOptions) -> int:
+    from ohttp.client import ClientError
+
+    try:
+        status = asyncio.run(send_streamed(options, sys.stdout))
+    except ClientError as exc:
+        return _fail(str(exc), _exit_code(exc))
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_LOCAL)
+    if not 200 <= status < 300:
+        return _fail(f"the target answered {status}", EXIT_INNER_STATUS)
+    return EXIT_OK
+
+
+async def send_streamed(options: RequestOptions, out: TextIO) -> int:
+    """Send the request as chunked OHTTP and write the body to ``out`` as each chunk is
+    decrypted (flushed at once); returns the inner status."""
+    from ohttp.client import Client
+
+    observer = _VerbosePrinter(sys.stderr) if options.verbose else None
+    keys_url, keys_file = _key_source(options.keys)
+    async with (
+        Client(
+            options.relay,
+            keys_url=keys_url,
+            keys_file=keys_file,
+            timeout=options.timeout,
+            observer=observer,
+        ) as client,
+        client.stream(
+            options.method, options.url, headers=options.headers, content=options.content
+        ) as response,
+    ):
+        _write_head(response, options.include_headers, out)
+        async for chunk in response:
+            out.buffer.write(chunk)
+            out.flush()
+        return response.status
 
 
 class _VerbosePrinter:

@@ -2,7 +2,8 @@
 
 Generates a fresh key in a temporary directory, starts ``ohttp gateway`` (private-processing
 backend) and ``ohttp relay`` as subprocesses on free loopback ports, sends two group chats (French
-and English) for a summary and a draft for a rewrite through the relay, and prints the results
+and English) for a summary, the English one again for a streamed summary (chunked OHTTP, printed
+line by line as it arrives) and a draft for a rewrite through the relay, and prints the results
 and a table of what each party saw, measured in this run. Every process it starts is stopped by
 PID, also on errors and Ctrl-C.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -227,6 +229,7 @@ async def _send_samples(relay_url: str) -> _Run:
                             ("an English group chat", ENGLISH_CHAT)):
             response = await _call(client, "/v1/summarize", summarize_payload(chat, 3))
             _print_summary(f"Summary of {title} ({len(chat)} messages)", response.json())
+        await _stream_summary(client, summarize_payload(ENGLISH_CHAT, 3))
         draft = {"text": ENGLISH_DRAFT, "style": "formal"}
         response = await _call(client, "/v1/rewrite", draft)
         _print_rewrite(ENGLISH_DRAFT, response.json())
@@ -242,6 +245,41 @@ async def _call(client: Client, path: str, payload: dict[str, Any]) -> InnerResp
     if not response.ok:
         raise DemoError(f"POST {path} answered {response.status} {response.reason}")
     return response
+
+
+async def _stream_summary(client: Client, payload: dict[str, Any]) -> None:
+    """The summary again, as chunked OHTTP: each sentence printed when its chunk arrives."""
+    _section("Streamed summary of the English chat (chunked OHTTP, as it arrives)")
+    path = "/v1/summarize/stream"
+    started = time.monotonic()
+    try:
+        async with client.stream("POST", PROCESSING + path, json=payload) as response:
+            if not response.ok:
+                raise DemoError(f"POST {path} answered {response.status} {response.reason}")
+            pending = b""
+            async for chunk in response:
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    _print_stream_line(line, time.monotonic() - started)
+    except ClientError as exc:
+        raise DemoError(f"POST {path} through the relay failed: {exc}") from None
+
+
+def _print_stream_line(line: bytes, elapsed: float) -> None:
+    if not line.strip():
+        return
+    try:
+        item = json.loads(line)
+    except ValueError:
+        raise DemoError("the streamed summary is not NDJSON") from None
+    stamp = f"  +{elapsed * 1000:5.0f} ms "
+    if isinstance(item, dict) and item.get("done"):
+        highlights = ", ".join(str(h) for h in item.get("highlights") or [])
+        print(f"{stamp}done (language {item.get('language', '?')}; highlights: {highlights})")
+    elif isinstance(item, dict):
+        text = f"{item.get('sender', '?')}: {item.get('sentence', '')}"
+        print(textwrap.fill(text, _WIDTH, initial_indent=stamp, subsequent_indent=" " * 12))
+    sys.stdout.flush()  # shown as it arrives, also when stdout is a pipe
 
 
 # Printing -------------------------------------------------------------------------------

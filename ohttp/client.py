@@ -7,6 +7,15 @@ The only ``ohttp`` module that imports aiohttp; the sans-IO core does not depend
                                         json={"messages": [...]})
         print(response.status, response.json())
 
+        async with client.stream("POST", "https://processing.internal/v1/summarize/stream",
+                                 json={...}) as response:          # status and headers first
+            async for chunk in response:                           # then the body, as it arrives
+                print(chunk)
+
+``stream`` speaks chunked OHTTP (draft-ietf-ohai-chunked-ohttp-08): each part of the response
+is decrypted as it arrives, and a stream that ends before its final chunk raises
+``StreamTruncated`` instead of looking complete.
+
 Every request gets a fresh HPKE context; the outer request carries only ``Content-Type``
 (RFC 9458 §5, §6.1). Retries are limited to the two the RFC allows (§6.5): once after the
 gateway rejects the key configuration (fresh keys), once after an encapsulated ``#date``
@@ -19,7 +28,7 @@ import contextlib
 import http
 import json as jsonlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
@@ -31,8 +40,14 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from ohttp import bhttp
+from ohttp.chunked import (
+    CHUNKED_REQUEST_MEDIA_TYPE,
+    CHUNKED_RESPONSE_MEDIA_TYPE,
+    ChunkedRequestEncoder,
+    ChunkedResponseDecoder,
+)
 from ohttp.encapsulation import ClientResponseOpener, encapsulate_request
-from ohttp.errors import OHTTPError
+from ohttp.errors import ChunkedError, EncapsulationError, OHTTPError
 from ohttp.keys import (
     AEAD,
     KDF,
@@ -56,6 +71,8 @@ __all__ = [
     "RelayRejected",
     "RelayUnreachable",
     "ResponseDecryptionError",
+    "ResponseStream",
+    "StreamTruncated",
     "build_inner_request",
     "key_mirror_url",
 ]
@@ -121,6 +138,13 @@ class ResponseDecryptionError(ClientError):
     default_message = "the encapsulated response could not be decrypted"
 
 
+class StreamTruncated(ResponseDecryptionError):
+    """A chunked response ended before its final chunk: what arrived is not the whole body
+    (draft-ietf-ohai-chunked-ohttp-08 §7.1)."""
+
+    default_message = "the response stream ended before its final chunk"
+
+
 class InvalidInnerResponse(ClientError):
     """The decrypted response is not a valid Binary HTTP response."""
 
@@ -137,10 +161,7 @@ class InnerResponse:
 
     @property
     def reason(self) -> str:
-        try:
-            return http.HTTPStatus(self.status).phrase
-        except ValueError:
-            return ""
+        return _reason(self.status)
 
     @property
     def ok(self) -> bool:
@@ -286,6 +307,9 @@ class Client:
         self._session = session
         self._owns_session = session is None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=timeout, sock_read=timeout
+        )
         self._max_response_bytes = max_response_bytes
         self._clock = clock
         self._observer = observer
@@ -322,15 +346,7 @@ class Client:
         json: Any = None,
     ) -> InnerResponse:
         """Send ``method url`` through the relay and return the decrypted response."""
-        if content is not None and json is not None:
-            raise TypeError("give content or json, not both")
-        body = content or b""
-        fields = list(headers.items() if isinstance(headers, Mapping) else (headers or ()))
-        if json is not None:
-            body = jsonlib.dumps(json, ensure_ascii=False).encode("utf-8")
-            if not any(name.lower() == "content-type" for name, _ in fields):
-                fields.append(("content-type", "application/json"))
-        message = build_inner_request(method, url, fields, body)
+        message = _inner_message(method, url, headers, content, json)
         key = await self._usable_key()
         try:
             response = await self._attempt(message, key, self._clock())
@@ -344,6 +360,40 @@ class Client:
             # offset; the offset is not kept for anything else.
             response = await self._attempt(message, key, self._clock() + offset)
         return response
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        content: bytes | None = None,
+        json: Any = None,
+    ) -> AsyncIterator[ResponseStream]:
+        """Send ``method url`` as a chunked OHTTP request; the response as it arrives.
+
+        ``async with client.stream(...) as response``: ``response.status`` and
+        ``response.headers`` are there at once, ``async for chunk in response`` gives the
+        content as each chunk is decrypted, and raises ``StreamTruncated`` if the stream
+        ends before its final chunk. The retries of :meth:`request` happen before anything
+        is handed out. ``timeout`` bounds each wait for data, not the whole stream.
+        """
+        message = _inner_message(method, url, headers, content, json)
+        key = await self._usable_key()
+        try:
+            response = await self._stream_attempt(message, key, self._clock())
+        except KeyRejected as rejected:
+            key = await self._refreshed_key(key, rejected)
+            response = await self._stream_attempt(message, key, self._clock())
+        try:
+            offset = await _stream_date_offset(response, self._clock())
+            if offset is not None:  # RFC 9458 §6.5.2, as in request()
+                response.close()
+                response = await self._stream_attempt(message, key, self._clock() + offset)
+            yield response
+        finally:
+            response.close()
 
     # Keys -------------------------------------------------------------------------------
 
@@ -416,6 +466,59 @@ class Client:
             raise ResponseDecryptionError("the relay's answer is not an encapsulated response")
         return _open_response(opener, outer.body)
 
+    async def _stream_attempt(
+        self, message: bhttp.Request, key: _UsableKey, date: float
+    ) -> ResponseStream:
+        dated = replace(message, headers=(*message.headers, (b"date", http_date(date).encode())))
+        inner = bhttp.encode_request(dated)
+        # A fresh HPKE context per attempt; the request is sent whole (the gateway answers only
+        # once its final chunk verified), the response is read chunk by chunk.
+        encoder = ChunkedRequestEncoder(key.config, suite=key.suite)
+        encapsulated = encoder.header() + encoder.final(inner)
+        with _translate_network_errors(RelayUnreachable()):
+            response = await self._http().post(
+                self._relay_url,
+                data=encapsulated,
+                # chunked-08 §3: the chunked media type, marked Incremental; nothing else.
+                headers={"Content-Type": CHUNKED_REQUEST_MEDIA_TYPE, "Incremental": "?1"},
+                skip_auto_headers=_SKIP_AUTO_HEADERS,
+                allow_redirects=False,
+                timeout=self._stream_timeout,
+            )
+        try:
+            outer = _OuterResponse(
+                status=response.status,
+                content_type=response.content_type,
+                headers=tuple(response.headers.items()),
+                sent_headers=tuple(response.request_info.headers.items()),
+                local_address=_local_address(response),
+                body=b"",
+            )
+            if outer.status != 200 or outer.content_type != CHUNKED_RESPONSE_MEDIA_TYPE:
+                with _translate_network_errors(RelayUnreachable()):
+                    body = await _read_body(response, _MAX_ERROR_BYTES, ResponseDecryptionError)
+                outer = replace(outer, body=body)
+                self._observe(outer, key, dated, len(inner), len(encapsulated))
+                if outer.status != 200:
+                    raise _rejection(outer)
+                raise ResponseDecryptionError("the relay's answer is not a chunked response")
+            body_reader = _ChunkedBody(
+                response, encoder.response_decoder(), self._max_response_bytes
+            )
+            head, pending = await body_reader.head()
+            self._observe(
+                outer,
+                key,
+                dated,
+                len(inner),
+                len(encapsulated),
+                response_bytes=body_reader.received,
+            )
+            return ResponseStream(head, body_reader, pending)
+        except BaseException:
+            response.close()
+            raise
+
     async def _post(self, encapsulated: bytes) -> _OuterResponse:
         with _translate_network_errors(RelayUnreachable()):
             async with self._http().post(
@@ -445,6 +548,8 @@ class Client:
         inner: bhttp.Request,
         inner_bytes: int,
         encapsulated_bytes: int,
+        *,
+        response_bytes: int | None = None,
     ) -> None:
         if self._observer is None:
             return
@@ -462,7 +567,7 @@ class Client:
                 inner_request_bytes=inner_bytes,
                 status=outer.status,
                 response_headers=outer.headers,
-                response_bytes=len(outer.body),
+                response_bytes=len(outer.body) if response_bytes is None else response_bytes,
             )
         )
 
@@ -473,6 +578,177 @@ class Client:
                 cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
             )
         return self._session
+
+
+# Streaming ------------------------------------------------------------------------------
+
+
+class _ChunkedBody:
+    """A chunked response as it arrives: decrypted chunk by chunk (chunked-08 §5, §6.2), then
+    decoded as Binary HTTP events (RFC 9292, either framing)."""
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, decoder: ChunkedResponseDecoder, limit: int
+    ) -> None:
+        self._response = response
+        self._decoder = decoder
+        self._framing = bhttp.StreamingResponseDecoder(bhttp.Limits(max_content_bytes=limit))
+        self.received = 0
+        self.finished = False  # the final chunk verified and the message decoded
+
+    async def head(self) -> tuple[bhttp.Response, list[bhttp.StreamEvent]]:
+        """The response head, and the events that arrived with it."""
+        events: list[bhttp.StreamEvent] = []
+        while not self.finished:
+            events += await self.events()
+            for index, event in enumerate(events):
+                if isinstance(event, bhttp.ResponseHead):
+                    return event.response, events[index + 1 :]
+        raise InvalidInnerResponse()
+
+    async def events(self) -> list[bhttp.StreamEvent]:
+        """The events the next bytes complete; at the end of the stream, the last ones."""
+        while True:
+            try:
+                data = await self._response.content.readany()
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                raise StreamTruncated() from exc  # the connection ended inside the message
+            if data:
+                self.received += len(data)
+                plaintexts = _decrypted(self._decoder.feed, data)
+            else:
+                plaintexts = _decrypted(self._decoder.close)  # raises without a final chunk
+            events = [event for part in plaintexts for event in _decoded(self._framing.feed, part)]
+            if not data:
+                events += _decoded(self._framing.close)
+                self.finished = True
+            if events or self.finished:
+                return events
+
+    def close(self) -> None:
+        if self.finished:
+            self._response.release()
+        else:  # the connection is inside a message: it cannot go back to the pool
+            self._response.close()
+
+
+def _decrypted(step: Callable[..., list[bytes]], *data: bytes) -> list[bytes]:
+    try:
+        return step(*data)
+    except (ChunkedError, EncapsulationError) as exc:
+        if not data:  # at the end: no final chunk (§7.1), or not even the response nonce
+            raise StreamTruncated() from exc
+        raise ResponseDecryptionError() from exc
+    except OHTTPError as exc:
+        raise ResponseDecryptionError() from exc
+
+
+def _decoded(step: Callable[..., list[bhttp.StreamEvent]], *data: bytes) -> list[bhttp.StreamEvent]:
+    try:
+        return step(*data)
+    except OHTTPError as exc:
+        raise InvalidInnerResponse() from exc
+
+
+class ResponseStream:
+    """A streamed inner response: status and header fields at once, the content as it
+    arrives (``async for chunk in response``, or ``await response.read()``)."""
+
+    def __init__(
+        self, head: bhttp.Response, body: _ChunkedBody, pending: list[bhttp.StreamEvent]
+    ) -> None:
+        self.status = head.status
+        self.headers = _header_dict(head.headers)
+        self.trailers: CIMultiDictProxy[str] | None = None  # set once the content ended
+        self._body = body
+        self._pending = pending
+        self._iterating = False
+
+    @property
+    def reason(self) -> str:
+        return _reason(self.status)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def complete(self) -> bool:
+        """True once the final chunk verified and the whole message decoded (§7.1)."""
+        return self._body.finished and not self._pending
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._iterating:
+            raise RuntimeError("a response stream is read once")
+        self._iterating = True
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while True:
+            events, self._pending = self._pending, []
+            for event in events:
+                if isinstance(event, bhttp.ContentChunk):
+                    yield event.data
+                elif isinstance(event, bhttp.MessageEnd):
+                    self.trailers = _header_dict(event.trailers)
+            if self._body.finished:
+                return
+            self._pending = await self._body.events()
+
+    async def read(self) -> bytes:
+        """The rest of the content, once the stream has ended with its final chunk."""
+        return b"".join([chunk async for chunk in self])
+
+    async def _buffer(self) -> bytes:
+        """Read to the end without consuming: the content stays to be iterated."""
+        while not self._body.finished:
+            self._pending += await self._body.events()
+        return b"".join(e.data for e in self._pending if isinstance(e, bhttp.ContentChunk))
+
+    def close(self) -> None:
+        """Release the connection (closed if the stream did not end)."""
+        self._body.close()
+
+
+async def _stream_date_offset(response: ResponseStream, now: float) -> float | None:
+    # Only a 400 problem document can be the #date problem; it is small and sent whole.
+    if response.status != 400 or PROBLEM_MEDIA_TYPE not in response.headers.get(
+        "Content-Type", ""
+    ):
+        return None
+    content = await response._buffer()
+    return _server_time_offset(InnerResponse(response.status, response.headers, content), now)
+
+
+def _header_dict(fields: bhttp.Fields) -> CIMultiDictProxy[str]:
+    return CIMultiDictProxy(
+        CIMultiDict((name.decode("latin-1"), value.decode("latin-1")) for name, value in fields)
+    )
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _inner_message(
+    method: str,
+    url: str,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+    content: bytes | None,
+    json: Any,
+) -> bhttp.Request:
+    if content is not None and json is not None:
+        raise TypeError("give content or json, not both")
+    body = content or b""
+    fields = list(headers.items() if isinstance(headers, Mapping) else (headers or ()))
+    if json is not None:
+        body = jsonlib.dumps(json, ensure_ascii=False).encode("utf-8")
+        if not any(name.lower() == "content-type" for name, _ in fields):
+            fields.append(("content-type", "application/json"))
+    return build_inner_request(method, url, fields, body)
 
 
 # Helpers --------------------------------------------------------------------------------
@@ -581,10 +857,7 @@ def _open_response(opener: ClientResponseOpener, body: bytes) -> InnerResponse:
         message = bhttp.decode_response(plaintext)
     except OHTTPError as exc:
         raise InvalidInnerResponse() from exc
-    headers = CIMultiDict(
-        (name.decode("latin-1"), value.decode("latin-1")) for name, value in message.headers
-    )
-    return InnerResponse(message.status, CIMultiDictProxy(headers), message.content)
+    return InnerResponse(message.status, _header_dict(message.headers), message.content)
 
 
 def _server_time_offset(response: InnerResponse, now: float) -> float | None:

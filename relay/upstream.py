@@ -119,7 +119,7 @@ def _framing(status: int, headers: list[tuple[str, str]], encodings: list[str],
         chunked = True
     elif lengths:
         value = next(iter(lengths))
-        if len(lengths) != 1 or not value.isdigit() or not value.isascii():
+        if len(lengths) != 1 or not value.isdigit() or not value.isascii() or len(value) > 18:
             raise UpstreamProtocolError("invalid content-length from gateway")
         length = int(value)
     if status in (204, 304) or 100 <= status < 200:
@@ -172,9 +172,12 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._state is _State.IDLE or self._state is _State.DONE:
+        if self._state is _State.IDLE:
             # Bytes nobody asked for: the connection can no longer be trusted for reuse.
             self.fail(UpstreamProtocolError("unexpected data from gateway"))
+            return
+        if self._state is _State.DONE:
+            self._discard_extra()
             return
         if self._state is _State.BROKEN:
             return
@@ -239,8 +242,8 @@ class UpstreamConnection(asyncio.Protocol):
             elif state is _State.UNTIL_CLOSE:
                 self._deliver(self._buffer)
                 self._buffer = b""
-            else:  # DONE with bytes left over: not a response we asked for
-                raise UpstreamProtocolError("unexpected data from gateway")
+            else:  # DONE with bytes left over
+                self._discard_extra()
 
     def _parse_head(self) -> bool:
         end = self._buffer.find(b"\r\n\r\n")
@@ -308,6 +311,14 @@ class UpstreamConnection(asyncio.Protocol):
             self._state = _State.DONE  # trailer fields are dropped, never forwarded
         return True
 
+    def _discard_extra(self) -> None:
+        """Bytes after a complete response: keep that response, never reuse the connection
+        (they would be read as the next request's answer)."""
+        self._buffer = b""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
     def _deliver(self, piece: bytes) -> None:
         if piece:
             self._pieces.append(piece)
@@ -319,6 +330,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._error is None:
             self._error = error
         self._state = _State.BROKEN
+        self.closed = True
         self._buffer = b""
         if self.transport is not None:
             self.transport.close()
@@ -383,12 +395,12 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport.write(data)
 
     def write(self, data: bytes) -> None:
-        if self.closed or self.transport is None:
+        if self.closed or self._error is not None or self.transport is None:
             raise UpstreamError("gateway connection failed")
         self.transport.write(data)
 
     async def drain(self) -> None:
-        if self.closed:
+        if self.closed or self._error is not None:
             raise UpstreamError("gateway connection failed")
         if not self._write_paused:
             return

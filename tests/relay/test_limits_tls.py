@@ -149,3 +149,24 @@ async def test_untrusted_gateway_certificate_is_502(tmp_path: Path) -> None:
     finally:
         await runner.cleanup()
     assert hits == 0
+
+
+async def test_header_deadline_spares_busy_keepalive_and_ends_idle(
+    gateway: RecordingGateway,
+) -> None:
+    """The lazily re-armed header deadline: a keep-alive client that keeps asking for longer
+    than header_timeout in total is served throughout; once idle past it, it is cut off."""
+    request = (b"POST / HTTP/1.1\r\nHost: r\r\nContent-Type: message/ohttp-req\r\n"
+               b"Content-Length: 2\r\n\r\nhi")
+    async with serve(relay_config(gateway.url, header_timeout=0.5)) as listening:
+        reader, writer = await asyncio.open_connection("127.0.0.1", listening.port)
+        for _ in range(8):  # about 1.6 s on one connection, each head well within 0.5 s
+            writer.write(request)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 200")
+            assert await asyncio.wait_for(reader.readexactly(2), 10) == b"hi"
+            await asyncio.sleep(0.2)
+        # Idle now: the connection is closed without an answer (bounded wait, no timing check).
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+    assert len(gateway.posts) == 8

@@ -92,7 +92,7 @@ async def test_http10_and_connection_close_are_not_reused() -> None:
     b"HTTP/1.1 20 OK\r\n\r\n",
     b"HTTP/1.1 200 OK\r\n" + b"A: b\r\n" * 101 + b"\r\n",  # too many lines
     b"HTTP/1.1 200 OK\r\n" + b"A: " + b"b" * MAX_HEAD_BYTES,  # head never ends
-    b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxEXTRA",  # bytes after the response
+    b"HTTP/1.1 200 OK\r\nContent-Length: 1" + b"0" * 19 + b"\r\n\r\nx",  # absurd length
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
     + b"T: " + b"t" * 17000 + b"\r\n\r\n",  # trailer section over the limit
 ])
@@ -105,6 +105,20 @@ async def test_malformed_responses_fail_and_are_never_reused(raw: bytes) -> None
         while await conn.next_piece(1.0):
             pass
     assert not conn.reusable()
+
+
+@pytest.mark.parametrize("step", [1, 1000])
+async def test_bytes_after_a_complete_response_keep_it_but_end_the_connection(step: int) -> None:
+    conn, body = await feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxEXTRA", step)
+    assert body == b"x" and conn.body_done and not conn.reusable()
+
+
+async def test_bytes_on_an_idle_connection_end_it() -> None:
+    conn = UpstreamConnection(asyncio.get_running_loop())
+    conn.data_received(b"HTTP/1.1 200 OK\r\n")
+    conn.expect_response()
+    with pytest.raises(UpstreamProtocolError):
+        await conn.read_head(1.0)
 
 
 async def test_connection_lost_mid_body_is_an_error() -> None:
