@@ -98,9 +98,6 @@ _CHUNKED_RES_HEADERS: Mapping[str, str] = {
     "Content-Type": OHTTP_CHUNKED_RES,
     "Incremental": "?1",
 }
-# The replay cache keys a chunked request by its first bytes: the header, enc (at most 133
-# bytes, DHKEM(P-521), RFC 9180 §7.1) and the start of the first chunk; a copy has the same.
-_REPLAY_PREFIX = 7 + 133
 
 BodyReader = Callable[[int | None, int], Awaitable[bytes]]
 """``read(content_length, limit)``: the whole request body. Raises ``BodyTooLarge`` once more
@@ -514,12 +511,12 @@ async def _answer_chunked(
     decoder = ChunkedRequestDecoder(
         state.keys.ring, limits=ChunkLimits(max_chunk=accepted, max_final_chunk=accepted)
     )
-    inner, prefix = await _read_chunked_request(state, decoder, content_length, chunks)
+    inner = await _read_chunked_request(state, decoder, content_length, chunks)
     # chunked-08 §7.1: only now, with the final chunk verified, is the request complete.
     encoder = decoder.response_encoder()
     try:
         request = bhttp.decode_request(inner, state.limits)
-        _check_inner(state, request, prefix)
+        _check_inner(state, request, decoder.enc)
         backend_started = perf_counter()
         first, rest = await _backend_head(state, request, encoder)
         state.metrics.backend_seconds.observe(perf_counter() - backend_started)
@@ -535,19 +532,16 @@ async def _read_chunked_request(
     decoder: ChunkedRequestDecoder,
     content_length: int | None,
     chunks: AsyncIterable[bytes],
-) -> tuple[bytes, bytes]:
-    """The request's plaintext, once its final chunk verified, and its first bytes."""
+) -> bytes:
+    """The request's plaintext, once its final chunk verified."""
     limit = state.config.max_body
     plaintext = bytearray()
-    prefix = bytearray()
     size = 0
     crypto_seconds = 0.0
     async for piece in chunks:
         size += len(piece)
         if size > limit:  # enforced while reading when no Content-Length bounds it
             raise BodyTooLarge()
-        if len(prefix) < _REPLAY_PREFIX:
-            prefix += piece[: _REPLAY_PREFIX - len(prefix)]
         opened = perf_counter()
         for part in decoder.feed(piece):  # key lookup, then each chunk as it completes
             plaintext += part
@@ -560,7 +554,7 @@ async def _read_chunked_request(
     for part in decoder.close():  # raises unless the final chunk verified
         plaintext += part
     state.metrics.decapsulate_seconds.observe(crypto_seconds + perf_counter() - opened)
-    return bytes(plaintext), bytes(prefix)
+    return bytes(plaintext)
 
 
 async def _backend_head(

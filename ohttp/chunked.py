@@ -433,6 +433,14 @@ class ChunkedRequestDecoder(_ChunkReader):
         """The key id of the request once its header is in (for metrics), else ``None``."""
         return None if self._key is None else self._key.key_id
 
+    @property
+    def enc(self) -> bytes:
+        """The request's encapsulated KEM key once its prefix is in (else ``b""``).
+
+        Unique per request: the replay-cache key (RFC 9458 §6.5), as for non-chunked requests.
+        """
+        return self._enc
+
     def response_encoder(
         self, *, response_nonce: bytes | None = None, limits: ChunkLimits = ChunkLimits()
     ) -> ChunkedResponseEncoder:

@@ -26,6 +26,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_consecutive_ports(count: int, attempts: int = 50) -> int:
+    """The first of ``count`` consecutive ports free on 127.0.0.1 (gateway workers' metrics)."""
+    for _ in range(attempts):
+        base = free_port()
+        sockets: list[socket.socket] = []
+        try:
+            for offset in range(count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sockets.append(sock)
+                sock.bind((LOOPBACK, base + offset))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
 @dataclass
 class RunningProcess:
     process: subprocess.Popen[bytes]

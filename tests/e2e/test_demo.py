@@ -19,6 +19,7 @@ SECTIONS = (
     "== Setup",
     "== Summary of a French group chat",
     "== Summary of an English group chat",
+    "== Streamed summary of the English chat",
     "== Rewrite of a draft",
     "== Who saw what (measured in this run)",
 )
@@ -39,8 +40,11 @@ def test_demo_runs_end_to_end() -> None:
     assert positions == sorted(positions)
     assert "language: fr" in output
     assert "language: en" in output
+    streamed = output[output.index("== Streamed summary") : output.index("== Rewrite")]
+    assert len(re.findall(r"^  \+ *\d+ ms ", streamed, re.MULTILINE)) == 4  # 3 sentences, done
+    assert "done (language en" in streamed
     table = " ".join(output[output.index("== Who saw what") :].split())  # undo the wrapping
-    relay = re.search(r"relay the client's address \(127\.0\.0\.1:\d+\); 3 requests of "
+    relay = re.search(r"relay the client's address \(127\.0\.0\.1:\d+\); 4 requests of "
                       r"(\d+) bytes of ciphertext", table)
     assert relay is not None
     assert int(relay.group(1)) > 0

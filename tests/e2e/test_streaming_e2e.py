@@ -11,6 +11,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from multidict import CIMultiDict
 from gateway._samples import ENGLISH_CHAT, summarize_payload
 from ohttp import bhttp
 from ohttp.chunked import ChunkedRequestEncoder
-from ohttp.client import Client, KeyRejected, StreamTruncated
+from ohttp.client import Client, Exchange, KeyRejected, StreamTruncated
 from ohttp.keys import GatewayKey, KeyConfig, decode_key_configs
 from tests.e2e.conftest import (
     WELL_KNOWN,
@@ -294,3 +295,17 @@ async def test_request_cli_stream_inner_error_exits_3(origin_stack: OriginStack)
     )
     assert code == 3, stderr
     assert b"502" in stderr
+
+
+async def test_stream_date_retry_with_a_wrong_clock(stack: Stack) -> None:
+    seen: list[Exchange] = []
+    async with (
+        Client(stack.echo_relay_url, clock=lambda: time.time() - 3600, observer=seen.append)
+        as client,
+        client.stream("GET", "https://echo.internal/late") as response,
+    ):
+        body = await response.read()
+    # A #date problem (read whole, never handed out), then one retry with a corrected Date.
+    assert response.status == 200
+    assert [exchange.inner_request.path for exchange in seen] == [b"/late", b"/late"]
+    assert json.loads(body)["path"] == "/late"

@@ -23,7 +23,7 @@ from tests.gateway.conftest import (
     seal,
     write_keys,
 )
-from tests.support import LOOPBACK, free_port
+from tests.support import LOOPBACK, free_consecutive_ports, free_port
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -147,7 +147,7 @@ def _wait_until(condition: object, attempts: int = 200) -> None:
 
 def test_two_workers_serve_identical_keys(tmp_path: Path) -> None:
     key = write_keys(tmp_path / "keys.json")
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port = free_port(), free_consecutive_ports(2)
     health = f"http://{LOOPBACK}:{metrics_port}/metrics"
     args = _base_args(tmp_path / "keys.json", port, metrics_port, "--workers", "2")
     with gateway_process(args, health, tmp_path / "log") as running:
@@ -167,7 +167,7 @@ def test_two_workers_serve_identical_keys(tmp_path: Path) -> None:
 def test_sighup_rotates_without_dropping_the_old_key(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
     old = write_keys(path)
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port = free_port(), free_consecutive_ports(2)
     args = _base_args(path, port, metrics_port, "--workers", "2")
     with gateway_process(args, f"http://{LOOPBACK}:{metrics_port}/metrics", tmp_path / "log") as gw:
         _wait_until(lambda: http(f"http://{LOOPBACK}:{metrics_port + 1}/metrics")[0] == 200)

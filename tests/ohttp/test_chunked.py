@@ -173,6 +173,14 @@ def test_vector_request_decoded_whole_and_bytewise() -> None:
     assert decoder.key_id == 1
 
 
+def test_enc_is_known_once_the_prefix_is_in() -> None:
+    decoder = ChunkedRequestDecoder(RING)
+    decoder.feed(REQUEST_PREFIX[:-1])
+    assert decoder.enc == b""
+    decoder.feed(REQUEST_PREFIX[-1:])
+    assert decoder.enc == ENC
+
+
 def test_plaintext_chunks_come_out_as_soon_as_complete() -> None:
     decoder = ChunkedRequestDecoder(RING)
     end_of_first = len(REQUEST_PREFIX) + len(REQUEST_CHUNKS[0])

@@ -69,8 +69,9 @@ def inner_status(gateway: Gateway, inner: bytes) -> int:
 # --- I1-I7: framing, lengths, truncation, padding --------------------------------------------
 
 
-@pytest.mark.parametrize("framing", [b"\x01", b"\x03", b"\x04", b"\x3f", b"\x40\x40"],
-                         ids=lambda f: f.hex())
+@pytest.mark.parametrize(
+    "framing", [b"\x01", b"\x03", b"\x04", b"\x3f", b"\x40\x40"], ids=lambda f: f.hex()
+)
 def test_i1_bad_framing_indicator_gets_inner_400(gateway: Gateway, framing: bytes) -> None:
     assert inner_status(gateway, known_request(gateway, framing=framing)) == 400
 
@@ -79,8 +80,13 @@ def test_i1_bad_framing_indicator_gets_inner_400(gateway: Gateway, framing: byte
 def test_i2_huge_length_gets_inner_4xx_without_allocating(gateway: Gateway, where: str) -> None:
     huge = vint(MAX_VARINT, 8)
     good = known_request(gateway)
-    control_end = 1 + len(lv(b"GET")) + len(lv(b"https")) + len(
-        lv(gateway.origin.authority.encode())) + len(lv(b"/"))
+    control_end = (
+        1
+        + len(lv(b"GET"))
+        + len(lv(b"https"))
+        + len(lv(gateway.origin.authority.encode()))
+        + len(lv(b"/"))
+    )
     if where == "method":
         inner = b"\x00" + huge + b"GET"
     elif where == "field_section":
@@ -106,8 +112,9 @@ def test_i3_length_past_the_end_gets_inner_400(gateway: Gateway, where: str) -> 
 def test_i4_non_minimal_varints_are_accepted(gateway: Gateway) -> None:
     path = unique_path()
     headers = field_lines((b"x-audit", b"non-minimal"), size=8)
-    inner = known_request(gateway, path, headers=headers, content=b"body", framing=b"\x40\x00",
-                          size=8)
+    inner = known_request(
+        gateway, path, headers=headers, content=b"body", framing=b"\x40\x00", size=8
+    )
     assert inner_status(gateway, inner) == 200
     assert gateway.origin.count(path.decode()) == 1
 
@@ -217,8 +224,9 @@ def test_i11_connect_and_upgrade_get_inner_4xx(gateway: Gateway) -> None:
 
 def test_i11_expect_continue_gets_inner_417(gateway: Gateway) -> None:
     path = unique_path()
-    request = gateway.inner(path, method=b"POST", headers=((b"expect", b"100-continue"),),
-                            content=b"x")
+    request = gateway.inner(
+        path, method=b"POST", headers=((b"expect", b"100-continue"),), content=b"x"
+    )
     assert exchange(gateway, request)[1].status == 417
     assert gateway.origin.count(path.decode()) == 0
 
@@ -263,14 +271,14 @@ def assert_date_problem(response: bhttp.Response) -> None:
     assert headers[b"content-type"] == b"application/problem+json"
     assert json.loads(response.content)["type"] == PROBLEM_DATE
     assert b"date" in headers
-    assert b"no-store" in headers.get(b"cache-control", b"") or b"date" in headers.get(
-        b"vary", b"").lower()
+    assert (
+        b"no-store" in headers.get(b"cache-control", b"")
+        or b"date" in headers.get(b"vary", b"").lower()
+    )
 
 
 @pytest.mark.parametrize("offset", [-86400, -600, 600, 86400])
-def test_i13_date_outside_the_window_gets_inner_date_problem(
-    gateway: Gateway, offset: int
-) -> None:
+def test_i13_date_outside_the_window_gets_inner_date_problem(gateway: Gateway, offset: int) -> None:
     path = unique_path()
     date = formatdate(time.time() + offset, usegmt=True).encode()
     response = exchange(gateway, gateway.inner(path, headers=((b"date", date),)))[1]
@@ -287,8 +295,9 @@ def test_a6_g11_dated_replay_is_rejected_and_has_no_second_effect(gateway: Gatew
     # The same ephemeral key twice: a byte-identical request and an opener for each answer.
     ephemeral = os.urandom(32)
     body, opener = encapsulate_request(gateway.key.config, inner, ephemeral_private_key=ephemeral)
-    twin, twin_opener = encapsulate_request(gateway.key.config, inner,
-                                            ephemeral_private_key=ephemeral)
+    twin, twin_opener = encapsulate_request(
+        gateway.key.config, inner, ephemeral_private_key=ephemeral
+    )
     assert body == twin
     first = post_ohttp(gateway.port, GATEWAY_PATH, body)
     replayed = post_ohttp(gateway.port, GATEWAY_PATH, twin)
@@ -321,11 +330,15 @@ def test_a3_22_i15_outer_headers_do_not_depend_on_the_inner_response(gateway: Ga
         inner_statuses.append(inner.status)
         # Content-Length is framing and Date is the clock: neither depends on the inner answer
         # beyond the size; every other field must be byte-identical.
-        shape = tuple(sorted((name.lower(), value if name.lower() not in ("content-length",
-                      "date") else "") for name, value in outer.headers))
+        shape = tuple(
+            sorted(
+                (name.lower(), value if name.lower() not in ("content-length", "date") else "")
+                for name, value in outer.headers
+            )
+        )
         outer_shapes.add(shape)
         for name, value in LEAKY_HEADERS.items():
             assert outer.header(name) != value
     assert inner_statuses[: len(origin_statuses)] == origin_statuses
-    assert inner_statuses[len(origin_statuses):] == [504, 403, 400, 417]
+    assert inner_statuses[len(origin_statuses) :] == [504, 403, 400, 417]
     assert len(outer_shapes) == 1, outer_shapes

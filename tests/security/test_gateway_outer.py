@@ -52,8 +52,9 @@ SMALL_ORDER_POINTS = [
 ]
 
 
-def header(key_id: int = 1, kem: int = X25519, kdf: int = HKDF_SHA256, aead: int = AES_128_GCM
-           ) -> bytes:
+def header(
+    key_id: int = 1, kem: int = X25519, kdf: int = HKDF_SHA256, aead: int = AES_128_GCM
+) -> bytes:
     return struct.pack("!BHHH", key_id, kem, kdf, aead)  # RFC 9458 §4.1
 
 
@@ -144,8 +145,10 @@ def test_g9_chunked_label_on_a_plain_request_gets_422(gateway: Gateway) -> None:
 
 
 def test_g10_content_length_over_limit_gets_413_before_the_body(gateway: Gateway) -> None:
-    head = (f"POST {GATEWAY_PATH} HTTP/1.1\r\nHost: gw\r\nContent-Type: message/ohttp-req\r\n"
-            f"Content-Length: {2 * 1024 * 1024}\r\nConnection: close\r\n\r\n").encode()
+    head = (
+        f"POST {GATEWAY_PATH} HTTP/1.1\r\nHost: gw\r\nContent-Type: message/ohttp-req\r\n"
+        f"Content-Length: {2 * 1024 * 1024}\r\nConnection: close\r\n\r\n"
+    ).encode()
     answer, _ = raw_exchange(gateway.port, head, until=b"\r\n\r\n")  # body never sent
     assert status_of(answer) == 413
 
@@ -154,8 +157,13 @@ def test_g10_chunked_body_over_limit_gets_413(gateway: Gateway) -> None:
     conn = http.client.HTTPConnection(LOOPBACK, gateway.port, timeout=HTTP_TIMEOUT)
     try:
         pieces = (bytes(64 * 1024) for _ in range(20))  # 1.25 MiB > --max-body 1 MiB
-        conn.request("POST", GATEWAY_PATH, body=pieces, encode_chunked=True,
-                     headers={"Content-Type": "message/ohttp-req"})
+        conn.request(
+            "POST",
+            GATEWAY_PATH,
+            body=pieces,
+            encode_chunked=True,
+            headers={"Content-Type": "message/ohttp-req"},
+        )
         assert conn.getresponse().status == 413
     except (BrokenPipeError, ConnectionResetError):
         pass  # the gateway answered 413 and closed while we were still sending
@@ -278,8 +286,12 @@ CLIENT_VARIANTS = [
 
 def fetch_keys(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes, str, str]:
     reply = request(port, "GET", path, None, headers)
-    return (reply.status, reply.body, reply.header("Content-Type") or "",
-            reply.header("Cache-Control") or "")
+    return (
+        reply.status,
+        reply.body,
+        reply.header("Content-Type") or "",
+        reply.header("Cache-Control") or "",
+    )
 
 
 def test_k1_k2_k4_keys_identical_strict_and_cacheable(gateway: Gateway, relay: Relay) -> None:
@@ -306,8 +318,15 @@ def test_k3_restart_with_the_same_key_file_serves_the_same_keys(
 ) -> None:
     save_key_file(tmp_path / "keys.json", [gateway.key], force=True)
     port = free_port()
-    args = ["gateway", "--keys", str(tmp_path / "keys.json"), "--listen", f"{LOOPBACK}:{port}",
-            "--backend", "echo"]
+    args = [
+        "gateway",
+        "--keys",
+        str(tmp_path / "keys.json"),
+        "--listen",
+        f"{LOOPBACK}:{port}",
+        "--backend",
+        "echo",
+    ]
     with ohttp_process(args, f"http://{LOOPBACK}:{port}/healthz", tmp_path / "gw.log"):
         restarted = fetch_keys(port, GATEWAY_PATH, {})[1]
     assert restarted == fetch_keys(gateway.port, GATEWAY_PATH, {})[1]

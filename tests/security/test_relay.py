@@ -7,17 +7,18 @@ fields (Set-Cookie, Server, X-Debug) that must never reach the client.
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import os
 
 import pytest
 
 from ohttp import bhttp
+from tests.support import LOOPBACK
 
 from .conftest import (
     HTTP_TIMEOUT,
     LEAKY_HEADERS,
-    LOOPBACK,
     RELAY_UPSTREAM_PATH,
     Gateway,
     Relay,
@@ -127,8 +128,10 @@ def test_r7_r8_only_the_allowlist_reaches_the_gateway(relay: Relay) -> None:
 )  # fmt: skip
 def test_r9_unconfigured_targets_forward_nothing(relay: Relay, target: str) -> None:
     before = len(relay.upstream.snapshot())
-    raw = (f"POST {target} HTTP/1.1\r\nHost: {LOOPBACK}\r\nContent-Type: message/ohttp-req\r\n"
-           "Content-Length: 3\r\nConnection: close\r\n\r\nabc").encode()
+    raw = (
+        f"POST {target} HTTP/1.1\r\nHost: {LOOPBACK}\r\nContent-Type: message/ohttp-req\r\n"
+        "Content-Length: 3\r\nConnection: close\r\n\r\nabc"
+    ).encode()
     answer, _ = raw_exchange(relay.port, raw)
     assert status_of(answer) in (400, 404, 421), answer[:100]
     assert len(relay.upstream.snapshot()) == before
@@ -147,9 +150,10 @@ def test_r9_host_header_cannot_choose_the_gateway(relay: Relay) -> None:
 
 
 HEAD = b"POST / HTTP/1.1\r\nHost: r\r\nContent-Type: message/ohttp-req\r\nConnection: close\r\n"
+CHUNKED_ABC = b"3\r\nabc\r\n0\r\n\r\n"
 SMUGGLING = {
-    "cl_and_te": HEAD + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-    "te_and_cl": HEAD + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    "cl_and_te": HEAD + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n" + CHUNKED_ABC,
+    "te_and_cl": HEAD + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n" + CHUNKED_ABC,
     "duplicate_cl": HEAD + b"Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
     "cl_list": HEAD + b"Content-Length: 3, 4\r\n\r\nabcd",
     "cl_plus": HEAD + b"Content-Length: +3\r\n\r\nabc",
@@ -203,3 +207,26 @@ def test_end_to_end_through_the_relay_to_the_real_gateway(relay: Relay, gateway:
     (seen,) = [s for s in gateway.origin.snapshot() if s.path_qs == "/through-relay"]
     # The target sees the gateway, never the relay's client (RFC 9458 §6.3).
     assert {name.lower() for name, _ in seen.headers} <= {b"host", b"content-length"}
+
+
+# --- R4, R11: size before reading, bodies never decoded -------------------------------------
+
+
+def test_r4_content_length_over_limit_gets_413_before_the_body(relay: Relay) -> None:
+    before = len(relay.upstream.snapshot())
+    head = (
+        b"POST / HTTP/1.1\r\nHost: r\r\nContent-Type: message/ohttp-req\r\n"
+        b"Content-Length: 5000000\r\n\r\n"
+    )  # over --max-body-bytes 1 MiB; no body sent
+    answer, _ = raw_exchange(relay.port, head, until=b"\r\n\r\n")
+    assert status_of(answer) == 413
+    assert len(relay.upstream.snapshot()) == before
+
+
+def test_r11_gzip_body_is_forwarded_verbatim_and_never_decompressed(relay: Relay) -> None:
+    bomb = gzip.compress(bytes(4 * 1024 * 1024))  # 4 MiB of zeros in about 4 KiB
+    headers = {**OHTTP_REQ, "Content-Encoding": "gzip"}
+    reply = request(relay.port, "POST", "/", bomb, headers)
+    assert (reply.status, reply.body) == (200, bomb)
+    (seen,) = [s for s in upstream_posts(relay) if s.body == bomb]
+    assert b"content-encoding" not in {name.lower() for name, _ in seen.headers}
