@@ -9,6 +9,7 @@ the children by PID and stops them all if one dies.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -96,6 +97,9 @@ async def _serve_worker(config: GatewayConfig, index: int) -> None:
         runners.append(metrics_runner)
         await metrics_runner.setup()
         await web.TCPSite(metrics_runner, metrics_address[0], metrics_address[1] + index).start()
+    # Everything loaded so far lives as long as the worker: keep the collector from walking it
+    # again on every full collection while serving.
+    gc.freeze()
     logger.info(
         "listening",
         extra={"host": host, "port": port, "worker": index, "tls": config.tls_cert is not None},

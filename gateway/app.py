@@ -163,7 +163,12 @@ async def _send_streamed(request: web.Request, answer: StreamedAnswer) -> web.St
 async def _read_body(content: StreamReader, content_length: int | None, limit: int) -> bytes:
     if content_length is None:  # chunked transfer coding: bounded while reading
         return await read_chunks(content.iter_any(), None, limit)
-    try:  # one read: the pipeline checked the length against the limit already
-        return await content.readexactly(content_length)
+    # The pipeline checked the length against the limit already. A small body has usually
+    # arrived with the head: take it from the buffer without another await.
+    body = content.read_nowait(content_length) if content_length else b""
+    if len(body) == content_length:
+        return body
+    try:
+        return body + await content.readexactly(content_length - len(body))
     except asyncio.IncompleteReadError:
         raise EncapsulationError("request body truncated") from None

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -32,6 +31,7 @@ import tempfile
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import aiohttp
@@ -129,8 +129,19 @@ class StreamingBackend(Backend, Protocol):
 
 # RFC 9110 §7.6.1: connection-specific fields an intermediary must not forward; RFC 9292 §3.6
 # leaves them out of Binary HTTP messages. Names the Connection field lists are removed too.
+# RFC 9110 §7.6.1 connection-specific fields, plus the proxy credentials of RFC 9110 §11.7,
+# which are meant for the gateway as the next proxy inward, never for the target.
 _HOP_BY_HOP = frozenset(
-    {b"connection", b"proxy-connection", b"keep-alive", b"te", b"transfer-encoding", b"upgrade"}
+    {
+        b"connection",
+        b"proxy-connection",
+        b"keep-alive",
+        b"te",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-authorization",
+        b"proxy-authenticate",
+    }
 )
 
 
@@ -186,20 +197,26 @@ class EchoBackend:
 
 
 _JSON_HEADERS: Fields = ((b"content-type", b"application/json"),)
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))  # built once: dumps() builds one a call
-
-
 def echo_body(request: bhttp.Request) -> bytes:
-    """The exact JSON body ``EchoBackend`` answers for ``request``."""
-    document = {
-        "method": request.method.decode("latin-1"),
-        "scheme": request.scheme.decode("latin-1"),
-        "authority": request.authority.decode("latin-1"),
-        "path": request.path.decode("latin-1"),
-        "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in request.headers],
-        "body_base64": base64.b64encode(request.content).decode("ascii"),
-    }
-    return _COMPACT_JSON.encode(document).encode("ascii")
+    """The exact JSON body ``EchoBackend`` answers for ``request``.
+
+    Byte for byte what ``json.dumps(document, separators=(",", ":"))`` gives, assembled
+    directly: strings go through json's own escaping (``ensure_ascii``), the base64 text
+    needs none. Less than half the CPU of building and encoding the dict.
+    """
+    headers = ",".join(
+        [f"[{_json_str(name)},{_json_str(value)}]" for name, value in request.headers]
+    )
+    head = (
+        f'{{"method":{_json_str(request.method)},"scheme":{_json_str(request.scheme)},'
+        f'"authority":{_json_str(request.authority)},"path":{_json_str(request.path)},'
+        f'"headers":[{headers}],"body_base64":"'
+    )
+    return head.encode("ascii") + base64.b64encode(request.content) + b'"}'
+
+
+def _json_str(value: bytes) -> str:
+    return encode_basestring_ascii(value.decode("latin-1"))
 
 
 # --- plain callable -----------------------------------------------------------------------
@@ -310,6 +327,10 @@ class _HttpForwarder:
 
     async def stream(self, request: bhttp.Request, host: bytes) -> StreamedResponse:
         url = URL(self._base + _checked_path(request.path), encoded=True)
+        if not request.method.isupper():
+            # RFC 9110 §9.1: methods are case-sensitive, and aiohttp upper-cases them; refuse
+            # rather than send another method than the client's.
+            raise BackendError
         try:
             headers = _client_headers(request.headers, host)
             response = await self.session.request(

@@ -25,7 +25,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from gateway.backends import (
     Backend,
@@ -89,6 +89,8 @@ OHTTP_CHUNKED_RES = CHUNKED_RESPONSE_MEDIA_TYPE
 
 logger = logging.getLogger("gateway")
 
+_T = TypeVar("_T")
+
 # RFC 9458 §5: the outer response carries only what is needed and nothing that depends on the
 # encapsulated response; this fixed set is all the gateway adds.
 _RES_HEADERS: Mapping[str, str] = {"Content-Type": OHTTP_RES}
@@ -132,6 +134,68 @@ class KeyDocument:
         return self._body, self._headers
 
 
+class BackendDeadlines:
+    """Bounds each backend call by one fixed timeout without a timer per call.
+
+    ``asyncio.timeout`` schedules and cancels a timer handle per call (about 10 µs of the
+    hot path). Here a call registers its task and deadline in a dict; with one timeout for
+    all calls, insertion order is deadline order, so a single timer at the earliest pending
+    deadline is enough. When it fires it cancels the tasks past their deadline and re-arms
+    itself for the next one. A cancelled call raises ``TimeoutError``, as with
+    ``asyncio.timeout`` (whose cancel/uncancel protocol this follows).
+    """
+
+    __slots__ = ("_due", "_expired", "_loop", "_timeout", "_timer")
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._due: dict[asyncio.Task[object], float] = {}
+        self._expired: set[asyncio.Task[object]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def run(self, awaitable: Awaitable[_T]) -> _T:
+        """``await awaitable``, or ``TimeoutError`` once the timeout elapsed."""
+        task = asyncio.current_task()
+        if task is None:  # not inside a task: nothing to cancel, so the general way
+            async with asyncio.timeout(self._timeout):
+                return await awaitable
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self._timeout
+        cancelling = task.cancelling()
+        self._due[task] = due
+        if self._timer is None or self._loop is not loop:  # e.g. a state reused by a new loop
+            self._loop = loop
+            self._timer = loop.call_at(due, self._expire)
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if task in self._expired:
+                self._expired.discard(task)
+                if task.uncancel() <= cancelling:  # our cancel, and nobody else's
+                    raise TimeoutError() from None
+            raise
+        finally:
+            del self._due[task]
+            if task in self._expired:  # cancelled after the call ended its own way
+                self._expired.discard(task)
+                task.uncancel()
+
+    def _expire(self) -> None:
+        self._timer = None
+        loop = self._loop
+        if loop is None:
+            return
+        now = loop.time()
+        for task, due in self._due.items():
+            if due > now:
+                self._timer = loop.call_at(due, self._expire)
+                return
+            if task not in self._expired:
+                self._expired.add(task)
+                task.cancel()
+
+
 @dataclass(eq=False)
 class GatewayState:
     """What the handlers share. ``keys`` is swapped whole on reload."""
@@ -143,6 +207,7 @@ class GatewayState:
     policy: TargetPolicy
     replay: ReplayGuard
     limits: bhttp.Limits
+    deadlines: BackendDeadlines
     in_flight: int = 0
     reloads: int = field(default=0)
 
@@ -175,6 +240,7 @@ class GatewayState:
                 max_entries=config.replay_cache_size,
             ),
             limits=bhttp.Limits(max_content_bytes=config.max_body),
+            deadlines=BackendDeadlines(config.backend_timeout),
         )
 
 
@@ -370,8 +436,7 @@ def _check_inner(state: GatewayState, request: bhttp.Request, enc: bytes) -> Non
 
 async def _call_backend(state: GatewayState, request: bhttp.Request) -> bhttp.Response:
     try:
-        async with asyncio.timeout(state.config.backend_timeout):
-            return await state.backend.handle(request)
+        return await state.deadlines.run(state.backend.handle(request))
     except BackendError:
         raise
     except TimeoutError:
@@ -451,7 +516,7 @@ class StreamedAnswer:
         yield self._first
         encoder, framer = self._encoder, rest.framer
         try:
-            async for piece in _with_gap_timeout(rest.streamed.body, self._state.config):
+            async for piece in _with_gap_timeout(rest.streamed.body, self._state.deadlines):
                 framed = framer.content(piece)
                 if framed:  # an empty piece makes no chunk (chunked-08 §6)
                     yield encoder.chunk(framed)
@@ -483,14 +548,13 @@ class StreamedAnswer:
 
 
 async def _with_gap_timeout(
-    body: AsyncIterator[bytes], config: GatewayConfig
+    body: AsyncIterator[bytes], deadlines: BackendDeadlines
 ) -> AsyncIterator[bytes]:
     """``body``, with ``backend_timeout`` bounding each wait for the next piece."""
     iterator = aiter(body)
     while True:
         try:
-            async with asyncio.timeout(config.backend_timeout):
-                piece = await anext(iterator)
+            piece = await deadlines.run(anext(iterator))
         except StopAsyncIteration:
             return
         yield piece
@@ -582,8 +646,7 @@ async def _open_stream(
     state: GatewayState, backend: StreamingBackend, request: bhttp.Request
 ) -> StreamedResponse:
     try:
-        async with asyncio.timeout(state.config.backend_timeout):
-            return await backend.stream(request)
+        return await state.deadlines.run(backend.stream(request))
     except BackendError:
         raise
     except TimeoutError:

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpServer
 
 from gateway.backends import (
@@ -30,6 +32,7 @@ from gateway.backends import (
     asgi_scope,
     backend_from_spec,
     default_authority,
+    echo_body,
     strip_connection_fields,
 )
 from ohttp import bhttp
@@ -73,6 +76,38 @@ async def test_echo_answers_the_exact_json() -> None:
     document = json.loads(response.content)
     assert document["headers"][1][1].encode("latin-1") == b"caf\xe9"  # lossless
     assert base64.b64decode(document["body_base64"]) == b"\x00\xffbody"
+
+
+_any_bytes = st.binary(max_size=40)
+
+
+@given(
+    method=_any_bytes,
+    scheme=_any_bytes,
+    authority=_any_bytes,
+    path=_any_bytes,
+    headers=st.lists(st.tuples(_any_bytes, _any_bytes), max_size=4),
+    content=st.binary(max_size=300),
+)
+def test_echo_body_is_the_compact_json_encoding(
+    method: bytes,
+    scheme: bytes,
+    authority: bytes,
+    path: bytes,
+    headers: list[tuple[bytes, bytes]],
+    content: bytes,
+) -> None:
+    # echo_body assembles the JSON itself; it must be exactly what json.dumps would give.
+    request = bhttp.Request(method, scheme, authority, path, tuple(headers), content)
+    document = {
+        "method": method.decode("latin-1"),
+        "scheme": scheme.decode("latin-1"),
+        "authority": authority.decode("latin-1"),
+        "path": path.decode("latin-1"),
+        "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in headers],
+        "body_base64": base64.b64encode(content).decode("ascii"),
+    }
+    assert echo_body(request) == json.dumps(document, separators=(",", ":")).encode("ascii")
 
 
 async def test_echo_round_trips_through_binary_http() -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from .conftest import Gateway, Seen, exchange
 
 SMUGGLED = b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -55,11 +53,6 @@ def test_a8_56_connection_specific_fields_are_removed(gateway: Gateway) -> None:
     assert dict((n.lower(), v) for n, v in seen.headers).get(b"connection") != b"close, x-hop"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (low): inner Proxy-Authorization is forwarded to the origin; it is meant for "
-    "the next inbound proxy, here the gateway (RFC 9110 §11.7.4)",
-)
 def test_a8_56_proxy_authorization_is_not_forwarded_to_the_origin(gateway: Gateway) -> None:
     path = unique_path()
     headers = ((b"proxy-authorization", b"Basic eDp5"), (b"x-kept", b"end-to-end"))
@@ -81,11 +74,6 @@ def test_a5_38_inner_host_field_cannot_repoint_the_origin(gateway: Gateway) -> N
         assert hosts == [gateway.origin.authority.encode()]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (low): an inner method 'get' reaches the origin as 'GET' (aiohttp upper-cases "
-    "it); methods are case-sensitive (RFC 9110 §9.1)",
-)
 def test_inner_method_case_is_preserved_or_refused(gateway: Gateway) -> None:
     path = unique_path()
     status = exchange(gateway, gateway.inner(path, method=b"get"))[1].status

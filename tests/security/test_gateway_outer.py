@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import random
+import socket
 import struct
 from pathlib import Path
 
@@ -330,3 +331,24 @@ def test_k3_restart_with_the_same_key_file_serves_the_same_keys(
     with ohttp_process(args, f"http://{LOOPBACK}:{port}/healthz", tmp_path / "gw.log"):
         restarted = fetch_keys(port, GATEWAY_PATH, {})[1]
     assert restarted == fetch_keys(gateway.port, GATEWAY_PATH, {})[1]
+
+
+# --- E.3 / C.3: a request head that never ends ----------------------------------------------
+
+HEAD_DEADLINE = 11.0  # the relay's default --header-timeout (10 s) plus a margin
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (medium): the gateway has no request-head deadline; a partial head holds the "
+    "connection open indefinitely (slowloris, checklist C.3/E.3)",
+)
+def test_e3_partial_request_head_is_cut_off(gateway: Gateway) -> None:
+    with socket.create_connection((LOOPBACK, gateway.port), timeout=HEAD_DEADLINE) as sock:
+        sock.sendall(f"POST {GATEWAY_PATH} HTTP/1.1\r\nHo".encode())
+        try:
+            sock.recv(1024)  # b"" (closed) or a 408: cut off either way
+            closed = True
+        except TimeoutError:
+            closed = False
+    assert closed

@@ -1,0 +1,319 @@
+"""Gateway CPU per request and req/s against the aiohttp floor (a benchmark, not a test).
+
+    python -m benchmarks.gateway_bench [--seconds 5] [--rounds 3] [--connections 32]
+        [--pool 40000] [--workers2] [--inproc] [--baseline DIR] [--profile SECONDS]
+
+Load: wrk ``-t1 -cN`` POSTing pre-encapsulated 1 KiB ``message/ohttp-req`` requests from a pool
+of distinct requests (built once, cached in ``--workdir``) without a Date field, so the replay
+check does not run; the backend is ``echo``. Targets:
+
+- ``floor``: a bare aiohttp server (uvloop, no access log) whose one POST route reads the body
+  and answers a fixed 200 ``message/ohttp-res`` of the echo answer's size: the framework's own
+  cost per request, the floor under any aiohttp gateway;
+- ``gateway``: ``python -m gateway --backend echo`` with one worker;
+- ``baseline`` (``--baseline DIR``): the same, run from DIR, a directory holding an older copy
+  of the ``gateway`` package (for before/after in one run);
+- ``workers2`` (``--workers2``): the gateway with ``--workers 2`` (req/s is what counts there);
+- ``inproc`` (``--inproc``): ``pipeline.answer_request`` called in this process on the same
+  requests, no HTTP at all (CPU per request only).
+
+CPU per request is the target's utime+stime delta (all its processes) over the run divided by
+the completed requests. Each round measures every target once, in an order reversed every other
+round, so a change in machine load hits all alike; ratios to the floor are taken per round and
+their median and range printed. ``--profile S`` then records S seconds of py-spy on one gateway
+worker and on the floor under the same load and prints the top frames of each (self and
+inclusive).
+Needs wrk on PATH (and py-spy for ``--profile``); loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks import procs
+from benchmarks.load import LoadConfig, build_ohttp_pool
+from benchmarks.loadgen import LoadSpec, Pool, run_wrk
+
+_FLOOR = """
+import asyncio, sys
+import uvloop
+from aiohttp import web
+BODY = bytes(int(sys.argv[2]))
+async def answer(request):
+    await request.read()
+    return web.Response(body=BODY, content_type="message/ohttp-res")
+async def healthz(request):
+    return web.Response(text="ok")
+async def main():
+    app = web.Application()
+    app.router.add_post("/.well-known/ohttp-gateway", answer)
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", int(sys.argv[1])).start()
+    await asyncio.Event().wait()
+uvloop.run(main())
+"""
+_TICKS = os.sysconf("SC_CLK_TCK")
+_ECHO_ANSWER_BYTES = 1500  # about what the echo backend's sealed answer to a 1 KiB body is
+
+
+@dataclass(frozen=True)
+class Sample:
+    requests_per_s: float
+    cpu_us: float  # per request
+    failed: int
+    system_us: float = 0.0  # the kernel's share of cpu_us (loopback TCP is most of it)
+
+
+@dataclass
+class Target:
+    name: str
+    server: procs.Server | None  # None: measured in this process
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return self.server.url + procs.GATEWAY_PATH
+
+
+def _start(name: str, argv: list[str], port: int, workdir: Path, cwd: Path) -> procs.Server:
+    log_path = workdir / f"{name}.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
+    server = procs.Server(name, [process], f"http://{procs.LOOPBACK}:{port}", log_path)
+    procs.wait_healthy(server.url + "/healthz", server)
+    return server
+
+
+def _gateway(name: str, keys: Path, workdir: Path, cwd: Path, workers: int = 1) -> procs.Server:
+    port = procs.free_port()
+    argv = [sys.executable, "-m", "gateway", "--keys", str(keys), "--backend", "echo",
+            "--listen", f"{procs.LOOPBACK}:{port}", "--workers", str(workers)]
+    return _start(name, argv, port, workdir, cwd)
+
+
+def _floor(workdir: Path) -> procs.Server:
+    port = procs.free_port()
+    argv = [sys.executable, "-c", _FLOOR, str(port), str(_ECHO_ANSWER_BYTES)]
+    return _start("floor", argv, port, workdir, procs.REPO)
+
+
+class _Cursor:
+    """Where in the pool the next run starts, so runs go on with requests not sent yet."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.next = 0
+
+    def take(self, count: int) -> int:
+        start = self.next
+        self.next = (self.next + count + 64) % self.size
+        return start
+
+
+def measure_http(target: Target, pool: Pool, cursor: _Cursor, seconds: float,
+                 connections: int) -> Sample:
+    assert target.server is not None
+    pids = target.server.pids()
+    user0, system0 = _cpu(pids)
+    result = run_wrk(LoadSpec(target.url, pool, connections, seconds, cursor.take(0)))
+    user1, system1 = _cpu(pids)
+    cursor.take(result.requests)
+    per_request = 1e6 / max(1, result.requests)
+    return Sample(result.rps, (user1 - user0 + system1 - system0) * per_request, result.failed,
+                  (system1 - system0) * per_request)
+
+
+def _cpu(pids: list[int]) -> tuple[float, float]:
+    """(user, system) seconds of ``pids`` (proc(5) stat fields 14 and 15)."""
+    user = system = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            raw = Path(f"/proc/{pid}/stat").read_text()
+            fields = raw[raw.rfind(")") + 2 :].split()
+            user, system = user + int(fields[11]), system + int(fields[12])
+    return user / _TICKS, system / _TICKS
+
+
+def inproc_runner(keys: Path, bodies: list[bytes]) -> Callable[[int], Sample]:
+    """CPU per request of ``answer_request`` alone, on ``count`` bodies of the pool."""
+    import uvloop
+
+    from gateway.app import GATEWAY_STATE, create_app
+    from gateway.config import GatewayConfig
+    from gateway.pipeline import answer_request
+
+    state = create_app(GatewayConfig(backend="echo", keys=keys))[GATEWAY_STATE]
+    loop = uvloop.new_event_loop()
+    position = [0]
+
+    async def read_nothing(_length: int | None, _limit: int) -> bytes:
+        raise AssertionError("unused")
+
+    async def run(count: int) -> int:
+        failed = 0
+        for _ in range(count):
+            body = bodies[position[0] % len(bodies)]
+            position[0] += 1
+
+            async def read(_length: int | None, _limit: int, body: bytes = body) -> bytes:
+                return body
+
+            answer = await answer_request(state, "POST", "message/ohttp-req", len(body), read)
+            failed += answer.status != 200
+        return failed
+
+    def measure(count: int) -> Sample:
+        started_cpu, started = time.process_time(), time.perf_counter()
+        failed = loop.run_until_complete(run(count))
+        cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
+        return Sample(count / wall, cpu / count * 1e6, failed)
+
+    return measure
+
+
+def spread(values: list[float], digits: int = 1) -> str:
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"{mid:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
+
+
+def report(samples: dict[str, list[Sample]]) -> None:
+    print(f"{'target':9} {'req/s median (range)':>26} {'CPU us/req median (range)':>28} "
+          f"{'sys':>6}  failed")
+    for name, runs in samples.items():
+        rate = spread([r.requests_per_s for r in runs], 0) if name != "inproc" else "-"
+        print(f"{name:9} {rate:>26} {spread([r.cpu_us for r in runs]):>28} "
+              f"{statistics.median(r.system_us for r in runs):6.1f}  "
+              f"{sum(r.failed for r in runs)}")
+    floor = samples["floor"]
+    for name, runs in samples.items():
+        if name == "floor":
+            continue
+        cpu = [r.cpu_us / f.cpu_us for r, f in zip(runs, floor, strict=True)]
+        extra = [r.cpu_us - f.cpu_us for r, f in zip(runs, floor, strict=True)]
+        print(f"{name}/floor per round: CPU {spread(cpu, 2)}x, "
+              f"{spread(extra)} us/req above the floor")
+
+
+def top_frames(raw: Path, count: int = 25) -> str:
+    """Self and inclusive shares of py-spy ``--format raw`` stacks (line numbers dropped)."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, number = line.rpartition(" ")
+        samples = int(number)
+        total += samples
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        own[frames[-1]] += samples
+        for frame in set(frames):
+            inclusive[frame] += samples
+    lines = [f"py-spy: {total} samples", "--- self"]
+    lines += [f"{100 * n / total:5.1f}% {f}" for f, n in own.most_common(count)]
+    lines += ["--- inclusive"]
+    lines += [f"{100 * n / total:5.1f}% {f}" for f, n in inclusive.most_common(count + 15)]
+    return "\n".join(lines)
+
+
+def profile(target: Target, pool: Pool, cursor: _Cursor, seconds: float, connections: int,
+            out: Path) -> None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    assert target.server is not None
+    pid = target.server.processes[0].pid
+    spec = LoadSpec(target.url, pool, connections, seconds + 3, cursor.take(0))
+    load = threading.Thread(target=run_wrk, args=(spec,))
+    load.start()
+    time.sleep(1.5)
+    subprocess.run([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
+                    "--rate", "500", "--format", "raw", "-o", str(out)],
+                   check=True, capture_output=True)
+    load.join()
+    print(top_frames(out))
+
+
+def _pool(workdir: Path, size: int) -> tuple[Path, Pool]:
+    from ohttp.keys import GatewayKey, load_key_file, save_key_file
+
+    keys = workdir / "keys.json"
+    if not keys.exists():
+        save_key_file(keys, [GatewayKey.generate(1)], force=True)
+    directory = workdir / f"pool-{size}" / "ohttp-pool"
+    if (directory / "pool.bin").exists():
+        return keys, Pool(directory / "pool.bin", directory / "pool.idx", size,
+                          "message/ohttp-req")
+    config = load_key_file(keys).current()[0].config.encode()
+    pool, _ = build_ohttp_pool(config, LoadConfig(pool_size=size, body_size=1024),
+                               workdir / f"pool-{size}")
+    return keys, pool
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--pool", type=int, default=40_000)
+    parser.add_argument("--workers2", action="store_true", help="also run --workers 2")
+    parser.add_argument("--inproc", action="store_true", help="also the pipeline without HTTP")
+    parser.add_argument("--baseline", type=Path, help="directory holding an older gateway")
+    parser.add_argument("--profile", type=float, default=0, help="py-spy seconds afterwards")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/ohttp-gateway-bench"))
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("needs wrk")
+        return 1
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    keys, pool = _pool(args.workdir, args.pool)
+    cursor = _Cursor(pool.size)
+    targets = [Target("floor", _floor(args.workdir)),
+               Target("gateway", _gateway("gateway", keys, args.workdir, procs.REPO))]
+    if args.baseline:
+        targets.append(Target("baseline", _gateway("baseline", keys, args.workdir,
+                                                   args.baseline.resolve())))
+    if args.workers2:
+        targets.append(Target("workers2", _gateway("workers2", keys, args.workdir, procs.REPO,
+                                                   workers=2)))
+    inproc = inproc_runner(keys, pool.load()[:5000]) if args.inproc else None
+    if inproc is not None:
+        targets.append(Target("inproc", None))
+    samples: dict[str, list[Sample]] = {target.name: [] for target in targets}
+    try:
+        for target in targets:  # warm-up
+            if target.server is not None:
+                measure_http(target, pool, cursor, 1, args.connections)
+        for round_number in range(args.rounds):
+            for target in targets if round_number % 2 == 0 else targets[::-1]:
+                if target.server is None:
+                    assert inproc is not None
+                    samples[target.name].append(inproc(3000))
+                else:
+                    samples[target.name].append(
+                        measure_http(target, pool, cursor, args.seconds, args.connections))
+        report(samples)
+        for target in targets[:2] if args.profile else []:  # the floor, then the gateway
+            print(f"=== {target.name}")
+            profile(target, pool, cursor, args.profile, args.connections,
+                    args.workdir / f"{target.name}.pyspy.raw")
+    finally:
+        for target in targets:
+            if target.server is not None:
+                procs.stop(target.server)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

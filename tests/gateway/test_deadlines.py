@@ -1,0 +1,77 @@
+"""BackendDeadlines: one lazily re-armed timer bounds every backend call (gateway.pipeline)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.pipeline import BackendDeadlines
+
+
+async def _never() -> None:
+    await asyncio.get_running_loop().create_future()
+
+
+async def _value(value: int) -> int:
+    await asyncio.sleep(0)
+    return value
+
+
+async def test_a_call_in_time_returns_its_value() -> None:
+    deadlines = BackendDeadlines(10.0)
+    assert await deadlines.run(_value(7)) == 7
+
+
+async def test_a_call_past_its_deadline_raises_timeout_error() -> None:
+    deadlines = BackendDeadlines(0.02)
+    with pytest.raises(TimeoutError):
+        await deadlines.run(_never())
+    # The task is usable afterwards: the cancel was taken back.
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    assert await deadlines.run(_value(3)) == 3
+
+
+async def test_every_overdue_call_times_out_and_later_calls_still_run() -> None:
+    deadlines = BackendDeadlines(0.02)
+    calls = [asyncio.ensure_future(deadlines.run(_never())) for _ in range(5)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(result, TimeoutError) for result in results)
+    # The timer re-arms for calls made after it fired.
+    with pytest.raises(TimeoutError):
+        await deadlines.run(_never())
+
+
+async def test_a_call_in_time_between_overdue_ones_is_not_cancelled() -> None:
+    deadlines = BackendDeadlines(0.2)
+    hanging = asyncio.ensure_future(deadlines.run(_never()))
+    release = asyncio.get_running_loop().create_future()
+
+    async def released() -> str:
+        await release
+        return "done"
+
+    await asyncio.sleep(0.15)  # so ``quick`` is due well after ``hanging``
+    quick = asyncio.ensure_future(deadlines.run(released()))
+    with pytest.raises(TimeoutError):
+        await hanging
+    release.set_result(None)  # before ``quick``'s own deadline, which is later
+    assert await quick == "done"
+
+
+async def test_a_cancel_from_elsewhere_stays_a_cancel() -> None:
+    deadlines = BackendDeadlines(10.0)
+    call = asyncio.ensure_future(deadlines.run(_never()))
+    await asyncio.sleep(0)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+
+async def test_other_exceptions_pass_through() -> None:
+    async def fails() -> None:
+        raise ValueError("backend bug")
+
+    with pytest.raises(ValueError, match="backend bug"):
+        await BackendDeadlines(10.0).run(fails())
