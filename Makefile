@@ -29,7 +29,12 @@ test: lint typecheck unit
 demo: $(STAMP)
 	$(BIN)/ohttp demo
 
-bench: $(STAMP)
+# Plots, progress bars and py-spy; nginx and wrk (apt) are used when installed.
+$(VENV)/.installed-bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks
 
 clean:

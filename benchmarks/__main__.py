@@ -1,8 +1,10 @@
-"""``python -m benchmarks [micro|load|relay|report] [options]``; no subcommand: all of them.
+"""``python -m benchmarks [micro|load|relay|gateway|streaming|report] [options]``.
 
-``make bench`` runs the micro benchmark (core hot path), the end-to-end load benchmark (options
-given here go to it) and, when nginx and wrk are installed, the relay-vs-nginx proxy benchmark
-against a static upstream. Each part also runs alone (``python -m benchmarks load --help``).
+No subcommand (``make bench``): the micro benchmark (core hot path), the end-to-end load
+benchmark (options given here go to it), the relay-vs-nginx proxy benchmark against a static
+upstream when nginx and wrk are installed, and the streaming benchmark. ``gateway`` (the
+gateway against the bare aiohttp floor) runs only when named.
+Each part also runs alone (``python -m benchmarks load --help``).
 Parts written in other modules are found at run time and skipped with a note if absent.
 """
 
@@ -18,6 +20,8 @@ PARTS = {
     "micro": "benchmarks.micro",
     "load": "benchmarks.load",
     "relay": "benchmarks.relay_bench",
+    "gateway": "benchmarks.gateway_bench",
+    "streaming": "benchmarks.streaming",
     "report": "benchmarks.report",
 }
 
@@ -62,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         status = run_part("relay", []) or status
     else:
         print("benchmarks: relay vs nginx needs nginx and wrk; skipped", file=sys.stderr)
-    return status
+    return run_part("streaming", []) or status
 
 
 if __name__ == "__main__":

@@ -207,6 +207,11 @@ def report(samples: dict[str, list[Sample]]) -> None:
         extra = [r.cpu_us - f.cpu_us for r, f in zip(runs, floor, strict=True)]
         print(f"{name}/floor per round: CPU {spread(cpu, 2)}x, "
               f"{spread(extra)} us/req above the floor")
+    if "baseline" in samples:
+        pairs = list(zip(samples["gateway"], samples["baseline"], strict=True))
+        ratio = spread([g.cpu_us / b.cpu_us for g, b in pairs], 2)
+        print(f"gateway/baseline per round: CPU {ratio}x, "
+              f"{spread([g.cpu_us - b.cpu_us for g, b in pairs])} us/req")
 
 
 def top_frames(raw: Path, count: int = 25) -> str:

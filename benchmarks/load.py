@@ -506,7 +506,7 @@ def run_target(cfg: LoadConfig, workdir: Path) -> Run:
 def profile_gateway(
     gateway: procs.Server, url: str, pool: Pool, cfg: LoadConfig, workdir: Path
 ) -> list[tuple[str, float, float]]:
-    """py-spy (when installed) over the gateway's workers under load: top functions by self time."""
+    """py-spy (when installed) over the gateway's workers under load: top frames by self time."""
     py_spy = Path(sys.executable).parent / "py-spy"
     if not py_spy.exists():
         return []
@@ -524,7 +524,9 @@ def profile_gateway(
         str(max(1, round(cfg.profile_seconds))),
         "-p",
         str(root),
-        "--nonblocking",
+        # Native frames: without them py-spy's non-blocking Python-only samples put a large,
+        # misleading share on whatever Python frame sits above a C call.
+        "--native",
     ]
     recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.5)
@@ -534,7 +536,7 @@ def profile_gateway(
     if recorder.returncode != 0 or not out.exists():
         print(f"py-spy failed: {stderr.decode(errors='replace')[-300:]}", file=sys.stderr)
         return []
-    return top_functions(out.read_text())
+    return top_functions(out.read_text(), limit=20)
 
 
 def _function(frame: str) -> str:

@@ -262,7 +262,14 @@ def render(data: dict[str, Any]) -> str:
                 f"{_ms(row['p'][99.0])} | {row['failed']:,} | {_num(cpu, 1)} |"
             )
     if data["profile"]:
-        out += ["", "## Where the gateway's time goes (py-spy over its workers under load)", ""]
+        out += ["", "## Where the gateway's time goes (py-spy --native over its workers)", ""]
+        out += [
+            "Share of samples with the frame on top (self) or anywhere in the stack "
+            "(inclusive); C frames are the syscalls and libraries under the Python code. "
+            "Sampling can over-represent frames sitting in a syscall: the CPU us/req above "
+            "(utime + stime from /proc) is the measure; this says where to look.",
+            "",
+        ]
         out += ["| function | self | inclusive |", "|---|---:|---:|"]
         out += [
             f"| `{f}` | {own * 100:.1f}% | {incl * 100:.1f}% |" for f, own, incl in data["profile"]

@@ -32,7 +32,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import aiohttp
 from aiohttp import web
@@ -52,6 +52,7 @@ __all__ = [
     "Fields",
     "HttpOriginBackend",
     "OriginSettings",
+    "PoolUse",
     "StreamedResponse",
     "StreamingBackend",
     "backend_authority",
@@ -279,6 +280,13 @@ def _checked_path(path: bytes) -> str:
     return path.decode("ascii")
 
 
+class PoolUse(NamedTuple):
+    """A backend connection pool's state: connections handed out, and the most it allows."""
+
+    in_use: int
+    limit: int
+
+
 class _HttpForwarder:
     """Sends inner requests over one pooled aiohttp ClientSession to a fixed base URL."""
 
@@ -319,6 +327,17 @@ class _HttpForwarder:
         if self._session is None:
             raise BackendError("backend not started")
         return self._session
+
+    def pool_use(self) -> PoolUse:
+        if self._session is None:
+            return PoolUse(0, self._settings.max_connections)
+        connector = self._session.connector
+        if connector is None:
+            return PoolUse(0, self._settings.max_connections)
+        # aiohttp keeps the connections handed out in ``_acquired`` and offers no public
+        # count; read at scrape time only, so nothing on the request path pays for it.
+        acquired = getattr(connector, "_acquired", ())
+        return PoolUse(len(acquired), connector.limit)
 
     async def handle(self, request: bhttp.Request, host: bytes) -> bhttp.Response:
         streamed = await self.stream(request, host)
@@ -433,6 +452,10 @@ class HttpOriginBackend:
 
     async def stream(self, request: bhttp.Request) -> StreamedResponse:
         return await self._forwarder.stream(request, self._host(request))
+
+    def pool_use(self) -> PoolUse:
+        """Connections of the pool in use now, and its limit (0: unlimited)."""
+        return self._forwarder.pool_use()
 
 
 class _FixedEventFilter(logging.Filter):

@@ -9,7 +9,7 @@ event loop. Update them from the event loop's thread only.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
@@ -56,7 +56,9 @@ class LatencyHistogram:
 
 class GatewayMetrics:
     """The gateway's metrics. ``count``, the histograms, ``in_flight`` and ``key_requests``
-    are plain Python values read at scrape time; ``key_reloads`` is a prometheus counter."""
+    are plain Python values read at scrape time; ``key_reloads`` is a prometheus counter.
+    ``pool_use``, when set, returns the backend connection pool's (in use, limit) at scrape
+    time."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -66,6 +68,7 @@ class GatewayMetrics:
         self.decapsulate_seconds = LatencyHistogram()
         self.backend_seconds = LatencyHistogram()
         self.total_seconds = LatencyHistogram()
+        self.pool_use: Callable[[], tuple[int, int]] | None = None
         self.key_reloads = Counter(
             "ohttp_gateway_key_reloads",
             "Key file reloads by outcome",
@@ -98,6 +101,18 @@ class GatewayMetrics:
         yield GaugeMetricFamily(
             "ohttp_gateway_in_flight", "POST requests being handled", value=self.in_flight
         )
+        if self.pool_use is not None:
+            in_use, limit = self.pool_use()
+            yield GaugeMetricFamily(
+                "ohttp_gateway_backend_connections_in_use",
+                "Backend pool connections handed out to requests",
+                value=in_use,
+            )
+            yield GaugeMetricFamily(
+                "ohttp_gateway_backend_connections_limit",
+                "Most connections the backend pool opens (0: no limit)",
+                value=limit,
+            )
 
 
 def create_metrics_app(registry: CollectorRegistry) -> web.Application:

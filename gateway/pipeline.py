@@ -31,6 +31,7 @@ from gateway.backends import (
     Backend,
     BackendError,
     BackendTimeout,
+    HttpOriginBackend,
     StreamedResponse,
     StreamingBackend,
     backend_authority,
@@ -228,11 +229,15 @@ class GatewayState:
             policy = config.target_policy(backend_authority(backend))
         if not policy.allowed:
             raise ValueError("no target authority allowed: set allow_target")
+        if metrics is None:
+            metrics = GatewayMetrics()
+        if isinstance(backend, HttpOriginBackend):
+            metrics.pool_use = backend.pool_use
         return cls(
             config=config,
             keys=KeyDocument(keys),
             backend=backend,
-            metrics=metrics if metrics is not None else GatewayMetrics(),
+            metrics=metrics,
             policy=policy,
             replay=ReplayGuard(
                 config.date_window,

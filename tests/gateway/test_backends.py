@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpServer
 
 from gateway.backends import (
@@ -35,7 +36,11 @@ from gateway.backends import (
     echo_body,
     strip_connection_fields,
 )
+from gateway.config import GatewayConfig
+from gateway.metrics import GatewayMetrics
+from gateway.pipeline import GatewayState
 from ohttp import bhttp
+from ohttp.keys import GatewayKey, KeyRing
 from tests.support import LOOPBACK, free_port
 
 
@@ -324,6 +329,42 @@ async def test_origin_connect_timeout_covers_waiting_for_the_pool(
         with pytest.raises(BackendTimeout):
             await backend.handle(inner())
         assert (await holder).status == 200
+
+
+def _scraped(registry: CollectorRegistry, name: str) -> float | None:
+    return registry.get_sample_value(name)
+
+
+async def test_origin_pool_use_is_a_gauge_read_at_scrape_time(
+    started: Callable[[Any], Awaitable[Any]],
+) -> None:
+    origin = RawOrigin(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", delay=0.5)
+    async with origin as url:
+        backend = await started(HttpOriginBackend(url, OriginSettings(max_connections=7)))
+        metrics = GatewayMetrics()
+        GatewayState.from_config(
+            GatewayConfig(backend=url), KeyRing([GatewayKey.generate(1)]), backend, metrics=metrics
+        )
+        registry = metrics.registry
+        in_use = "ohttp_gateway_backend_connections_in_use"
+        assert _scraped(registry, in_use) == 0
+        assert _scraped(registry, "ohttp_gateway_backend_connections_limit") == 7
+        holder = asyncio.create_task(backend.handle(inner()))
+        for _ in range(200):  # until the request holds a pool connection at the origin
+            if origin.heads:
+                break
+            await asyncio.sleep(0.01)
+        assert _scraped(registry, in_use) == 1
+        assert (await holder).status == 200
+        assert _scraped(registry, in_use) == 0  # back in the pool, kept alive
+
+
+async def test_in_process_backends_have_no_pool_gauge() -> None:
+    metrics = GatewayMetrics()
+    GatewayState.from_config(
+        GatewayConfig(), KeyRing([GatewayKey.generate(1)]), EchoBackend(), metrics=metrics
+    )
+    assert _scraped(metrics.registry, "ohttp_gateway_backend_connections_in_use") is None
 
 
 async def test_origin_refused_is_backend_error(started: Callable[[Any], Awaitable[Any]]) -> None:
