@@ -143,7 +143,8 @@ class BackendDeadlines:
     all calls, insertion order is deadline order, so a single timer at the earliest pending
     deadline is enough. When it fires it cancels the tasks past their deadline and re-arms
     itself for the next one. A cancelled call raises ``TimeoutError``, as with
-    ``asyncio.timeout`` (whose cancel/uncancel protocol this follows).
+    ``asyncio.timeout`` (whose cancel/uncancel protocol this follows). A task runs one call
+    at a time.
     """
 
     __slots__ = ("_due", "_expired", "_loop", "_timeout", "_timer")
@@ -158,15 +159,17 @@ class BackendDeadlines:
     async def run(self, awaitable: Awaitable[_T]) -> _T:
         """``await awaitable``, or ``TimeoutError`` once the timeout elapsed."""
         task = asyncio.current_task()
-        if task is None:  # not inside a task: nothing to cancel, so the general way
-            async with asyncio.timeout(self._timeout):
-                return await awaitable
+        if task is None:  # as asyncio.timeout: without a task there is nothing to cancel
+            raise RuntimeError("backend calls must run inside a task")
         loop = asyncio.get_running_loop()
         due = loop.time() + self._timeout
         cancelling = task.cancelling()
+        if self._loop is not loop:  # a state reused by a new loop: forget the old one's calls
+            self._due.clear()
+            self._expired.clear()
+            self._loop, self._timer = loop, None
         self._due[task] = due
-        if self._timer is None or self._loop is not loop:  # e.g. a state reused by a new loop
-            self._loop = loop
+        if self._timer is None:
             self._timer = loop.call_at(due, self._expire)
         try:
             return await awaitable
@@ -177,7 +180,7 @@ class BackendDeadlines:
                     raise TimeoutError() from None
             raise
         finally:
-            del self._due[task]
+            self._due.pop(task, None)
             if task in self._expired:  # cancelled after the call ended its own way
                 self._expired.discard(task)
                 task.uncancel()

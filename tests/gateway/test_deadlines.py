@@ -75,3 +75,21 @@ async def test_other_exceptions_pass_through() -> None:
 
     with pytest.raises(ValueError, match="backend bug"):
         await BackendDeadlines(10.0).run(fails())
+
+
+def test_a_state_reused_by_a_new_event_loop_still_times_out() -> None:
+    deadlines = BackendDeadlines(0.02)
+
+    async def abandon_a_call() -> None:
+        # Still pending when the loop ends (asyncio.run cancels it); the timer armed for it
+        # belongs to a loop that is gone.
+        pending = asyncio.ensure_future(deadlines.run(_never()))
+        await asyncio.sleep(0)
+        assert not pending.done()
+
+    async def time_out() -> None:
+        with pytest.raises(TimeoutError):
+            await deadlines.run(_never())
+
+    asyncio.run(abandon_a_call())
+    asyncio.run(time_out())
