@@ -53,14 +53,21 @@ from gateway.metrics import GatewayMetrics
 from gateway.replay import ReplayGuard
 from ohttp import bhttp
 from ohttp.chunked import (
-    CHUNKED_REQUEST_MEDIA_TYPE,
-    CHUNKED_RESPONSE_MEDIA_TYPE,
+    CHUNKED_REQUEST_MEDIA_TYPE as OHTTP_CHUNKED_REQ,
+)
+from ohttp.chunked import (
+    CHUNKED_RESPONSE_MEDIA_TYPE as OHTTP_CHUNKED_RES,
+)
+from ohttp.chunked import (
     ChunkedRequestDecoder,
     ChunkedResponseEncoder,
     ChunkLimits,
 )
+from ohttp.encapsulation import REQUEST_MEDIA_TYPE as OHTTP_REQ
+from ohttp.encapsulation import RESPONSE_MEDIA_TYPE as OHTTP_RES
 from ohttp.encapsulation import decapsulate_request
 from ohttp.errors import EncapsulationError, OHTTPError
+from ohttp.keys import KEYS_MEDIA_TYPE as OHTTP_KEYS
 from ohttp.keys import KeyRing
 
 __all__ = [
@@ -82,11 +89,6 @@ __all__ = [
     "read_chunks",
 ]
 
-OHTTP_REQ = "message/ohttp-req"  # RFC 9458 §9.1
-OHTTP_RES = "message/ohttp-res"  # RFC 9458 §9.2
-OHTTP_KEYS = "application/ohttp-keys"  # RFC 9458 §9.3
-OHTTP_CHUNKED_REQ = CHUNKED_REQUEST_MEDIA_TYPE  # draft-ietf-ohai-chunked-ohttp-08 §8
-OHTTP_CHUNKED_RES = CHUNKED_RESPONSE_MEDIA_TYPE
 
 logger = logging.getLogger("gateway")
 

@@ -46,12 +46,18 @@ from ohttp.chunked import (
     ChunkedRequestEncoder,
     ChunkedResponseDecoder,
 )
-from ohttp.encapsulation import ClientResponseOpener, encapsulate_request
+from ohttp.encapsulation import (
+    REQUEST_MEDIA_TYPE,
+    RESPONSE_MEDIA_TYPE,
+    ClientResponseOpener,
+    encapsulate_request,
+)
 from ohttp.errors import ChunkedError, EncapsulationError, OHTTPError
 from ohttp.keys import (
     AEAD,
     KDF,
     KEM,
+    KEYS_MEDIA_TYPE,
     KeyConfig,
     SymmetricSuite,
     decode_key_configs,
@@ -77,9 +83,6 @@ __all__ = [
     "key_mirror_url",
 ]
 
-REQUEST_MEDIA_TYPE: Final = "message/ohttp-req"
-RESPONSE_MEDIA_TYPE: Final = "message/ohttp-res"
-KEYS_MEDIA_TYPE: Final = "application/ohttp-keys"
 PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
 # RFC 9458 §5.3 and §6.5.2 problem types.
 KEY_PROBLEM: Final = "https://iana.org/assignments/http-problem-types#ohttp-key"

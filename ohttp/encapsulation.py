@@ -37,7 +37,9 @@ __all__ = [
     "CHUNKED_RESPONSE_LABEL",
     "HEADER_LENGTH",
     "REQUEST_LABEL",
+    "REQUEST_MEDIA_TYPE",
     "RESPONSE_LABEL",
+    "RESPONSE_MEDIA_TYPE",
     "ClientResponseOpener",
     "ResponseSealer",
     "decapsulate_request",
@@ -47,6 +49,10 @@ __all__ = [
     "select_key",
     "sender_setup",
 ]
+
+# The media types of RFC 9458 §9.1-9.2 (chunked ones: ``ohttp.chunked``).
+REQUEST_MEDIA_TYPE = "message/ohttp-req"
+RESPONSE_MEDIA_TYPE = "message/ohttp-res"
 
 # The labels, in one place (RFC 9458 §4.3-4.4; draft-ietf-ohai-chunked-ohttp-08 §6).
 REQUEST_LABEL = b"message/bhttp request"

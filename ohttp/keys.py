@@ -42,6 +42,7 @@ __all__ = [
     "KeyRing",
     "SymmetricSuite",
     "DEFAULT_ROTATION_OVERLAP",
+    "KEYS_MEDIA_TYPE",
     "KEY_FILE_VERSION",
     "add_next_key",
     "decode_key_configs",
@@ -50,6 +51,10 @@ __all__ = [
     "parse_key_file",
     "save_key_file",
 ]
+
+
+# RFC 9458 §9.3: the media type of a list of key configurations (§3.2).
+KEYS_MEDIA_TYPE = "application/ohttp-keys"
 
 
 class KEM(IntEnum):
