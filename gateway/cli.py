@@ -86,6 +86,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds before the backend gets an inner 504, and the longest pause allowed "
         f"in a streamed response [{_DEFAULTS.backend_timeout:g}]",
     )
+    add(
+        "--header-timeout",
+        type=float,
+        metavar="S",
+        help="seconds a connection may take to send a request head (after opening or after "
+        f"the previous response); slower ones are closed [{_DEFAULTS.header_timeout:g}]",
+    )
+    add(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="open client connections per worker; more are answered 503 and closed "
+        f"[{_DEFAULTS.max_connections}]",
+    )
 
 
 def configure(subparsers: Any) -> None:

@@ -51,6 +51,8 @@ class GatewayConfig:
     max_chunk: int = 1 << 14  # largest chunk of a chunked request, plaintext bytes
     max_in_flight: int = 1024
     backend_timeout: float = 30.0
+    header_timeout: float = 10.0  # a request head must be complete within this (slowloris)
+    max_connections: int = 1024  # open client connections per worker; more get a 503
     replay_cache_size: int = 1_000_000
     # Set by the serving code: reload the key file on SIGHUP. Embedders leave it off.
     reload_on_sighup: bool = field(default=False, compare=False)
@@ -70,6 +72,8 @@ class GatewayConfig:
         _require(self.max_chunk >= 1 << 14, "max_chunk must be at least 16384")
         _require(self.max_in_flight > 0, "max_in_flight must be positive")
         _require(self.backend_timeout > 0, "backend_timeout must be positive")
+        _require(self.header_timeout > 0, "header_timeout must be positive")
+        _require(self.max_connections > 0, "max_connections must be positive")
         _require(self.replay_cache_size > 0, "replay_cache_size must be positive")
 
     @property
@@ -112,9 +116,11 @@ _FROM_STRING: dict[str, Callable[[str], Any]] = {
     "max_body": int,
     "max_chunk": int,
     "max_in_flight": int,
+    "max_connections": int,
     "replay_cache_size": int,
     "date_window": float,
     "backend_timeout": float,
+    "header_timeout": float,
     "require_date": _parse_bool,
 }
 _SETTABLE = tuple(f.name for f in fields(GatewayConfig) if f.name != "reload_on_sighup")

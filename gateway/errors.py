@@ -17,6 +17,9 @@ from typing import ClassVar, TypeVar
 from gateway.backends import BackendError, BackendTimeout
 from ohttp import bhttp
 from ohttp.errors import (
+    PROBLEM_DATE,
+    PROBLEM_JSON,
+    PROBLEM_OHTTP_KEY,
     DecapsulationError,
     DecryptionError,
     MalformedError,
@@ -35,17 +38,12 @@ __all__ = [
     "InnerReply",
     "OuterReply",
     "Overloaded",
-    "PROBLEM_DATE",
-    "PROBLEM_OHTTP_KEY",
     "Replay",
     "Result",
     "inner_reply",
     "outer_reply",
 ]
 
-PROBLEM_OHTTP_KEY = "https://iana.org/assignments/http-problem-types#ohttp-key"  # RFC 9458 §5.3
-PROBLEM_DATE = "https://iana.org/assignments/http-problem-types#date"  # RFC 9458 §6.5.2
-PROBLEM_JSON = "application/problem+json"
 _T = TypeVar("_T")
 
 

@@ -52,7 +52,14 @@ from ohttp.encapsulation import (
     ClientResponseOpener,
     encapsulate_request,
 )
-from ohttp.errors import ChunkedError, EncapsulationError, OHTTPError
+from ohttp.errors import (
+    PROBLEM_DATE,
+    PROBLEM_JSON,
+    PROBLEM_OHTTP_KEY,
+    ChunkedError,
+    EncapsulationError,
+    OHTTPError,
+)
 from ohttp.keys import (
     AEAD,
     KDF,
@@ -65,8 +72,6 @@ from ohttp.keys import (
 )
 
 __all__ = [
-    "DATE_PROBLEM",
-    "KEY_PROBLEM",
     "Client",
     "ClientError",
     "Exchange",
@@ -83,10 +88,7 @@ __all__ = [
     "key_mirror_url",
 ]
 
-PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
 # RFC 9458 §5.3 and §6.5.2 problem types.
-KEY_PROBLEM: Final = "https://iana.org/assignments/http-problem-types#ohttp-key"
-DATE_PROBLEM: Final = "https://iana.org/assignments/http-problem-types#date"
 
 # aiohttp adds these unless told not to; each one is a fingerprint the relay does not need
 # (RFC 9458 §5: the outer request carries only what the encapsulated request does not).
@@ -715,7 +717,7 @@ class ResponseStream:
 
 async def _stream_date_offset(response: ResponseStream, now: float) -> float | None:
     # Only a 400 problem document can be the #date problem; it is small and sent whole.
-    if response.status != 400 or PROBLEM_MEDIA_TYPE not in response.headers.get(
+    if response.status != 400 or PROBLEM_JSON not in response.headers.get(
         "Content-Type", ""
     ):
         return None
@@ -832,16 +834,15 @@ def _local_address(response: aiohttp.ClientResponse) -> str | None:
 
 
 def _rejection(outer: _OuterResponse) -> RelayRejected:
-    if outer.status == 422 or (
-        400 <= outer.status < 500 and _problem_type(outer.content_type, outer.body) == KEY_PROBLEM
-    ):
+    key_problem = _problem_type(outer.content_type, outer.body) == PROBLEM_OHTTP_KEY
+    if outer.status == 422 or (400 <= outer.status < 500 and key_problem):
         return KeyRejected(outer.status)
     return RelayRejected(outer.status)
 
 
 def _problem_type(content_type: str, body: bytes) -> str | None:
     """The ``type`` member of an RFC 9457 problem document, if ``body`` is one."""
-    if content_type.split(";", maxsplit=1)[0].strip().lower() != PROBLEM_MEDIA_TYPE:
+    if content_type.split(";", maxsplit=1)[0].strip().lower() != PROBLEM_JSON:
         return None
     try:
         problem = jsonlib.loads(body)
@@ -868,7 +869,7 @@ def _server_time_offset(response: InnerResponse, now: float) -> float | None:
     if response.status != 400:
         return None
     content_type = response.headers.get("Content-Type", "")
-    if _problem_type(content_type, response.content) != DATE_PROBLEM:
+    if _problem_type(content_type, response.content) != PROBLEM_DATE:
         return None
     try:
         server_time = parsedate_to_datetime(response.headers.get("Date", ""))

@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "PROBLEM_DATE",
+    "PROBLEM_JSON",
+    "PROBLEM_OHTTP_KEY",
     "BinaryHTTPError",
     "ChunkedError",
     "ContextUsedError",
@@ -24,6 +27,12 @@ __all__ = [
     "UnknownKeyError",
     "UnsupportedSuiteError",
 ]
+
+# The problem types of RFC 9458 (RFC 9457 problem details): the gateway answers them, the
+# client recognises them.
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_OHTTP_KEY = "https://iana.org/assignments/http-problem-types#ohttp-key"  # §5.3
+PROBLEM_DATE = "https://iana.org/assignments/http-problem-types#date"  # §6.5.2
 
 
 class OHTTPError(Exception):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import logging
 import math
 import os
 import re
@@ -18,17 +17,21 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
-from aiohttp.web_server import Server
 from multidict import CIMultiDict
 
+from ohttp._serving import (
+    ConnectionTracker,
+    Listening,
+    omit_server_header,
+    server_tls_context,
+    serving,
+)
 from relay.config import RelayConfig
 from relay.metrics import Direction, RelayMetrics, Result, create_metrics_app
 from relay.upstream import UpstreamError, UpstreamPool, UpstreamResponse, UpstreamTimeout
-
-log = logging.getLogger("relay")
 
 REQUEST_TYPES = frozenset({"message/ohttp-req", "message/ohttp-chunked-req"})
 RESPONSE_TYPES = frozenset({"message/ohttp-res", "message/ohttp-chunked-res"})
@@ -170,122 +173,6 @@ class RateLimiter:
         return max(1, math.ceil(self._window - (now - self._window_start)))
 
 
-# --------------------------------------------------------------------------- connection guard
-
-
-class _GuardedProtocol:
-    """Wraps aiohttp's per-connection protocol to add a connection cap and a header deadline.
-
-    aiohttp waits for a request head with no deadline, so a client trickling one byte every few
-    seconds would hold a connection forever; here the head must be complete within
-    ``header_timeout`` of the connection opening or the previous response ending.
-    The deadline is checked lazily: one timer per ``header_timeout`` period that re-arms itself
-    while the client is being served or idle for less than the limit, so a request costs two
-    attribute writes instead of cancelling and scheduling a timer.
-    """
-
-    def __init__(self, tracker: ConnectionTracker, inner: RequestHandler) -> None:
-        self._tracker = tracker
-        self.inner = inner
-        self._transport: asyncio.BaseTransport | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop = asyncio.get_running_loop()  # protocols are made inside the loop
-        self._admitted = False
-        self.busy = False  # a request head is complete and its handler runs
-        self.idle_since = 0.0  # loop time the connection opened or the last handler ended
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport
-        if not self._tracker.admit(self):
-            # Over the connection cap: a fixed answer, then close (never reaches aiohttp).
-            if isinstance(transport, asyncio.WriteTransport):
-                transport.write(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
-                                b"Content-Length: 0\r\nConnection: close\r\n\r\n")
-            transport.close()
-            return
-        self._admitted = True
-        loop = self._loop
-        self.idle_since = loop.time()
-        self._timer = loop.call_at(self.idle_since + self._tracker.header_timeout, self._check)
-        self.inner.connection_made(transport)
-
-    def request_started(self) -> None:
-        self.busy = True
-
-    def request_ended(self) -> None:
-        self.busy = False
-        self.idle_since = self._loop.time()
-
-    def _check(self) -> None:
-        loop = self._loop
-        now = loop.time()
-        limit = self._tracker.header_timeout
-        # While a handler runs the body deadline applies instead; look again later.
-        due = now + limit if self.busy else self.idle_since + limit
-        if due > now:
-            self._timer = loop.call_at(due, self._check)
-            return
-        self._timer = None
-        if self._transport is not None:
-            self._transport.close()
-
-    def disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def data_received(self, data: bytes) -> None:
-        if self._admitted:
-            self.inner.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        if self._admitted:
-            self.inner.eof_received()
-        return None
-
-    def pause_writing(self) -> None:
-        self.inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self.inner.resume_writing()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.disarm()
-        if self._admitted:
-            self._tracker.release(self)
-            self.inner.connection_lost(exc)
-
-
-@dataclass
-class ConnectionTracker:
-    """Counts client connections and maps aiohttp protocols to their guards."""
-
-    max_connections: int
-    header_timeout: float
-    metrics: RelayMetrics
-    _guards: dict[RequestHandler, _GuardedProtocol] = field(default_factory=dict)
-
-    def admit(self, guard: _GuardedProtocol) -> bool:
-        if len(self._guards) >= self.max_connections:
-            return False
-        self._guards[guard.inner] = guard
-        self.metrics.connections = len(self._guards)
-        return True
-
-    def release(self, guard: _GuardedProtocol) -> None:
-        self._guards.pop(guard.inner, None)
-        self.metrics.connections = len(self._guards)
-
-    def guard_of(self, protocol: object) -> _GuardedProtocol | None:
-        return self._guards.get(protocol) if isinstance(protocol, RequestHandler) else None
-
-    def factory(self, server: Server) -> Callable[[], asyncio.Protocol]:
-        def make() -> asyncio.Protocol:
-            return _GuardedProtocol(self, server())  # type: ignore[return-value]
-
-        return make
-
-
 # --------------------------------------------------------------------------- app state
 
 
@@ -305,9 +192,10 @@ STATE_KEY = web.AppKey("relay_state", RelayState)
 
 def create_app(config: RelayConfig, metrics: RelayMetrics | None = None) -> web.Application:
     """The relay application: routes for each configured gateway, /healthz, and its resources."""
-    quiet_aiohttp_logs()
     metrics = metrics or RelayMetrics()
-    tracker = ConnectionTracker(config.max_connections, config.header_timeout, metrics)
+    # The tracker feeds the open-connections gauge.
+    tracker = ConnectionTracker(config.max_connections, config.header_timeout,
+                                partial(setattr, metrics, "connections"))
     limiter = None
     if config.rate_limit:
         limiter = RateLimiter(config.rate_limit, config.rate_limit_window)
@@ -316,7 +204,7 @@ def create_app(config: RelayConfig, metrics: RelayMetrics | None = None) -> web.
     state = app[STATE_KEY] = RelayState(config, metrics, tracker, limiter)
     metrics.in_flight = lambda: state.in_flight
     app.cleanup_ctx.append(_upstream_resources)
-    app.on_response_prepare.append(_strip_server_header)
+    omit_server_header(app)  # the relay passes on no detail of itself or the gateway
     # Each path's own method first, then any other method on it (405), then anything else (404);
     # a route added right after another on the same path joins that resource.
     routes: list[tuple[str, str, StateHandler]] = [("GET", "/healthz", _healthz)]
@@ -359,11 +247,6 @@ async def _upstream_resources(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(*refreshers, return_exceptions=True)
     for pool in state.pools.values():
         pool.close()
-
-
-async def _strip_server_header(_: web.Request, response: web.StreamResponse) -> None:
-    # aiohttp announces its version in Server; the relay sends no such detail.
-    response.headers.popall("Server", None)
 
 
 # --------------------------------------------------------------------------- handlers
@@ -652,86 +535,16 @@ async def _copy_body(request: web.Request, state: RelayState, upstream: Upstream
 # --------------------------------------------------------------------------- serving
 
 
-class _QuietFilter(logging.Filter):
-    """aiohttp logs "Error handling request from <peer>" with a traceback that can quote
-    request bytes; keep the event, drop the details (no client address, no content)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        kind = record.exc_info[1].__class__.__name__ if record.exc_info else "none"
-        record.msg = "request error withheld (%s)"
-        record.args = (kind,)
-        record.exc_info = None
-        record.exc_text = None
-        record.stack_info = None
-        return True
-
-
-_QUIET = _QuietFilter()
-
-
-def quiet_aiohttp_logs() -> None:
-    """Install the filter on aiohttp's loggers (idempotent)."""
-    for name in ("aiohttp.server", "aiohttp.access", "aiohttp.web", "aiohttp.internal"):
-        logger = logging.getLogger(name)
-        if _QUIET not in logger.filters:
-            logger.addFilter(_QUIET)
-
-
-def _loop_exception_handler(_: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
-    # The default handler prints transport and protocol reprs, which can include peer data.
-    exc = context.get("exception")
-    log.warning("event loop error withheld (%s)", type(exc).__name__ if exc else "none")
-
-
-def server_ssl_context(config: RelayConfig) -> ssl.SSLContext | None:
-    if not config.tls_cert or not config.tls_key:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(config.tls_cert, config.tls_key)
-    return context
-
-
-@dataclass(frozen=True)
-class Listening:
-    port: int
-    metrics_port: int | None
-
-
 @contextlib.asynccontextmanager
 async def serve(config: RelayConfig, *, app: web.Application | None = None,
                 reuse_port: bool = False) -> AsyncIterator[Listening]:
     """Run the relay (and its metrics listener) until the block ends; port 0 picks a free one."""
     app = app or create_app(config)
-    loop = asyncio.get_running_loop()
-    loop.set_exception_handler(_loop_exception_handler)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    metrics_runner: web.AppRunner | None = None
-    server: asyncio.AbstractServer | None = None
-    try:
-        assert runner.server is not None
-        factory = app[STATE_KEY].tracker.factory(runner.server)
-        tls = server_ssl_context(config)
-        server = await loop.create_server(
-            factory, config.listen_host, config.listen_port, ssl=tls,
-            reuse_port=reuse_port or None,
-            ssl_handshake_timeout=config.header_timeout if tls else None,
-        )
-        port = server.sockets[0].getsockname()[1]
-        metrics_port = None
-        if config.metrics_host is not None and config.metrics_port is not None:
-            metrics_runner = web.AppRunner(
-                create_metrics_app(app[STATE_KEY].metrics), access_log=None, handle_signals=False
-            )
-            await metrics_runner.setup()
-            site = web.TCPSite(metrics_runner, config.metrics_host, config.metrics_port,
-                               reuse_port=reuse_port or None)
-            await site.start()
-            metrics_port = metrics_runner.addresses[0][1]
-        yield Listening(port, metrics_port)
-    finally:
-        if server is not None:
-            server.close()
-        if metrics_runner is not None:
-            await metrics_runner.cleanup()
-        await runner.cleanup()
+    state = app[STATE_KEY]
+    metrics = None
+    if config.metrics_host is not None and config.metrics_port is not None:
+        metrics = (create_metrics_app(state.metrics), (config.metrics_host, config.metrics_port))
+    tls = server_tls_context(config.tls_cert, config.tls_key)
+    async with serving(app, (config.listen_host, config.listen_port), state.tracker, tls=tls,
+                       reuse_port=reuse_port, metrics=metrics) as listening:
+        yield listening

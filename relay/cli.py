@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import multiprocessing
-import signal
 import sys
-from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from relay.config import ConfigError, RelayConfig, load_config
@@ -79,8 +76,6 @@ def config_from_args(args: argparse.Namespace) -> RelayConfig:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = config_from_args(args)
     except ConfigError as exc:
@@ -91,66 +86,27 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 def run(config: RelayConfig) -> int:
     """Serve until SIGTERM/SIGINT; with workers > 1, one process per worker on one port."""
-    if config.workers == 1:
-        return run_worker(config, reuse_port=False)
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_worker_entry, args=(config,)) for _ in range(config.workers)]
-    for worker in workers:
-        worker.start()
+    from ohttp._serving import configure_logging, run_workers  # loads only when it runs
 
-    def forward(signum: int, _: object) -> None:
-        for worker in workers:
-            if worker.is_alive():
-                worker.terminate()  # SIGTERM to that worker's own PID
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for worker in workers:
-        worker.join()
-    # A worker ended by the SIGTERM forwarded above stopped normally.
-    clean = (0, -signal.SIGTERM)
-    return 0 if all(worker.exitcode in clean for worker in workers) else 1
+    configure_logging()
+    return run_workers(config.workers, partial(_worker, config), forward_sighup=False)
 
 
-def _worker_entry(config: RelayConfig) -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sys.exit(run_worker(config, reuse_port=True))
+def _worker(config: RelayConfig, index: int) -> int:
+    from ohttp._serving import run_worker
+
+    return run_worker(partial(_serve_until_signal, config, config.workers > 1))
 
 
-def _loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
-    try:
-        import uvloop
-    except ImportError:  # uvloop is optional (not on Windows)
-        return asyncio.run
-
-    def run_uvloop(main: Coroutine[Any, Any, int]) -> int:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(main)
-
-    return run_uvloop
-
-
-def run_worker(config: RelayConfig, *, reuse_port: bool) -> int:
-    try:
-        return _loop_runner()(_serve_until_signal(config, reuse_port))
-    except OSError as exc:
-        log.error("cannot listen: %s", exc.strerror or type(exc).__name__)
-        return 1
-
-
-async def _serve_until_signal(config: RelayConfig, reuse_port: bool) -> int:
+async def _serve_until_signal(config: RelayConfig, reuse_port: bool) -> None:
+    from ohttp._serving import wait_for_stop
     from relay.app import serve  # aiohttp is imported only when the relay runs
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     async with serve(config, reuse_port=reuse_port) as listening:
-        log.info("relay listening on %s:%d for %d gateway(s)", config.listen_host,
-                 listening.port, len(config.gateways))
+        log.info("relay listening", extra={"host": config.listen_host, "port": listening.port,
+                                          "gateways": len(config.gateways)})
         if listening.metrics_port is not None:
-            log.info("metrics on %s:%d", config.metrics_host, listening.metrics_port)
-        await stop.wait()
+            log.info("metrics listening", extra={"host": config.metrics_host,
+                                                 "port": listening.metrics_port})
+        await wait_for_stop()
     log.info("relay stopped")
-    return 0

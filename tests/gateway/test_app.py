@@ -16,8 +16,8 @@ from pytest_aiohttp import AiohttpClient
 from gateway.app import GATEWAY_PATH, GATEWAY_STATE, create_app, reload_keys
 from gateway.backends import AsgiBackend, CallableBackend, EchoBackend, Receive, Scope, Send
 from gateway.config import GatewayConfig
-from gateway.errors import PROBLEM_DATE, PROBLEM_OHTTP_KEY
 from ohttp import bhttp
+from ohttp.errors import PROBLEM_DATE, PROBLEM_OHTTP_KEY
 from ohttp.keys import (
     GatewayKey,
     KeyRing,

@@ -139,8 +139,11 @@ def _metric(port: int, name: str) -> float:
 
 def _wait_until(condition: object, attempts: int = 200) -> None:
     for _ in range(attempts):
-        if callable(condition) and condition():
-            return
+        try:
+            if callable(condition) and condition():
+                return
+        except OSError:  # e.g. the other worker is not listening yet
+            pass
         time.sleep(0.05)
     raise AssertionError("condition not reached")
 

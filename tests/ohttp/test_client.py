@@ -22,8 +22,6 @@ from aiohttp.test_utils import TestServer
 
 from ohttp import bhttp
 from ohttp.client import (
-    DATE_PROBLEM,
-    KEY_PROBLEM,
     Client,
     Exchange,
     InvalidInnerResponse,
@@ -36,7 +34,7 @@ from ohttp.client import (
     key_mirror_url,
 )
 from ohttp.encapsulation import ResponseSealer, decapsulate_request
-from ohttp.errors import DecapsulationError
+from ohttp.errors import PROBLEM_DATE, PROBLEM_OHTTP_KEY, DecapsulationError
 from ohttp.keys import GatewayKey, KeyRing, save_key_file
 from tests.support import free_port
 
@@ -102,7 +100,7 @@ def key_problem(status: int) -> web.Response:
     """What a gateway answers for an unknown key: 422, or 400 with the problem (RFC 9458 §5.3)."""
     if status == 422:
         return web.Response(status=422)
-    problem = {"type": KEY_PROBLEM, "title": "key configuration not accepted"}
+    problem = {"type": PROBLEM_OHTTP_KEY, "title": "key configuration not accepted"}
     return web.json_response(problem, status=status, content_type="application/problem+json")
 
 
@@ -327,7 +325,7 @@ def date_checking_answer(server_offset: float) -> Callable[[bhttp.Request], bhtt
         sent = parsedate_to_datetime((header(request, b"date") or b"").decode()).timestamp()
         if abs(sent - now) <= 30:
             return bhttp.Response(200, (), b"in time")
-        problem = json.dumps({"type": DATE_PROBLEM, "title": "date not acceptable"}).encode()
+        problem = json.dumps({"type": PROBLEM_DATE, "title": "date not acceptable"}).encode()
         return bhttp.Response(
             400,
             (

@@ -338,11 +338,6 @@ def test_k3_restart_with_the_same_key_file_serves_the_same_keys(
 HEAD_DEADLINE = 11.0  # the relay's default --header-timeout (10 s) plus a margin
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (medium): the gateway has no request-head deadline; a partial head holds the "
-    "connection open indefinitely (slowloris, checklist C.3/E.3)",
-)
 def test_e3_partial_request_head_is_cut_off(gateway: Gateway) -> None:
     with socket.create_connection((LOOPBACK, gateway.port), timeout=HEAD_DEADLINE) as sock:
         sock.sendall(f"POST {GATEWAY_PATH} HTTP/1.1\r\nHo".encode())
