@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -138,8 +138,9 @@ class _GuardedProtocol:
         self._transport = transport
         if not self._tracker.admit(self):
             # Over the connection cap: a fixed answer, then close (never reaches aiohttp).
-            if isinstance(transport, asyncio.WriteTransport):
-                transport.write(_OVER_CAPACITY)
+            # A stream server's transport can write; uvloop's is no asyncio.WriteTransport
+            # subclass, so an isinstance check would skip the answer there.
+            cast(asyncio.WriteTransport, transport).write(_OVER_CAPACITY)
             transport.close()
             return
         self._admitted = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import ssl
 import time
 from pathlib import Path
@@ -42,7 +43,8 @@ def test_help_documents_every_option() -> None:
     for option in (
         "--keys", "--listen", "--backend", "--allow-target", "--config", "--workers",
         "--metrics-listen", "--tls-cert", "--tls-key", "--require-date", "--date-window",
-        "--max-body", "--max-in-flight", "--backend-timeout",
+        "--max-body", "--max-in-flight", "--backend-timeout", "--header-timeout",
+        "--max-connections",
     ):  # fmt: skip
         assert option in text
     for action in parser._actions:
@@ -76,6 +78,19 @@ def test_flags_over_file_over_env(tmp_path: Path) -> None:
     assert only_env.allow_target == ("b.example", "c.example")
 
 
+def test_connection_guard_settings(tmp_path: Path) -> None:
+    assert (GatewayConfig().header_timeout, GatewayConfig().max_connections) == (10, 1024)
+    toml = tmp_path / "gateway.toml"
+    toml.write_text("header-timeout = 4\nmax_connections = 30\n")
+    env = {"OHTTP_GATEWAY_HEADER_TIMEOUT": "2.5", "OHTTP_GATEWAY_MAX_CONNECTIONS": "20"}
+    assert load_config({}, env).header_timeout == 2.5
+    assert load_config({}, env).max_connections == 20
+    from_file = load_config({"max_connections": 10}, env, toml)
+    assert (from_file.header_timeout, from_file.max_connections) == (4, 10)
+    flags = config_from_args(parse("--header-timeout", "1.5", "--max-connections", "7"))
+    assert (flags.header_timeout, flags.max_connections) == (1.5, 7)
+
+
 def test_gateway_table_and_config_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     toml = tmp_path / "gateway.toml"
     toml.write_text('[gateway]\nbackend = "echo"\nmax-in-flight = 7\n')
@@ -94,6 +109,8 @@ def test_gateway_table_and_config_from_env(tmp_path: Path, monkeypatch: pytest.M
         ("--backend", "ftp://x"),
         ("--tls-cert", "cert.pem"),
         ("--max-body", "0"),
+        ("--header-timeout", "0"),
+        ("--max-connections", "0"),
         (),  # no --keys
     ],
 )
@@ -114,8 +131,11 @@ def test_unknown_file_setting_exits_2(tmp_path: Path) -> None:
 # --- real processes --------------------------------------------------------------------------
 
 
+_KEYS_PATH = "/.well-known/ohttp-gateway"
+
+
 def _keys_url(port: int, scheme: str = "http") -> str:
-    return f"{scheme}://{LOOPBACK}:{port}/.well-known/ohttp-gateway"
+    return f"{scheme}://{LOOPBACK}:{port}{_KEYS_PATH}"
 
 
 def _base_args(keys: Path, port: int, metrics_port: int, *extra: str) -> list[str]:
@@ -212,6 +232,32 @@ def test_tls(tmp_path: Path) -> None:
         assert inner.status == 200
         with pytest.raises(OSError):  # plain HTTP is not served on the TLS port
             http(_keys_url(port))
+
+
+def _raw_exchange(port: int, raw: bytes) -> bytes:
+    """Send ``raw``, read until the gateway closes the connection (5 s at most per read)."""
+    with socket.create_connection((LOOPBACK, port), timeout=5) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while piece := sock.recv(4096):
+            answer += piece
+    return answer
+
+
+def test_connection_guard_and_no_server_header(tmp_path: Path) -> None:
+    write_keys(tmp_path / "keys.json")
+    port, metrics_port = free_port(), free_port()
+    guard = ("--header-timeout", "0.5", "--max-connections", "1")
+    args = _base_args(tmp_path / "keys.json", port, metrics_port, *guard)
+    with gateway_process(args, f"http://{LOOPBACK}:{metrics_port}/metrics", tmp_path / "log"):
+        # A partial head is cut off (slowloris); the 5 s read timeout would raise otherwise.
+        assert _raw_exchange(port, f"POST {_KEYS_PATH} HTTP/1.1\r\nHo".encode()) == b""
+        with socket.create_connection((LOOPBACK, port), timeout=5):  # takes the one slot
+            # Nothing sent: the fixed answer comes at once, before any request is read.
+            over_cap = _raw_exchange(port, b"")
+        assert over_cap.startswith(b"HTTP/1.1 503 ")
+        status, headers, _ = http(_keys_url(port))
+        assert status == 200 and "Server" not in headers  # no version disclosure
 
 
 def test_unreadable_key_file_fails_fast(tmp_path: Path) -> None:

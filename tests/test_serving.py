@@ -1,0 +1,127 @@
+"""The serving shell shared by the gateway and the relay (ohttp._serving), on real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from ohttp._serving import (
+    REQUEST_ERROR_EVENT,
+    ConnectionTracker,
+    JsonLinesFormatter,
+    Listening,
+    omit_server_header,
+    serving,
+)
+from tests.support import LOOPBACK, REPO
+
+PEER = "203.0.113.77"  # documentation address: stands for a client in log records
+SECRET = "sv-canary-91c2"
+
+
+def _record(name: str, msg: str, args: tuple[object, ...], **extra: object) -> logging.LogRecord:
+    record = logging.LogRecord(name, logging.ERROR, __file__, 1, msg, args, None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_formatter_keeps_the_template_and_whitelisted_fields_only() -> None:
+    record = _record("gateway", "listening %s", (SECRET,), port=8080, header=SECRET)
+    document = json.loads(JsonLinesFormatter().format(record))
+    assert document["event"] == "listening %s"
+    assert document["port"] == 8080
+    assert SECRET not in json.dumps(document)  # neither the argument nor an unlisted field
+
+
+def test_formatter_withholds_aiohttp_request_errors() -> None:
+    try:
+        raise ValueError(SECRET)
+    except ValueError:
+        exc_info = sys.exc_info()
+    record = _record("aiohttp.server", "Error handling request from %s", (PEER,))
+    record.exc_info = exc_info
+    line = JsonLinesFormatter().format(record)
+    assert json.loads(line)["event"] == REQUEST_ERROR_EVENT
+    assert json.loads(line)["error"] == "ValueError"
+    assert PEER not in line and SECRET not in line and "Traceback" not in line
+
+
+async def _slow(request: web.Request) -> web.Response:
+    await asyncio.sleep(float(request.query["s"]))
+    return web.Response(text="done")
+
+
+@pytest.fixture
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[Listening]:
+    max_connections, header_timeout = getattr(request, "param", (8, 0.3))
+    tracker = ConnectionTracker(max_connections, header_timeout)
+    app = web.Application(middlewares=[tracker.middleware()])
+    app.router.add_get("/slow", _slow)
+    omit_server_header(app)
+    async with serving(app, (LOOPBACK, 0), tracker) as listening:
+        yield listening
+
+
+async def _exchange(port: int, raw: bytes) -> bytes:
+    """Send ``raw`` and read until the server closes (bounded by a 5 s wait per read)."""
+    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    writer.write(raw)
+    answer = b""
+    try:
+        while piece := await asyncio.wait_for(reader.read(4096), 5):
+            answer += piece
+    finally:
+        writer.close()
+    return answer
+
+
+async def test_partial_head_is_cut_off(server: Listening) -> None:
+    assert await _exchange(server.port, b"GET /slow?s=0 HTTP/1.1\r\nHo") == b""
+
+
+async def test_request_longer_than_the_head_deadline_is_served(server: Listening) -> None:
+    # The handler runs 3x the head deadline: the guard must not cut it off.
+    raw = b"GET /slow?s=0.9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    answer = await _exchange(server.port, raw)
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"done")
+    assert b"\r\nserver:" not in answer.lower()  # no aiohttp/Python version disclosure
+
+
+@pytest.mark.parametrize("server", [(1, 5.0)], indirect=True)
+async def test_connections_over_the_cap_get_a_fixed_503(server: Listening) -> None:
+    _, first = await asyncio.open_connection(LOOPBACK, server.port)
+    try:
+        answer = await _exchange(server.port, b"GET /slow?s=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+    finally:
+        first.close()
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n")
+
+
+_SUPERVISED = """
+import sys
+from ohttp._serving import configure_logging, run_worker, run_workers, wait_for_stop
+
+def worker(index):
+    if index == 0:
+        return 0  # ends on its own at once
+    return run_worker(wait_for_stop)  # returns only on SIGTERM/SIGINT
+
+configure_logging()
+sys.exit(run_workers(2, worker, forward_sighup=False))
+"""
+
+
+def test_a_worker_ending_on_its_own_stops_the_rest() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _SUPERVISED],
+        check=False, capture_output=True, text=True, cwd=REPO, timeout=30,
+    )
+    assert result.returncode == 1, result.stderr  # reported as a failure ...
+    assert "workers_started" in result.stderr  # ... after both were started
