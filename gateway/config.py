@@ -1,36 +1,37 @@
-"""Gateway configuration: defaults < ``OHTTP_GATEWAY_*`` environment < TOML file < flags.
+"""Gateway configuration: flags > TOML file > ``OHTTP_GATEWAY_*`` environment > defaults.
 
-Also the target policy derived from it: which inner authorities the gateway serves.
+The layering itself is :mod:`ohttp._settings`, shared with the relay. Also the target policy
+derived from the configuration: which inner authorities the gateway serves.
 """
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.backends import default_authority
+from ohttp._settings import (
+    SettingsError,
+    gather,
+    option_types,
+    parse_host_port,
+    require,
+    require_together,
+)
 
 __all__ = [
     "ENV_PREFIX",
     "GatewayConfig",
+    "SettingsError",
     "TargetPolicy",
     "load_config",
-    "parse_hostport",
 ]
 
 ENV_PREFIX = "OHTTP_GATEWAY_"
-
-
-def parse_hostport(value: str) -> tuple[str, int]:
-    """Split ``HOST:PORT`` or ``[V6]:PORT``; raises ValueError."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]"), int(port)
 
 
 @dataclass(frozen=True)
@@ -58,116 +59,61 @@ class GatewayConfig:
     reload_on_sighup: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
-        parse_hostport(self.listen)
-        default_authority(self.backend)  # raises ValueError for an unknown backend spec
+        parse_host_port(self.listen, "listen")
+        try:
+            default_authority(self.backend)
+        except ValueError:
+            raise SettingsError(
+                "backend: expected 'echo', 'processing' or an http:// or https:// URL"
+            ) from None
         if self.metrics_listen is not None:
-            parse_hostport(self.metrics_listen)
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key go together")
+            parse_host_port(self.metrics_listen, "metrics_listen")
+        require_together(self, "tls_cert", "tls_key")
         # The Date header has one-second granularity (checklist A6.45): at least 2 s.
-        _require(self.date_window >= 2, "date_window must be at least 2 seconds")
-        _require(self.workers >= 1, "workers must be at least 1")
-        _require(self.max_body > 0, "max_body must be positive")
+        require(self.date_window >= 2, "date_window must be at least 2 seconds")
+        require(self.workers >= 1, "workers must be at least 1")
+        require(self.max_body > 0, "max_body must be positive")
         # chunked-08 §3: chunks of 2^14 bytes of plaintext MUST be accepted.
-        _require(self.max_chunk >= 1 << 14, "max_chunk must be at least 16384")
-        _require(self.max_in_flight > 0, "max_in_flight must be positive")
-        _require(self.backend_timeout > 0, "backend_timeout must be positive")
-        _require(self.header_timeout > 0, "header_timeout must be positive")
-        _require(self.max_connections > 0, "max_connections must be positive")
-        _require(self.replay_cache_size > 0, "replay_cache_size must be positive")
+        require(self.max_chunk >= 1 << 14, "max_chunk must be at least 16384")
+        require(self.max_in_flight > 0, "max_in_flight must be positive")
+        require(self.backend_timeout > 0, "backend_timeout must be positive")
+        require(self.header_timeout > 0, "header_timeout must be positive")
+        require(self.max_connections > 0, "max_connections must be positive")
+        require(self.replay_cache_size > 0, "replay_cache_size must be positive")
 
     @property
     def listen_address(self) -> tuple[str, int]:
-        return parse_hostport(self.listen)
+        return parse_host_port(self.listen, "listen")
 
     @property
     def metrics_address(self) -> tuple[str, int] | None:
-        return None if self.metrics_listen is None else parse_hostport(self.metrics_listen)
+        if self.metrics_listen is None:
+            return None
+        return parse_host_port(self.metrics_listen, "metrics_listen")
 
     def target_policy(self, backend_authority: str | None) -> TargetPolicy:
         """The allowlist: the backend's own authority (if it has one) plus ``allow_target``."""
         return TargetPolicy.from_authorities((backend_authority or "", *self.allow_target))
 
 
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
-
-
-def _parse_bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError(f"expected a boolean, got {value!r}")
-
-
-def _parse_list(value: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in value.split(",") if item.strip())
-
-
-_FROM_STRING: dict[str, Callable[[str], Any]] = {
-    "keys": Path,
-    "tls_cert": Path,
-    "tls_key": Path,
-    "allow_target": _parse_list,
-    "workers": int,
-    "max_body": int,
-    "max_chunk": int,
-    "max_in_flight": int,
-    "max_connections": int,
-    "replay_cache_size": int,
-    "date_window": float,
-    "backend_timeout": float,
-    "header_timeout": float,
-    "require_date": _parse_bool,
-}
-_SETTABLE = tuple(f.name for f in fields(GatewayConfig) if f.name != "reload_on_sighup")
-
-
-def _coerce(name: str, value: Any) -> Any:
-    if isinstance(value, str):
-        return _FROM_STRING.get(name, str)(value)
-    if name == "allow_target" and isinstance(value, list):
-        return tuple(str(item) for item in value)
-    if name in {"keys", "tls_cert", "tls_key"} and value is not None:
-        return Path(value)
-    return value
-
-
-def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    return {
-        name: _coerce(name, env[ENV_PREFIX + name.upper()])
-        for name in _SETTABLE
-        if ENV_PREFIX + name.upper() in env
-    }
-
-
-def _from_toml(path: Path) -> dict[str, Any]:
-    with path.open("rb") as file:
-        data = tomllib.load(file)
-    section = data.get("gateway", data)  # either top-level keys or a [gateway] table
-    settings = {key.replace("-", "_"): value for key, value in section.items()}
-    unknown = sorted(set(settings) - set(_SETTABLE))
-    if unknown:
-        raise ValueError(f"unknown settings in {path}: {', '.join(unknown)}")
-    return {name: _coerce(name, value) for name, value in settings.items()}
+# Every init field is a setting, except the switch the serving code sets itself.
+_OPTIONS = option_types(GatewayConfig, exclude=("reload_on_sighup",))
 
 
 def load_config(
-    flags: Mapping[str, Any],
-    env: Mapping[str, str],
-    config_file: Path | None = None,
+    flags: argparse.Namespace | Mapping[str, Any],
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> GatewayConfig:
-    """Merge the sources, flags winning. Flags set to None count as not given."""
-    if config_file is None and ENV_PREFIX + "CONFIG" in env:
-        config_file = Path(env[ENV_PREFIX + "CONFIG"])
-    merged: dict[str, Any] = _from_env(env)
-    if config_file is not None:
-        merged.update(_from_toml(config_file))
-    merged.update({k: _coerce(k, v) for k, v in flags.items() if k in _SETTABLE and v is not None})
-    return GatewayConfig(**merged)
+    """Merge flags > TOML (``config_file`` or ``OHTTP_GATEWAY_CONFIG``) > environment > defaults.
+
+    ``environ`` defaults to ``os.environ``; raises :class:`SettingsError`.
+    """
+    values = gather(
+        _OPTIONS, flags, config_file=config_file, table="gateway",
+        env_prefix=ENV_PREFIX, environ=environ,
+    )  # fmt: skip
+    return GatewayConfig(**values)
 
 
 _DEFAULT_PORTS = {b"https": 443, b"http": 80}

@@ -8,7 +8,8 @@ import sys
 from functools import partial
 from typing import Any
 
-from relay.config import ConfigError, RelayConfig, load_config
+from ohttp._settings import INVALID_SETTINGS_EXIT, SettingsError, add_flag
+from relay.config import RelayConfig, load_config
 
 log = logging.getLogger("relay")
 
@@ -58,29 +59,29 @@ def configure(subparsers: Any) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the relay options; an absent flag leaves the setting to the file or environment."""
+    add_flag(
+        parser, "gateway", "[NAME=]URL", "gateway URL (POST target, e.g. "
+        "https://gw.example/.well-known/ohttp-gateway), served at POST /; NAME=URL serves it at "
+        "POST /NAME; repeatable", repeatable=True,
+    )  # fmt: skip
     parser.add_argument(
-        "--gateway", action="append", metavar="[NAME=]URL", default=None,
-        help="gateway URL (POST target, e.g. https://gw.example/.well-known/ohttp-gateway), "
-        "served at POST /; NAME=URL serves it at POST /NAME; repeatable",
+        "--config", metavar="FILE", help="TOML file with the same options [OHTTP_RELAY_CONFIG]"
     )
-    parser.add_argument("--config", metavar="FILE", help="TOML file with the same options")
     for option, metavar, text in _FLAG_HELP:
-        parser.add_argument("--" + option.replace("_", "-"), dest=option, metavar=metavar,
-                            default=None, help=text)
+        add_flag(parser, option, metavar, text)
 
 
 def config_from_args(args: argparse.Namespace) -> RelayConfig:
-    flags: dict[str, Any] = {name: getattr(args, name) for name, _, _ in _FLAG_HELP}
-    flags["gateway"] = args.gateway
-    return load_config(flags, args.config)
+    return load_config(args, args.config)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
-    except ConfigError as exc:
+    except SettingsError as exc:  # fixed text naming the option, never a value
         print(f"ohttp relay: {exc}", file=sys.stderr)
-        return 2
+        return INVALID_SETTINGS_EXIT
     return run(config)
 
 

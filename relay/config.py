@@ -1,23 +1,43 @@
-"""Relay configuration: a frozen dataclass merged as flags > TOML > OHTTP_RELAY_* env > defaults."""
+"""Relay configuration: a frozen dataclass merged as flags > TOML > OHTTP_RELAY_* env > defaults.
+
+The layering itself is :mod:`ohttp._settings`, shared with the gateway; this module adds what
+only the relay has: the named gateways and the ``HOST:PORT`` options split into two fields.
+"""
 
 from __future__ import annotations
 
-import os
+import argparse
 import re
-import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from ohttp._settings import (
+    SettingsError,
+    gather,
+    option_types,
+    parse_host_port,
+    require,
+    require_together,
+)
+
+__all__ = [
+    "ENV_PREFIX",
+    "ConfigError",
+    "GatewayTarget",
+    "RelayConfig",
+    "load_config",
+    "parse_gateways",
+    "parse_host_port",
+]
 
 ENV_PREFIX = "OHTTP_RELAY_"
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _RESERVED_NAMES = frozenset({"healthz", "metrics", "ohttp-keys"})
 
-
-class ConfigError(ValueError):
-    """The configuration is invalid (the message names the option, never a secret value)."""
+ConfigError = SettingsError  # the relay's historical name for the one settings error
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,48 +114,34 @@ class RelayConfig:
 
 
 def _validate(config: RelayConfig) -> None:
-    if not config.gateways:
-        raise ConfigError("at least one --gateway is required")
+    require(bool(config.gateways), "at least one --gateway is required")
     names = [g.name for g in config.gateways]
-    if len(set(names)) != len(names):
-        raise ConfigError("gateway names must be unique")
+    require(len(set(names)) == len(names), "gateway names must be unique")
     for name in names:
-        if name and (not _NAME_PATTERN.fullmatch(name) or name in _RESERVED_NAMES):
-            raise ConfigError("gateway names must match [A-Za-z0-9_-]{1,64} and not be reserved")
-    if (config.tls_cert is None) != (config.tls_key is None):
-        raise ConfigError("--tls-cert and --tls-key go together")
-    if (config.client_cert is None) != (config.client_key is None):
-        raise ConfigError("--client-cert and --client-key go together")
-    if (config.metrics_host is None) != (config.metrics_port is None):
-        raise ConfigError("metrics listener needs both host and port")
+        valid = not name or (_NAME_PATTERN.fullmatch(name) and name not in _RESERVED_NAMES)
+        require(bool(valid), "gateway names must match [A-Za-z0-9_-]{1,64} and not be reserved")
+    for first, second in (("tls_cert", "tls_key"), ("client_cert", "client_key"),
+                          ("metrics_host", "metrics_port")):
+        require_together(config, first, second)
     positive = ("workers", "max_body_bytes", "max_connections", "max_in_flight",
                 "upstream_pool_size")
     for name in positive:
-        if getattr(config, name) < 1:
-            raise ConfigError(f"{name} must be at least 1")
+        require(getattr(config, name) >= 1, f"{name} must be at least 1")
     seconds = ("header_timeout", "body_timeout", "connect_timeout", "upstream_timeout",
                "rate_limit_window", "key_cache_default_ttl", "key_cache_max_ttl",
                "upstream_idle_timeout")
     for name in seconds:
-        if getattr(config, name) <= 0:
-            raise ConfigError(f"{name} must be positive")
-    if config.rate_limit < 0 or config.key_cache_min_ttl < 0:
-        raise ConfigError("rate_limit and key_cache_min_ttl must not be negative")
-    if config.key_cache_min_ttl > config.key_cache_max_ttl:
-        raise ConfigError("key_cache_min_ttl must not exceed key_cache_max_ttl")
-    if config.gateway_token is not None and not re.fullmatch(r"[\x21-\x7e]+", config.gateway_token):
-        raise ConfigError("gateway_token must be visible ASCII without spaces")
+        require(getattr(config, name) > 0, f"{name} must be positive")
+    require(config.rate_limit >= 0 and config.key_cache_min_ttl >= 0,
+            "rate_limit and key_cache_min_ttl must not be negative")
+    require(config.key_cache_min_ttl <= config.key_cache_max_ttl,
+            "key_cache_min_ttl must not exceed key_cache_max_ttl")
+    token = config.gateway_token
+    require(token is None or re.fullmatch(r"[\x21-\x7e]+", token) is not None,
+            "gateway_token must be visible ASCII without spaces")
 
 
-def parse_host_port(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[V6]:PORT`` into (host, port)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError("expected HOST:PORT")
-    return host.strip("[]"), int(port)
-
-
-def parse_gateways(values: list[str]) -> tuple[GatewayTarget, ...]:
+def parse_gateways(values: tuple[str, ...]) -> tuple[GatewayTarget, ...]:
     """``URL`` (served at ``/``) or ``NAME=URL`` (served at ``/NAME``) into targets."""
     targets = []
     for value in values:
@@ -146,107 +152,39 @@ def parse_gateways(values: list[str]) -> tuple[GatewayTarget, ...]:
     return tuple(targets)
 
 
-def _as_list(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [part for part in re.split(r"[\s,]+", value) if part]
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return list(value)
-    if isinstance(value, dict):  # TOML table: [gateway] name = "url"
-        return [f"{k}={v}" for k, v in value.items()]
-    raise ConfigError("gateway must be a string, a list of strings or a table")
+def _gateway_table(value: Any) -> Any:
+    """A TOML table ``[relay.gateway]`` of ``name = "URL"`` as ``NAME=URL`` items."""
+    if isinstance(value, dict):
+        return [f"{name}={url}" for name, url in value.items()]
+    return value
 
 
-def _as_bool_free(kind: type) -> Callable[[Any], Any]:
-    def convert(value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ConfigError("expected a number")
-        try:
-            return kind(value)
-        except (TypeError, ValueError):
-            raise ConfigError("expected a number") from None
-
-    return convert
-
-
-# Options that are not 1:1 dataclass fields; everything else maps by field name.
-_COMPOSITE = ("listen", "metrics_listen", "gateway")
-
-
-def _converters() -> dict[str, Callable[[Any], Any]]:
-    converters: dict[str, Callable[[Any], Any]] = {}
-    for f in fields(RelayConfig):
-        if f.name in ("gateways", "listen_host", "listen_port", "metrics_host", "metrics_port"):
-            continue
-        if f.type in ("int",):
-            converters[f.name] = _as_bool_free(int)
-        elif f.type in ("float",):
-            converters[f.name] = _as_bool_free(float)
-        else:
-            converters[f.name] = str
-    converters["listen"] = str
-    converters["metrics_listen"] = str
-    converters["gateway"] = _as_list
-    return converters
-
-
-OPTION_NAMES = tuple(sorted(_converters()))
-
-
-def options_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
-    """``OHTTP_RELAY_<OPTION>`` variables (e.g. OHTTP_RELAY_MAX_BODY_BYTES)."""
-    found: dict[str, Any] = {}
-    for name in OPTION_NAMES:
-        value = environ.get(ENV_PREFIX + name.upper())
-        if value is not None and value != "":
-            found[name] = value
-    return found
-
-
-def options_from_toml(path: str | Path) -> dict[str, Any]:
-    """Top-level keys named like the options (dashes or underscores), or a [relay] table."""
-    try:
-        with open(path, "rb") as stream:
-            document = tomllib.load(stream)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError("cannot read the TOML config file") from exc
-    table = document.get("relay", document)
-    if not isinstance(table, dict):
-        raise ConfigError("[relay] must be a table")
-    options = {key.replace("-", "_"): value for key, value in table.items()}
-    unknown = sorted(set(options) - set(OPTION_NAMES))
-    if unknown:
-        raise ConfigError(f"unknown option(s) in the TOML config: {', '.join(unknown)}")
-    return options
-
-
-def build_config(*layers: Mapping[str, Any]) -> RelayConfig:
-    """Merge option layers, lowest precedence first, and validate."""
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged.update({k: v for k, v in layer.items() if v is not None})
-    converters = _converters()
-    values: dict[str, Any] = {}
-    for name, raw in merged.items():
-        if name not in converters:
-            raise ConfigError(f"unknown option: {name}")
-        try:
-            values[name] = converters[name](raw)
-        except ConfigError as exc:
-            raise ConfigError(f"{name}: {exc}") from None
-    listen = values.pop("listen", None)
-    if listen is not None:
-        values["listen_host"], values["listen_port"] = parse_host_port(listen)
-    metrics = values.pop("metrics_listen", None)
-    if metrics is not None:
-        values["metrics_host"], values["metrics_port"] = parse_host_port(metrics)
-    values["gateways"] = parse_gateways(values.pop("gateway", []))
-    return RelayConfig(**values)
+# The settings: the fields, but one HOST:PORT option each for the listeners (split in two
+# fields) and ``gateway`` (repeatable ``[NAME=]URL``) for ``gateways``.
+_SPLIT = ("gateways", "listen_host", "listen_port", "metrics_host", "metrics_port")
+_OPTIONS = option_types(
+    RelayConfig,
+    exclude=_SPLIT,
+    extra={"listen": str, "metrics_listen": str, "gateway": tuple[str, ...]},
+)
 
 
 def load_config(
-    flags: Mapping[str, Any], config_file: str | None, environ: Mapping[str, str] | None = None
+    flags: argparse.Namespace | Mapping[str, Any],
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> RelayConfig:
-    """The documented precedence: flags > TOML file > OHTTP_RELAY_* env > defaults."""
-    env_layer = options_from_env(os.environ if environ is None else environ)
-    toml_layer = options_from_toml(config_file) if config_file else {}
-    return build_config(env_layer, toml_layer, flags)
+    """Merge flags > TOML (``config_file`` or ``OHTTP_RELAY_CONFIG``) > environment > defaults.
+
+    ``environ`` defaults to ``os.environ``; raises :class:`ConfigError`.
+    """
+    values = gather(
+        _OPTIONS, flags, config_file=config_file, table="relay", env_prefix=ENV_PREFIX,
+        environ=environ, parsers={"gateway": _gateway_table},
+    )  # fmt: skip
+    for option, prefix in (("listen", "listen"), ("metrics_listen", "metrics")):
+        if option in values:
+            host_port = parse_host_port(values.pop(option), option)
+            values[f"{prefix}_host"], values[f"{prefix}_port"] = host_port
+    values["gateways"] = parse_gateways(values.pop("gateway", ()))
+    return RelayConfig(**values)

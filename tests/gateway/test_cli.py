@@ -52,7 +52,7 @@ def test_help_documents_every_option() -> None:
 
 
 def test_defaults() -> None:
-    config = load_config({}, {})
+    config = load_config({}, environ={})
     assert config == GatewayConfig()
     assert config.backend == "processing"
     assert config.date_window == 60
@@ -68,13 +68,13 @@ def test_flags_over_file_over_env(tmp_path: Path) -> None:
         "OHTTP_GATEWAY_REQUIRE_DATE": "yes",
         "OHTTP_GATEWAY_ALLOW_TARGET": "b.example, c.example",
     }
-    config = load_config({"max_body": 1000, "backend": "echo"}, env, toml)
+    config = load_config({"max_body": 1000, "backend": "echo"}, toml, env)
     assert config.max_body == 1000  # flag
     assert config.date_window == 30  # file over env
     assert config.allow_target == ("a.example",)
     assert config.workers == 3  # env over default
     assert config.require_date is True
-    only_env = load_config({}, env)
+    only_env = load_config({}, environ=env)
     assert only_env.allow_target == ("b.example", "c.example")
 
 
@@ -83,9 +83,9 @@ def test_connection_guard_settings(tmp_path: Path) -> None:
     toml = tmp_path / "gateway.toml"
     toml.write_text("header-timeout = 4\nmax_connections = 30\n")
     env = {"OHTTP_GATEWAY_HEADER_TIMEOUT": "2.5", "OHTTP_GATEWAY_MAX_CONNECTIONS": "20"}
-    assert load_config({}, env).header_timeout == 2.5
-    assert load_config({}, env).max_connections == 20
-    from_file = load_config({"max_connections": 10}, env, toml)
+    assert load_config({}, environ=env).header_timeout == 2.5
+    assert load_config({}, environ=env).max_connections == 20
+    from_file = load_config({"max_connections": 10}, toml, env)
     assert (from_file.header_timeout, from_file.max_connections) == (4, 10)
     flags = config_from_args(parse("--header-timeout", "1.5", "--max-connections", "7"))
     assert (flags.header_timeout, flags.max_connections) == (1.5, 7)
