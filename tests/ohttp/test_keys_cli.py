@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import http.server
-import importlib
 import json
 import os
 import stat
@@ -22,20 +21,6 @@ from tests.support import LOOPBACK, REPO
 
 VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "ohttp_rfc9458.json").read_text())
 A_KEY_HEX = VECTORS["gateway_private_key"]
-
-
-def _entry_point_available() -> bool:
-    """``python -m ohttp`` imports every command module; other engineers write some of them."""
-    try:
-        importlib.import_module("ohttp.cli").build_parser()
-    except Exception:  # a missing or broken sibling module: the in-process tests still run
-        return False
-    return True
-
-
-needs_entry_point = pytest.mark.skipif(
-    not _entry_point_available(), reason="ohttp.cli cannot import every command module yet"
-)
 
 
 def run_ohttp(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -162,7 +147,6 @@ def test_keys_show_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 # --- real subprocesses --------------------------------------------------------------------------
 
 
-@needs_entry_point
 def test_keygen_subprocess_mode_force_and_rotate(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
     result = run_ohttp("keygen", "--out", str(path), "--private-key-hex", A_KEY_HEX, cwd=tmp_path)
@@ -190,7 +174,6 @@ def test_keygen_subprocess_mode_force_and_rotate(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
-@needs_entry_point
 def test_keys_show_subprocess_file_hex_and_url(tmp_path: Path, keys_server: str) -> None:
     key_file = tmp_path / "keys.json"
     assert (
@@ -215,7 +198,6 @@ def test_keys_show_subprocess_file_hex_and_url(tmp_path: Path, keys_server: str)
     assert VECTORS["gateway_public_key"] in from_url.stdout
 
 
-@needs_entry_point
 @pytest.mark.parametrize(
     "content",
     [
@@ -237,7 +219,6 @@ def test_keys_show_malformed_input_is_one_line_exit_1(tmp_path: Path, content: b
     assert result.stderr.startswith("ohttp keys show: error: ")
 
 
-@needs_entry_point
 def test_keys_show_unreachable_and_404_urls(tmp_path: Path, keys_server: str) -> None:
     for url in (f"{keys_server}/missing", f"http://{LOOPBACK}:1/keys"):
         result = run_ohttp("keys", "show", url, cwd=tmp_path)
