@@ -28,13 +28,10 @@ Needs wrk on PATH (and py-spy for ``--profile``); loopback only.
 
 from __future__ import annotations
 
-import argparse
 import collections
-import contextlib
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import threading
@@ -43,40 +40,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import procs
+from benchmarks import procs, rounds
 from benchmarks.load import LoadConfig, build_ohttp_pool
-from benchmarks.loadgen import LoadSpec, Pool, run_wrk
+from benchmarks.loadgen import LoadSpec, Pool, run_wrk, wrk_binary
+from benchmarks.rounds import Sample
 
-_FLOOR = """
-import asyncio, sys
-import uvloop
-from aiohttp import web
-BODY = bytes(int(sys.argv[2]))
-async def answer(request):
-    await request.read()
-    return web.Response(body=BODY, content_type="message/ohttp-res")
-async def healthz(request):
-    return web.Response(text="ok")
-async def main():
-    app = web.Application()
-    app.router.add_post("/.well-known/ohttp-gateway", answer)
-    app.router.add_get("/healthz", healthz)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", int(sys.argv[1])).start()
-    await asyncio.Event().wait()
-uvloop.run(main())
-"""
-_TICKS = os.sysconf("SC_CLK_TCK")
 _ECHO_ANSWER_BYTES = 1500  # about what the echo backend's sealed answer to a 1 KiB body is
-
-
-@dataclass(frozen=True)
-class Sample:
-    requests_per_s: float
-    cpu_us: float  # per request
-    failed: int
-    system_us: float = 0.0  # the kernel's share of cpu_us (loopback TCP is most of it)
 
 
 @dataclass
@@ -90,26 +59,8 @@ class Target:
         return self.server.url + procs.GATEWAY_PATH
 
 
-def _start(name: str, argv: list[str], port: int, workdir: Path, cwd: Path) -> procs.Server:
-    log_path = workdir / f"{name}.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
-    server = procs.Server(name, [process], f"http://{procs.LOOPBACK}:{port}", log_path)
-    procs.wait_healthy(server.url + "/healthz", server)
-    return server
-
-
 def _gateway(name: str, keys: Path, workdir: Path, cwd: Path, workers: int = 1) -> procs.Server:
-    port = procs.free_port()
-    argv = [sys.executable, "-m", "gateway", "--keys", str(keys), "--backend", "echo",
-            "--listen", f"{procs.LOOPBACK}:{port}", "--workers", str(workers)]
-    return _start(name, argv, port, workdir, cwd)
-
-
-def _floor(workdir: Path) -> procs.Server:
-    port = procs.free_port()
-    argv = [sys.executable, "-c", _FLOOR, str(port), str(_ECHO_ANSWER_BYTES)]
-    return _start("floor", argv, port, workdir, procs.REPO)
+    return procs.start_gateway(keys, workers, workdir, name, cwd=cwd, metrics=False)
 
 
 class _Cursor:
@@ -128,25 +79,10 @@ class _Cursor:
 def measure_http(target: Target, pool: Pool, cursor: _Cursor, seconds: float,
                  connections: int) -> Sample:
     assert target.server is not None
-    pids = target.server.pids()
-    user0, system0 = _cpu(pids)
-    result = run_wrk(LoadSpec(target.url, pool, connections, seconds, cursor.take(0)))
-    user1, system1 = _cpu(pids)
+    spec = LoadSpec(target.url, pool, connections, seconds, cursor.take(0))
+    sample, result = rounds.measure_wrk(target.server, spec)
     cursor.take(result.requests)
-    per_request = 1e6 / max(1, result.requests)
-    return Sample(result.rps, (user1 - user0 + system1 - system0) * per_request, result.failed,
-                  (system1 - system0) * per_request)
-
-
-def _cpu(pids: list[int]) -> tuple[float, float]:
-    """(user, system) seconds of ``pids`` (proc(5) stat fields 14 and 15)."""
-    user = system = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            raw = Path(f"/proc/{pid}/stat").read_text()
-            fields = raw[raw.rfind(")") + 2 :].split()
-            user, system = user + int(fields[11]), system + int(fields[12])
-    return user / _TICKS, system / _TICKS
+    return sample
 
 
 def inproc_runner(keys: Path, bodies: list[bytes]) -> Callable[[int], Sample]:
@@ -178,40 +114,13 @@ def inproc_runner(keys: Path, bodies: list[bytes]) -> Callable[[int], Sample]:
         return failed
 
     def measure(count: int) -> Sample:
-        started_cpu, started = time.process_time(), time.perf_counter()
+        before = os.times()
         failed = loop.run_until_complete(run(count))
-        cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
-        return Sample(count / wall, cpu / count * 1e6, failed)
+        after = os.times()
+        cpu = procs.CpuTimes(after.user - before.user, after.system - before.system)
+        return rounds.sample(None, count, cpu, failed)
 
     return measure
-
-
-def spread(values: list[float], digits: int = 1) -> str:
-    low, mid, high = min(values), statistics.median(values), max(values)
-    return f"{mid:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
-
-
-def report(samples: dict[str, list[Sample]]) -> None:
-    print(f"{'target':9} {'req/s median (range)':>26} {'CPU us/req median (range)':>28} "
-          f"{'sys':>6}  failed")
-    for name, runs in samples.items():
-        rate = spread([r.requests_per_s for r in runs], 0) if name != "inproc" else "-"
-        print(f"{name:9} {rate:>26} {spread([r.cpu_us for r in runs]):>28} "
-              f"{statistics.median(r.system_us for r in runs):6.1f}  "
-              f"{sum(r.failed for r in runs)}")
-    floor = samples["floor"]
-    for name, runs in samples.items():
-        if name == "floor":
-            continue
-        cpu = [r.cpu_us / f.cpu_us for r, f in zip(runs, floor, strict=True)]
-        extra = [r.cpu_us - f.cpu_us for r, f in zip(runs, floor, strict=True)]
-        print(f"{name}/floor per round: CPU {spread(cpu, 2)}x, "
-              f"{spread(extra)} us/req above the floor")
-    if "baseline" in samples:
-        pairs = list(zip(samples["gateway"], samples["baseline"], strict=True))
-        ratio = spread([g.cpu_us / b.cpu_us for g, b in pairs], 2)
-        print(f"gateway/baseline per round: CPU {ratio}x, "
-              f"{spread([g.cpu_us - b.cpu_us for g, b in pairs])} us/req")
 
 
 def top_frames(raw: Path, count: int = 25) -> str:
@@ -267,10 +176,7 @@ def _pool(workdir: Path, size: int) -> tuple[Path, Pool]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=32)
+    parser = rounds.parser(__doc__)
     parser.add_argument("--pool", type=int, default=40_000)
     parser.add_argument("--workers2", action="store_true", help="also run --workers 2")
     parser.add_argument("--inproc", action="store_true", help="also the pipeline without HTTP")
@@ -278,13 +184,14 @@ def main() -> int:
     parser.add_argument("--profile", type=float, default=0, help="py-spy seconds afterwards")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ohttp-gateway-bench"))
     args = parser.parse_args()
-    if not shutil.which("wrk"):
+    if not wrk_binary():
         print("needs wrk")
         return 1
     args.workdir.mkdir(parents=True, exist_ok=True)
     keys, pool = _pool(args.workdir, args.pool)
     cursor = _Cursor(pool.size)
-    targets = [Target("floor", _floor(args.workdir)),
+    targets = [Target("floor", procs.start_floor(args.workdir, _ECHO_ANSWER_BYTES,
+                                                 procs.GATEWAY_PATH)),
                Target("gateway", _gateway("gateway", keys, args.workdir, procs.REPO))]
     if args.baseline:
         targets.append(Target("baseline", _gateway("baseline", keys, args.workdir,
@@ -295,20 +202,19 @@ def main() -> int:
     inproc = inproc_runner(keys, pool.load()[:5000]) if args.inproc else None
     if inproc is not None:
         targets.append(Target("inproc", None))
-    samples: dict[str, list[Sample]] = {target.name: [] for target in targets}
     try:
         for target in targets:  # warm-up
             if target.server is not None:
                 measure_http(target, pool, cursor, 1, args.connections)
-        for round_number in range(args.rounds):
-            for target in targets if round_number % 2 == 0 else targets[::-1]:
-                if target.server is None:
-                    assert inproc is not None
-                    samples[target.name].append(inproc(3000))
-                else:
-                    samples[target.name].append(
-                        measure_http(target, pool, cursor, args.seconds, args.connections))
-        report(samples)
+
+        def measure(target: Target) -> Callable[[], Sample]:
+            if target.server is None:
+                assert inproc is not None
+                return lambda: inproc(3000)
+            return lambda: measure_http(target, pool, cursor, args.seconds, args.connections)
+
+        samples = rounds.interleave({t.name: measure(t) for t in targets}, args.rounds)
+        rounds.report(samples, "floor", ("gateway", "baseline"))
         for target in targets[:2] if args.profile else []:  # the floor, then the gateway
             print(f"=== {target.name}")
             profile(target, pool, cursor, args.profile, args.connections,

@@ -21,7 +21,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -219,7 +219,7 @@ def measure(
     gateway = servers.get("gateway")
     results_before = procs.gateway_results(gateway) if gateway else None
     pids = {name: server.pids() for name, server in servers.items()}
-    before = {name: procs.cpu_seconds(p) for name, p in pids.items()}
+    before = {name: procs.cpu_seconds(p).total for name, p in pids.items()}
     loadgen_before = _loadgen_cpu()
     spec = LoadSpec(
         url,
@@ -232,7 +232,7 @@ def measure(
     )
     result = loadgen.run_load(spec, cfg.resolved_tool())
     loadgen_cpu = _loadgen_cpu() - loadgen_before
-    cpu = {name: procs.cpu_seconds(p) - before[name] for name, p in pids.items()}
+    cpu = {name: procs.cpu_seconds(p).total - before[name] for name, p in pids.items()}
     phase = Phase(scenario, round_index, connections, workers, result, cpu, loadgen_cpu, start)
     results_after = procs.gateway_results(gateway) if gateway else None
     if results_before is not None and results_after is not None:
@@ -682,26 +682,11 @@ def config_from_args(args: argparse.Namespace) -> LoadConfig:
         raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
     if bool(args.target_relay) != bool(args.keys):
         raise SystemExit("--target-relay and --keys go together")
+    # Every option but these few is named as the LoadConfig field it sets.
+    same_name = {f.name for f in fields(LoadConfig)} - {"scenarios", "plots", "progress"}
     cfg = LoadConfig(
-        duration=args.duration,
-        rounds=args.rounds,
-        connections=args.connections,
-        workers=args.workers,
-        body_size=args.body_size,
-        pool_size=args.pool_size,
-        tool=args.tool,
-        wrk_threads=args.wrk_threads,
-        wrk_status_detail=args.wrk_status_detail,
+        **{name: value for name, value in vars(args).items() if name in same_name},
         scenarios=scenarios,
-        scaling_concurrency=args.scaling_concurrency,
-        scaling_workers=args.scaling_workers,
-        scaling_duration=args.scaling_duration,
-        replay_check=args.replay_check,
-        inner_url=args.inner_url,
-        target_relay=args.target_relay,
-        keys=args.keys,
-        profile_seconds=args.profile_seconds,
-        out_dir=args.out_dir,
         plots=not args.no_plots,
         progress=not args.no_progress,
     )

@@ -2,7 +2,9 @@
 CPU and peak RSS from /proc, stop by PID.
 
 Also the plain origin echo server (the "backend directly" baseline):
-``python -m benchmarks.procs origin --listen 127.0.0.1:PORT``.
+``python -m benchmarks.procs origin --listen 127.0.0.1:PORT``, and the aiohttp floor (a bare
+server answering a fixed body without forwarding: the framework's own cost per request):
+``python -m benchmarks.procs floor --listen 127.0.0.1:PORT --answer-bytes N --path /P``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 LOOPBACK = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
@@ -88,15 +91,31 @@ def _read_stat(pid: int) -> list[str] | None:
     return raw[raw.rfind(")") + 2 :].split()
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of each PID plus its reaped children (cutime + cstime), in seconds."""
-    ticks = 0
+@dataclass(frozen=True)
+class CpuTimes:
+    """CPU seconds split into user and system (kernel) time."""
+
+    user: float
+    system: float
+
+    @property
+    def total(self) -> float:
+        return self.user + self.system
+
+    def __sub__(self, other: CpuTimes) -> CpuTimes:
+        return CpuTimes(self.user - other.user, self.system - other.system)
+
+
+def cpu_seconds(pids: list[int]) -> CpuTimes:
+    """User and system time of each PID plus its reaped children, summed, in seconds."""
+    user = system = 0
     for pid in pids:
         stat = _read_stat(pid)
         if stat is not None:
             # proc(5): utime, stime, cutime, cstime are fields 14-17 (indexes 11-14 here).
-            ticks += sum(int(value) for value in stat[11:15])
-    return ticks / _CLOCK_TICKS
+            utime, stime, cutime, cstime = (int(value) for value in stat[11:15])
+            user, system = user + utime + cutime, system + stime + cstime
+    return CpuTimes(user / _CLOCK_TICKS, system / _CLOCK_TICKS)
 
 
 def peak_rss_kib(pids: list[int]) -> int:
@@ -126,31 +145,48 @@ def wait_healthy(url: str, server: Server, timeout: float = 20.0) -> None:
     raise TimeoutError(f"{server.name} not healthy after {timeout} s:\n{server.log_tail()}")
 
 
-def _spawn(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+def _spawn(argv: list[str], log_path: Path, cwd: Path = REPO) -> subprocess.Popen[bytes]:
     with log_path.open("ab") as log:
-        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
 
 
-def start_ohttp(name: str, args: list[str], port: int, workdir: Path) -> Server:
-    """Run ``python -m gateway|relay ARGS`` (the same as ``ohttp gateway|relay``) until healthy.
+def start_python(name: str, args: list[str], port: int, workdir: Path, cwd: Path = REPO) -> Server:
+    """Run ``python -m ARGS`` from ``cwd`` until GET /healthz on ``port`` answers 200.
 
-    The package entry points keep the benchmark independent of the other CLI groups.
+    ``cwd`` decides which copy of a package runs (an older one for before/after comparisons).
     """
     log_path = workdir / f"{name}.log"
-    process = _spawn([sys.executable, "-m", *args], log_path)
+    process = _spawn([sys.executable, "-m", *args], log_path, cwd)
     server = Server(name, [process], f"http://{LOOPBACK}:{port}", log_path)
     _start_or_stop(server, f"{server.url}/healthz")
     return server
 
 
-def start_gateway(keys: Path, workers: int, workdir: Path, name: str = "gateway") -> Server:
-    """``ohttp gateway --backend echo`` with its metrics listener (worker i on PORT+i)."""
-    port, metrics = free_port(), free_ports(workers)
+def start_gateway(
+    keys: Path,
+    workers: int,
+    workdir: Path,
+    name: str = "gateway",
+    *,
+    cwd: Path = REPO,
+    metrics: bool = True,
+    backend: str = "echo",
+) -> Server:
+    """``python -m gateway --backend BACKEND`` (the same as ``ohttp gateway``), by default with
+    its metrics listener (worker i on PORT+i). The package entry point keeps the benchmark
+    independent of the other CLI groups.
+    """
+    port = free_port()
     args = ["gateway", "--keys", str(keys), "--listen", f"{LOOPBACK}:{port}"]
-    args += ["--backend", "echo", "--workers", str(workers)]
-    args += ["--metrics-listen", f"{LOOPBACK}:{metrics}"]
-    server = start_ohttp(name, args, port, workdir)
-    server.metrics_urls = [f"http://{LOOPBACK}:{metrics + i}/metrics" for i in range(workers)]
+    args += ["--backend", backend, "--workers", str(workers)]
+    first_metrics = free_ports(workers) if metrics else 0
+    if metrics:
+        args += ["--metrics-listen", f"{LOOPBACK}:{first_metrics}"]
+    server = start_python(name, args, port, workdir, cwd)
+    if metrics:
+        server.metrics_urls = [
+            f"http://{LOOPBACK}:{first_metrics + i}/metrics" for i in range(workers)
+        ]
     return server
 
 
@@ -194,11 +230,22 @@ def gateway_results(server: Server) -> dict[str, int] | None:
     return totals
 
 
-def start_relay(gateway: Server, workers: int, workdir: Path) -> Server:
+def start_relay(
+    gateway: Server, workers: int, workdir: Path, name: str = "relay", *, cwd: Path = REPO
+) -> Server:
+    """``python -m relay`` forwarding to ``gateway``'s gateway path."""
     port = free_port()
     args = ["relay", "--listen", f"{LOOPBACK}:{port}", "--gateway", gateway.url + GATEWAY_PATH]
     args += ["--workers", str(workers)]
-    return start_ohttp("relay", args, port, workdir)
+    return start_python(name, args, port, workdir, cwd)
+
+
+def start_floor(workdir: Path, answer_bytes: int, path: str) -> Server:
+    """The aiohttp floor (one process): POST ``path`` reads the body, answers ``answer_bytes``."""
+    port = free_port()
+    args = ["benchmarks.procs", "floor", "--listen", f"{LOOPBACK}:{port}"]
+    args += ["--answer-bytes", str(answer_bytes), "--path", path]
+    return start_python("floor", args, port, workdir)
 
 
 def start_origin(workers: int, workdir: Path) -> Server:
@@ -224,20 +271,23 @@ http {{
     fastcgi_temp_path {dir}/fastcgi;
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
-    upstream gateway {{ server {upstream}; keepalive 256; }}
+    {upstream}
     server {{
         listen {listen} reuseport;
         location = /healthz {{ return 200 "ok"; }}
-        location = / {{
+        {location}
+    }}
+}}
+"""
+_PROXY_UPSTREAM = "upstream gateway {{ server {address}; keepalive 256; }}"
+_PROXY_LOCATION = """location = / {{
             proxy_pass http://gateway{path};
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_request_buffering on;
             client_max_body_size 1m;
-        }}
-    }}
-}}
-"""
+        }}"""
+_STATIC_LOCATION = 'location / {{ default_type message/ohttp-res; return 200 "{answer}"; }}'
 
 
 def nginx_binary() -> str | None:
@@ -246,12 +296,28 @@ def nginx_binary() -> str | None:
     )
 
 
-def start_nginx(gateway: Server, workers: int, workdir: Path) -> Server | None:
-    """nginx ``proxy_pass`` to the gateway (the relay's yardstick); None when not installed."""
+def start_nginx(
+    gateway: Server, workers: int, workdir: Path, name: str = "nginx"
+) -> Server | None:
+    """nginx ``proxy_pass`` of POST / to the gateway path of ``gateway`` (the relay's
+    yardstick); None when nginx is not installed."""
+    upstream = _PROXY_UPSTREAM.format(address=gateway.url.removeprefix("http://"))
+    return _start_nginx(name, workers, workdir, upstream, _PROXY_LOCATION.format(path=GATEWAY_PATH))
+
+
+def start_static_nginx(workdir: Path, answer: str, name: str = "upstream") -> Server | None:
+    """nginx (1 worker) answering every request but /healthz with a fixed 200
+    ``message/ohttp-res`` body ``answer``; None when nginx is not installed."""
+    return _start_nginx(name, 1, workdir, "", _STATIC_LOCATION.format(answer=answer))
+
+
+def _start_nginx(
+    name: str, workers: int, workdir: Path, upstream: str, location: str
+) -> Server | None:
     binary = nginx_binary()
     if binary is None:
         return None
-    nginx_dir = workdir / "nginx"
+    nginx_dir = workdir / name
     nginx_dir.mkdir(exist_ok=True)
     port = free_port()
     conf = nginx_dir / "nginx.conf"
@@ -259,14 +325,15 @@ def start_nginx(gateway: Server, workers: int, workdir: Path) -> Server | None:
         NGINX_CONF.format(
             workers=workers,
             dir=nginx_dir,
-            upstream=gateway.url.removeprefix("http://"),
+            upstream=upstream,
             listen=f"{LOOPBACK}:{port}",
-            path=GATEWAY_PATH,
+            location=location,
         )
     )
     argv = [binary, "-p", str(nginx_dir), "-c", str(conf), "-e", str(nginx_dir / "nginx-error.log")]
-    process = _spawn([*argv, "-g", "daemon off;"], workdir / "nginx.log")
-    server = Server("nginx", [process], f"http://{LOOPBACK}:{port}", workdir / "nginx.log")
+    log_path = workdir / f"{name}.log"
+    process = _spawn([*argv, "-g", "daemon off;"], log_path)
+    server = Server(name, [process], f"http://{LOOPBACK}:{port}", log_path)
     _start_or_stop(server, f"{server.url}/healthz")
     return server
 
@@ -292,10 +359,15 @@ def stop(server: Server, timeout: float = 10.0) -> None:
             process.wait(timeout)
 
 
-# --- the origin echo server ---
+# --- the origin echo server and the aiohttp floor ---
 
 
-def _run_origin(listen: str) -> None:
+if TYPE_CHECKING:
+    from aiohttp import web
+
+
+def _serve(app: web.Application, listen: str) -> None:
+    """Serve ``app`` on uvloop (when installed), no access log, until SIGTERM/SIGINT."""
     import asyncio
 
     from aiohttp import web
@@ -305,18 +377,38 @@ def _run_origin(listen: str) -> None:
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app.router.add_get("/healthz", healthz)
+    host, _, port = listen.rpartition(":")
+    web.run_app(app, host=host, port=int(port), reuse_port=True, access_log=None, print=None)
+
+
+def _run_origin(listen: str) -> None:
+    from aiohttp import web
+
     async def echo(request: web.Request) -> web.Response:
         body = await request.read()
         return web.Response(body=body, content_type="application/octet-stream")
 
-    async def healthz(_request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
     app = web.Application(client_max_size=16 * 1024 * 1024)
-    app.router.add_get("/healthz", healthz)
     app.router.add_route("*", "/{tail:.*}", echo)
-    host, _, port = listen.rpartition(":")
-    web.run_app(app, host=host, port=int(port), reuse_port=True, access_log=None, print=None)
+    _serve(app, listen)
+
+
+def _run_floor(listen: str, answer_bytes: int, path: str) -> None:
+    from aiohttp import web
+
+    answer = bytes(answer_bytes)
+
+    async def floor(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=answer, content_type="message/ohttp-res")
+
+    app = web.Application()
+    app.router.add_post(path, floor)
+    _serve(app, listen)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,8 +416,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     origin = sub.add_parser("origin", help="plain aiohttp echo origin (benchmark baseline)")
     origin.add_argument("--listen", required=True, help="HOST:PORT")
+    floor = sub.add_parser("floor", help="bare aiohttp server answering a fixed body")
+    floor.add_argument("--listen", required=True, help="HOST:PORT")
+    floor.add_argument("--answer-bytes", type=int, required=True)
+    floor.add_argument("--path", required=True, help="the POST route")
     args = parser.parse_args(argv)
-    _run_origin(args.listen)
+    if args.command == "floor":
+        _run_floor(args.listen, args.answer_bytes, args.path)
+    else:
+        _run_origin(args.listen)
     return 0
 
 

@@ -29,12 +29,11 @@ from pathlib import Path
 from benchmarks.procs import (
     LOOPBACK,
     Server,
-    _spawn,
     free_port,
-    start_ohttp,
+    start_gateway,
+    start_python,
     start_relay,
     stop,
-    wait_healthy,
 )
 
 __all__ = ["main", "run"]
@@ -180,25 +179,15 @@ def run(repeats: int = 5, bulk_mib: int = 8) -> int:
         keys = workdir / "keys.json"
         save_key_file(keys, [GatewayKey.generate(1)])
         origin_port = free_port()
-        origin_url = f"http://{LOOPBACK}:{origin_port}"
-        argv = [sys.executable, "-m", "benchmarks.streaming", "origin",
-                "--listen", f"{LOOPBACK}:{origin_port}"]
-        log = workdir / "origin.log"
-        origin = Server("origin", [_spawn(argv, log)], origin_url, log)
+        origin_args = ["benchmarks.streaming", "origin", "--listen", f"{LOOPBACK}:{origin_port}"]
+        origin = start_python("origin", origin_args, origin_port, workdir)
         started: list[Server] = [origin]
         try:
-            wait_healthy(origin_url + "/healthz", origin)
-            port = free_port()
-            gateway = start_ohttp(
-                "gateway",
-                ["gateway", "--keys", str(keys), "--listen", f"{LOOPBACK}:{port}",
-                 "--backend", origin_url],
-                port, workdir,
-            )
+            gateway = start_gateway(keys, 1, workdir, metrics=False, backend=origin.url)
             started.append(gateway)
             relay = start_relay(gateway, 1, workdir)
             started.append(relay)
-            lines = asyncio.run(_run(relay.url + "/", origin_url, repeats, bulk_mib << 20))
+            lines = asyncio.run(_run(relay.url + "/", origin.url, repeats, bulk_mib << 20))
         finally:
             for server in reversed(started):
                 stop(server)

@@ -165,3 +165,56 @@ def test_command_line_help() -> None:
         check=False,
     )
     assert done.returncode == 0 and "--target-relay" in done.stdout
+
+
+def _bench(module: str, *args: str) -> list[str]:
+    """Run ``python -m benchmarks.MODULE ARGS``; its output lines (it must exit 0)."""
+    done = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=90, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.splitlines()
+
+
+def _failed_column(lines: list[str], names: list[str]) -> dict[str, str]:
+    """Target name -> its last column (failed requests) in the rounds table."""
+    rows = {line.split()[0]: line.split()[-1] for line in lines[1 : 1 + len(names)]}
+    assert list(rows) == names
+    return rows
+
+
+@pytest.mark.skipif(
+    loadgen.wrk_binary() is None or procs.nginx_binary() is None, reason="needs wrk and nginx"
+)
+def test_relay_bench_runs_every_target() -> None:
+    lines = _bench("relay_bench", "--seconds", "1", "--rounds", "1", "--floor")
+    assert _failed_column(lines, ["nginx", "relay", "floor"]) == dict.fromkeys(
+        ["nginx", "relay", "floor"], "0"
+    )
+    assert [line.split(" per round")[0] for line in lines[4:]] == ["relay/nginx", "floor/nginx"]
+    assert all("throughput" in line for line in lines[4:])
+
+
+@pytest.mark.skipif(loadgen.wrk_binary() is None, reason="wrk is not installed")
+def test_gateway_bench_runs_every_target(tmp_path: Path) -> None:
+    args = ["--seconds", "1", "--rounds", "1", "--pool", "300", "--inproc"]
+    lines = _bench("gateway_bench", *args, "--workdir", str(tmp_path))
+    names = ["floor", "gateway", "inproc"]
+    assert _failed_column(lines, names) == dict.fromkeys(names, "0")
+    assert lines[3].split()[1] == "-"  # the in-process pipeline has no req/s
+    assert [line.split(" per round")[0] for line in lines[4:]] == ["gateway/floor", "inproc/floor"]
+
+
+def test_rounds_report_ratios_per_round() -> None:
+    from benchmarks.rounds import Sample, interleave, ratio, spread
+
+    runs = iter([Sample(100.0, 8.0, 2.0, 0), Sample(50.0, 25.0, 5.0, 0)] * 2)
+    samples = interleave({"ref": lambda: next(runs), "other": lambda: next(runs)}, 2)
+    # Round 2 runs in reverse order: "other" first.
+    assert [s.cpu_us for s in samples["ref"]] == [10.0, 30.0]
+    assert spread([1.0, 3.0, 2.0]) == "2.0 (1.0-3.0)"
+    assert ratio(samples, "other", "ref") == (
+        "other/ref per round: CPU 1.67 (0.33-3.00)x, 0.0 (-20.0-20.0) us/req above ref, "
+        "throughput 1.25 (0.50-2.00)x"
+    )
