@@ -19,7 +19,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check ohttp gateway relay benchmarks tests
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict ohttp gateway relay
+	$(BIN)/mypy --strict ohttp gateway relay benchmarks tests
 
 unit: $(STAMP)
 	$(BIN)/pytest

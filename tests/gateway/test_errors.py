@@ -9,8 +9,6 @@ import pytest
 import gateway.errors as errors_module
 from gateway.backends import BackendError, BackendTimeout
 from gateway.errors import (
-    PROBLEM_DATE,
-    PROBLEM_OHTTP_KEY,
     BadMediaType,
     BadMethod,
     BodyTooLarge,
@@ -26,6 +24,8 @@ from gateway.errors import (
 )
 from ohttp import bhttp
 from ohttp.errors import (
+    PROBLEM_DATE,
+    PROBLEM_OHTTP_KEY,
     BinaryHTTPError,
     DecapsulationError,
     DecryptionError,
