@@ -19,6 +19,7 @@ from gateway.app import create_app
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics, create_metrics_app
 from ohttp._serving import (
+    TRACKER,
     ConnectionTracker,
     configure_logging,
     omit_server_header,
@@ -41,7 +42,7 @@ async def _serve_worker(config: GatewayConfig, index: int) -> None:
     app = create_app(replace(config, reload_on_sighup=True), metrics=metrics)
     omit_server_header(app)
     tracker = ConnectionTracker(config.max_connections, config.header_timeout)
-    app.middlewares.append(tracker.middleware())
+    app[TRACKER] = tracker  # the gateway's routes mark their requests (tracked)
     metrics_app = None
     if config.metrics_address is not None:
         host, port = config.metrics_address

@@ -35,6 +35,7 @@ from gateway.pipeline import (
     answer_request,
     read_chunks,
 )
+from ohttp._serving import tracked
 from ohttp.errors import EncapsulationError, OHTTPError
 from ohttp.keys import KeyRing, load_key_file
 
@@ -80,8 +81,9 @@ def create_app(
     app = web.Application()
     app[GATEWAY_STATE] = state
     app.cleanup_ctx.append(_lifecycle)
-    app.router.add_route("*", GATEWAY_PATH, _gateway_resource)
-    app.router.add_get("/healthz", _healthz)
+    # tracked: the request-head deadline of `ohttp gateway` spares requests being handled.
+    app.router.add_route("*", GATEWAY_PATH, tracked(_gateway_resource))
+    app.router.add_get("/healthz", tracked(_healthz))
     return app
 
 

@@ -14,11 +14,13 @@ from aiohttp import web
 
 from ohttp._serving import (
     REQUEST_ERROR_EVENT,
+    TRACKER,
     ConnectionTracker,
     JsonLinesFormatter,
     Listening,
     omit_server_header,
     serving,
+    tracked,
 )
 from tests.support import LOOPBACK, REPO
 
@@ -62,8 +64,9 @@ async def _slow(request: web.Request) -> web.Response:
 async def server(request: pytest.FixtureRequest) -> AsyncIterator[Listening]:
     max_connections, header_timeout = getattr(request, "param", (8, 0.3))
     tracker = ConnectionTracker(max_connections, header_timeout)
-    app = web.Application(middlewares=[tracker.middleware()])
-    app.router.add_get("/slow", _slow)
+    app = web.Application()
+    app[TRACKER] = tracker
+    app.router.add_get("/slow", tracked(_slow))
     omit_server_header(app)
     async with serving(app, (LOOPBACK, 0), tracker) as listening:
         yield listening
