@@ -24,6 +24,7 @@ from collections.abc import (
     Mapping,
 )
 from dataclasses import dataclass, field
+from functools import partial
 from time import perf_counter
 from typing import NamedTuple, TypeVar
 
@@ -413,7 +414,7 @@ async def inner_answer(state: GatewayState, inner: bytes, enc: bytes) -> tuple[b
         request = bhttp.decode_request(inner, state.limits)
         _check_inner(state, request, enc)
         started = perf_counter()
-        response = await _call_backend(state, request)
+        response = await _at_backend(state, partial(state.backend.handle, request))
         state.metrics.backend_seconds.observe(perf_counter() - started)
         # ValueError: the backend's response cannot be encoded (e.g. a bad field name).
         return bhttp.encode_response(response), Result.OK
@@ -444,9 +445,10 @@ def _check_inner(state: GatewayState, request: bhttp.Request, enc: bytes) -> Non
     state.replay.check(date, enc)
 
 
-async def _call_backend(state: GatewayState, request: bhttp.Request) -> bhttp.Response:
+async def _at_backend(state: GatewayState, call: Callable[[], Awaitable[_T]]) -> _T:
+    """``call()`` into the backend under its deadline; its failures become 502/504 only."""
     try:
-        return await state.deadlines.run(state.backend.handle(request))
+        return await state.deadlines.run(call())
     except BackendError:
         raise
     except TimeoutError:
@@ -640,9 +642,9 @@ async def _backend_head(
     """
     backend = state.backend
     if not isinstance(backend, StreamingBackend):
-        response = await _call_backend(state, request)
+        response = await _at_backend(state, partial(state.backend.handle, request))
         return encoder.header() + encoder.final(bhttp.encode_response(response)), None
-    streamed = await _open_stream(state, backend, request)
+    streamed = await _at_backend(state, partial(backend.stream, request))
     framer = bhttp.StreamingResponseEncoder()  # indeterminate length: the size is not known
     try:
         head = framer.head(bhttp.Response(status=streamed.status, headers=streamed.headers))
@@ -650,17 +652,3 @@ async def _backend_head(
         await streamed.aclose()
         raise
     return encoder.header() + encoder.chunk(head), _BodyStream(streamed, framer)
-
-
-async def _open_stream(
-    state: GatewayState, backend: StreamingBackend, request: bhttp.Request
-) -> StreamedResponse:
-    try:
-        return await state.deadlines.run(backend.stream(request))
-    except BackendError:
-        raise
-    except TimeoutError:
-        raise BackendTimeout() from None
-    except Exception as exc:  # the backend seam: any failure there is a 502, never a 500
-        logger.warning("backend_exception", extra={"error": type(exc).__name__})
-        raise BackendError() from None
