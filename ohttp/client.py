@@ -28,12 +28,12 @@ import contextlib
 import http
 import json as jsonlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Final, Self
+from typing import Any, ClassVar, Final, Self, TypeVar
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -87,6 +87,8 @@ __all__ = [
     "build_inner_request",
     "key_mirror_url",
 ]
+
+_R = TypeVar("_R")
 
 # RFC 9458 §5.3 and §6.5.2 problem types.
 
@@ -352,13 +354,7 @@ class Client:
     ) -> InnerResponse:
         """Send ``method url`` through the relay and return the decrypted response."""
         message = _inner_message(method, url, headers, content, json)
-        key = await self._usable_key()
-        try:
-            response = await self._attempt(message, key, self._clock())
-        except KeyRejected as rejected:
-            # RFC 9458 §5.3/§6.4: the gateway no longer accepts this key; refetch, retry once.
-            key = await self._refreshed_key(key, rejected)
-            response = await self._attempt(message, key, self._clock())
+        response, key = await self._with_key_retry(self._attempt, message)
         offset = _server_time_offset(response, self._clock())
         if offset is not None:
             # RFC 9458 §6.5.2: one retry, fresh context, Date corrected by the server's
@@ -385,12 +381,7 @@ class Client:
         is handed out. ``timeout`` bounds each wait for data, not the whole stream.
         """
         message = _inner_message(method, url, headers, content, json)
-        key = await self._usable_key()
-        try:
-            response = await self._stream_attempt(message, key, self._clock())
-        except KeyRejected as rejected:
-            key = await self._refreshed_key(key, rejected)
-            response = await self._stream_attempt(message, key, self._clock())
+        response, key = await self._with_key_retry(self._stream_attempt, message)
         try:
             offset = await _stream_date_offset(response, self._clock())
             if offset is not None:  # RFC 9458 §6.5.2, as in request()
@@ -399,6 +390,19 @@ class Client:
             yield response
         finally:
             response.close()
+
+    async def _with_key_retry(
+        self,
+        attempt: Callable[[bhttp.Request, _UsableKey, float], Awaitable[_R]],
+        message: bhttp.Request,
+    ) -> tuple[_R, _UsableKey]:
+        key = await self._usable_key()
+        try:
+            return await attempt(message, key, self._clock()), key
+        except KeyRejected as rejected:
+            # RFC 9458 §5.3/§6.4: the gateway no longer accepts this key; refetch, retry once.
+            key = await self._refreshed_key(key, rejected)
+            return await attempt(message, key, self._clock()), key
 
     # Keys -------------------------------------------------------------------------------
 
