@@ -116,7 +116,6 @@ async def reload_keys(app: web.Application) -> bool:
         logger.warning("keys_reload_failed")
         return False
     state.keys = KeyDocument(ring)
-    state.reloads += 1
     state.metrics.key_reloads.labels("ok").inc()
     logger.info("keys_reloaded", extra={"advertised": len(ring.current())})
     return True

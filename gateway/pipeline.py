@@ -23,7 +23,7 @@ from collections.abc import (
     Callable,
     Mapping,
 )
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
 from typing import NamedTuple, TypeVar
@@ -216,7 +216,6 @@ class GatewayState:
     limits: bhttp.Limits
     deadlines: BackendDeadlines
     in_flight: int = 0
-    reloads: int = field(default=0)
 
     @classmethod
     def from_config(

@@ -122,7 +122,7 @@ def _demo(directory: Path) -> None:
     # Measured after the processes exited, so their logs are complete.
     measured.files_written = sum(1 for path in workdir.rglob("*") if path.is_file())
     measured.content_in_logs = _count_in_logs(logs, _distinctive_phrases())
-    _print_who_saw_what(measured, gateway.process.pid, relay.process.pid)
+    _print_who_saw_what(measured)
 
 
 @contextlib.contextmanager
@@ -335,7 +335,7 @@ def _describe_change(change: Any) -> str:
     return str(change)
 
 
-def _print_who_saw_what(measured: _Run, gateway_pid: int, relay_pid: int) -> None:
+def _print_who_saw_what(measured: _Run) -> None:
     exchanges = measured.exchanges
     count = len(exchanges)
     ciphertext = sum(exchange.request_bytes for exchange in exchanges)

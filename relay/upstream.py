@@ -62,9 +62,6 @@ class ResponseHead:
                 return value
         return None
 
-    def get_all(self, name: str) -> list[str]:
-        return [v for k, v in self.headers if k == name]
-
 
 # RFC 9112 §4 status line; RFC 9112 §5 field lines: a token name directly followed by ":"
 # (no whitespace before the colon, no obs-fold), a value without CR, LF or NUL.
