@@ -29,13 +29,17 @@ from ohttp._serving import (
     server_tls_context,
     serving,
 )
+from ohttp.chunked import CHUNKED_REQUEST_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE
+from ohttp.encapsulation import REQUEST_MEDIA_TYPE, RESPONSE_MEDIA_TYPE
+from ohttp.errors import KeyConfigError
+from ohttp.keys import KEYS_MEDIA_TYPE, decode_key_configs
 from relay.config import RelayConfig
 from relay.metrics import Direction, RelayMetrics, Result, create_metrics_app
 from relay.upstream import UpstreamError, UpstreamPool, UpstreamResponse, UpstreamTimeout
 
-REQUEST_TYPES = frozenset({"message/ohttp-req", "message/ohttp-chunked-req"})
-RESPONSE_TYPES = frozenset({"message/ohttp-res", "message/ohttp-chunked-res"})
-KEYS_TYPE = "application/ohttp-keys"
+REQUEST_TYPES = frozenset({REQUEST_MEDIA_TYPE, CHUNKED_REQUEST_MEDIA_TYPE})
+RESPONSE_TYPES = frozenset({RESPONSE_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE})
+KEYS_TYPE = KEYS_MEDIA_TYPE
 KEYS_PATH = "ohttp-keys"
 MAX_KEYS_BYTES = 64 * 1024
 _ACCEPT_KEYS = b"accept: application/ohttp-keys\r\n"
@@ -127,16 +131,10 @@ class KeyMirror:
 
 
 def _validate_keys(body: bytes) -> None:
-    """Reject a key list that does not decode (RFC 9458 §3.2), when the core is available."""
-    try:
-        from ohttp.keys import decode_key_configs
-    except ImportError:  # the sans-IO core is optional for the relay
-        if not body:
-            raise UpstreamError("gateway served an empty key list") from None
-        return
+    """Reject a key list that does not decode (RFC 9458 §3.2): it would be rejected whole."""
     try:
         configs = decode_key_configs(body)
-    except Exception:
+    except KeyConfigError:
         raise UpstreamError("gateway served an invalid key list") from None
     if not configs:
         raise UpstreamError("gateway served an empty key list")
