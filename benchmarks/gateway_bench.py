@@ -160,7 +160,8 @@ def profile(target: Target, pool: Pool, cursor: _Cursor, seconds: float, connect
 
 
 def _pool(workdir: Path, size: int) -> tuple[Path, Pool]:
-    from ohttp.keys import GatewayKey, load_key_file, save_key_file
+    from ohttp.aio.keyfile import load_key_file, save_key_file
+    from ohttp.keys import GatewayKey
 
     keys = workdir / "keys.json"
     if not keys.exists():

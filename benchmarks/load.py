@@ -133,7 +133,8 @@ def build_plain_pool(cfg: LoadConfig, directory: Path) -> Pool:
 
 def load_key_config(source: str) -> bytes:
     """The first key config (encoded) from an ohttp-keys URL, an ohttp-keys file or a key file."""
-    from ohttp.keys import decode_key_configs, load_key_file
+    from ohttp.aio.keyfile import load_key_file
+    from ohttp.keys import decode_key_configs
 
     if source.startswith(("http://", "https://")):
         with urllib.request.urlopen(source, timeout=10) as response:
@@ -347,7 +348,8 @@ def stop_all(servers: dict[str, procs.Server]) -> None:
 
 def run_local(cfg: LoadConfig, workdir: Path) -> Run:
     """The loopback run: start everything, interleave the scenarios, sweep scaling, stop."""
-    from ohttp.keys import GatewayKey, save_key_file
+    from ohttp.aio.keyfile import save_key_file
+    from ohttp.keys import GatewayKey
 
     run = Run(cfg)
     run.notes.append(f"Load average before the run: {_loadavg()}.")

@@ -103,7 +103,7 @@ async def _direct(url: str) -> tuple[float, float, int]:
 
 
 def _through(client: object, chunked: bool) -> Fetch:
-    from ohttp.client import Client
+    from ohttp.aio.client import Client
 
     assert isinstance(client, Client)
 
@@ -138,7 +138,7 @@ async def _measure(fetch: Fetch, url: str, repeats: int, size: int) -> tuple[flo
 
 
 async def _run(relay_url: str, origin_url: str, repeats: int, bulk: int) -> list[str]:
-    from ohttp.client import Client
+    from ohttp.aio.client import Client
 
     lines = []
     paced_size = PACED_PIECES * PACED_PIECE
@@ -172,7 +172,8 @@ async def _run(relay_url: str, origin_url: str, repeats: int, bulk: int) -> list
 
 
 def run(repeats: int = 5, bulk_mib: int = 8) -> int:
-    from ohttp.keys import GatewayKey, save_key_file
+    from ohttp.aio.keyfile import save_key_file
+    from ohttp.keys import GatewayKey
 
     with tempfile.TemporaryDirectory(prefix="ohttp-bench-stream-") as directory:
         workdir = Path(directory)

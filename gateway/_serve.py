@@ -1,4 +1,4 @@
-"""Serving the gateway through the shared shell (``ohttp._serving``): listener, connection
+"""Serving the gateway through the shared shell (``ohttp.aio``): listener, connection
 guard, TLS, uvloop, worker processes, JSON-lines logs.
 
 One worker runs in this process. ``workers > 1`` forks that many children, each serving the
@@ -18,19 +18,19 @@ from functools import partial
 from gateway.app import create_app
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics, create_metrics_app
-from ohttp._serving import (
+from ohttp.aio.guard import ConnectionTracker
+from ohttp.aio.keyfile import load_key_file
+from ohttp.aio.logs import configure_logging
+from ohttp.aio.serving import (
     TRACKER,
-    ConnectionTracker,
-    configure_logging,
     omit_server_header,
     run_worker,
-    run_workers,
     server_tls_context,
     serving,
     wait_for_stop,
 )
+from ohttp.aio.supervisor import run_workers
 from ohttp.errors import OHTTPError
-from ohttp.keys import load_key_file
 
 __all__ = ["serve"]
 

@@ -35,9 +35,10 @@ from gateway.pipeline import (
     answer_request,
     read_chunks,
 )
-from ohttp._serving import tracked
+from ohttp.aio.keyfile import load_key_file
+from ohttp.aio.serving import tracked
 from ohttp.errors import EncapsulationError, OHTTPError
-from ohttp.keys import KeyRing, load_key_file
+from ohttp.keys import KeyRing
 
 __all__ = [
     "GATEWAY_PATH",

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from gateway.config import ENV_PREFIX, GatewayConfig, load_config
-from ohttp._settings import INVALID_SETTINGS_EXIT, SettingsError, add_flag
+from ohttp.aio.settings import INVALID_SETTINGS_EXIT, SettingsError, add_flag
 
 __all__ = ["add_arguments", "configure", "run"]
 

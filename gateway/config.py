@@ -1,6 +1,6 @@
 """Gateway configuration: flags > TOML file > ``OHTTP_GATEWAY_*`` environment > defaults.
 
-The layering itself is :mod:`ohttp._settings`, shared with the relay. Also the target policy
+The layering itself is :mod:`ohttp.aio.settings`, shared with the relay. Also the target policy
 derived from the configuration: which inner authorities the gateway serves.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.backends import default_authority
-from ohttp._settings import (
+from ohttp.aio.settings import (
     SettingsError,
     gather,
     option_types,

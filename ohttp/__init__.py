@@ -1,8 +1,8 @@
 """Oblivious HTTP (RFC 9458) sans-IO core: Binary HTTP, key configurations, encapsulation.
 
-Bytes in, bytes out: nothing here does I/O or imports asyncio. The async client lives in
-``ohttp.client`` (it needs aiohttp); the gateway and relay are the ``gateway`` and ``relay``
-packages.
+Bytes in, bytes out: nothing here does I/O or imports asyncio. The asyncio layer (the client,
+the serving shell, settings and key files) is ``ohttp.aio``; the command line is ``ohttp.cli``;
+the gateway and relay are the ``gateway`` and ``relay`` packages.
 """
 
 from ohttp.bhttp import (
@@ -53,8 +53,6 @@ from ohttp.keys import (
     SymmetricSuite,
     decode_key_configs,
     encode_key_configs,
-    load_key_file,
-    save_key_file,
 )
 
 __all__ = [
@@ -97,6 +95,4 @@ __all__ = [
     "encode_key_configs",
     "encode_request",
     "encode_response",
-    "load_key_file",
-    "save_key_file",
 ]

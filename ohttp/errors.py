@@ -1,14 +1,11 @@
 """The exception tree of the sans-IO core.
 
-Every class carries ``status``: the HTTP status a gateway answers with when the error is
-raised before decapsulation (RFC 9458 §5.2), or puts inside the encapsulated response when
-it is raised after. The mapping to responses lives in ``gateway/errors.py`` alone; messages
-here are fixed strings and never contain input bytes.
+These say what went wrong, not which HTTP status answers it: that mapping lives in each app's
+error module alone (``gateway/errors.py``, ``relay/errors.py``). Messages here are fixed
+strings and never contain input bytes.
 """
 
 from __future__ import annotations
-
-from typing import ClassVar
 
 __all__ = [
     "PROBLEM_DATE",
@@ -38,8 +35,6 @@ PROBLEM_DATE = "https://iana.org/assignments/http-problem-types#date"  # §6.5.2
 class OHTTPError(Exception):
     """Base class of every error raised by the ``ohttp`` core."""
 
-    status: ClassVar[int] = 400
-
 
 class MalformedError(OHTTPError):
     """Bytes that do not follow the encoding they claim (varints, lengths, framing)."""
@@ -51,8 +46,6 @@ class BinaryHTTPError(MalformedError):
 
 class MessageTooLargeError(BinaryHTTPError):
     """A message exceeds a configured limit (field count, field bytes, content bytes)."""
-
-    status: ClassVar[int] = 413
 
 
 class KeyConfigError(MalformedError):
@@ -73,8 +66,6 @@ class DecapsulationError(OHTTPError):
     Subclasses exist for metrics only: responses and messages never say which step failed.
     """
 
-    status: ClassVar[int] = 422
-
     def __init__(self, message: str = "request could not be decapsulated") -> None:
         super().__init__(message)
 
@@ -93,5 +84,3 @@ class DecryptionError(DecapsulationError):
 
 class ContextUsedError(OHTTPError):
     """A single-use context (response sealer or opener) was used twice: a programming error."""
-
-    status: ClassVar[int] = 500

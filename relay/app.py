@@ -22,13 +22,8 @@ from functools import partial
 from aiohttp import web
 from multidict import CIMultiDict
 
-from ohttp._serving import (
-    ConnectionTracker,
-    Listening,
-    omit_server_header,
-    server_tls_context,
-    serving,
-)
+from ohttp.aio.guard import ConnectionTracker
+from ohttp.aio.serving import Listening, omit_server_header, server_tls_context, serving
 from ohttp.chunked import CHUNKED_REQUEST_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE
 from ohttp.encapsulation import REQUEST_MEDIA_TYPE, RESPONSE_MEDIA_TYPE
 from ohttp.errors import KeyConfigError

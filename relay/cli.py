@@ -8,7 +8,7 @@ import sys
 from functools import partial
 from typing import Any
 
-from ohttp._settings import INVALID_SETTINGS_EXIT, SettingsError, add_flag
+from ohttp.aio.settings import INVALID_SETTINGS_EXIT, SettingsError, add_flag
 from relay.config import RelayConfig, load_config
 
 log = logging.getLogger("relay")
@@ -87,20 +87,21 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 def run(config: RelayConfig) -> int:
     """Serve until SIGTERM/SIGINT; with workers > 1, one process per worker on one port."""
-    from ohttp._serving import configure_logging, run_workers  # loads only when it runs
+    from ohttp.aio.logs import configure_logging
+    from ohttp.aio.supervisor import run_workers  # loads only when it runs
 
     configure_logging()
     return run_workers(config.workers, partial(_worker, config), forward_sighup=False)
 
 
 def _worker(config: RelayConfig, index: int) -> int:
-    from ohttp._serving import run_worker
+    from ohttp.aio.serving import run_worker
 
     return run_worker(partial(_serve_until_signal, config, config.workers > 1))
 
 
 async def _serve_until_signal(config: RelayConfig, reuse_port: bool) -> None:
-    from ohttp._serving import wait_for_stop
+    from ohttp.aio.serving import wait_for_stop
     from relay.app import serve  # aiohttp is imported only when the relay runs
 
     async with serve(config, reuse_port=reuse_port) as listening:

@@ -1,6 +1,6 @@
 """Relay configuration: a frozen dataclass merged as flags > TOML > OHTTP_RELAY_* env > defaults.
 
-The layering itself is :mod:`ohttp._settings`, shared with the gateway; this module adds what
+The layering itself is :mod:`ohttp.aio.settings`, shared with the gateway; this module adds what
 only the relay has: the named gateways and the ``HOST:PORT`` options split into two fields.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ohttp._settings import (
+from ohttp.aio.settings import (
     SettingsError,
     gather,
     option_types,

@@ -87,7 +87,8 @@ def test_wrk_cycles_the_pool(tmp_path: Path) -> None:
 
 
 def test_target_mode_drives_an_existing_relay(tmp_path: Path) -> None:
-    from ohttp.keys import GatewayKey, save_key_file
+    from ohttp.aio.keyfile import save_key_file
+    from ohttp.keys import GatewayKey
 
     keys = tmp_path / "keys.json"
     save_key_file(keys, [GatewayKey.generate(7)])

@@ -1,4 +1,4 @@
-"""The serving shell shared by the gateway and the relay (ohttp._serving), on real servers."""
+"""The serving shell shared by the gateway and the relay (ohttp.aio), on real servers."""
 
 from __future__ import annotations
 
@@ -12,16 +12,9 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from ohttp._serving import (
-    REQUEST_ERROR_EVENT,
-    TRACKER,
-    ConnectionTracker,
-    JsonLinesFormatter,
-    Listening,
-    omit_server_header,
-    serving,
-    tracked,
-)
+from ohttp.aio.guard import ConnectionTracker
+from ohttp.aio.logs import REQUEST_ERROR_EVENT, JsonLinesFormatter
+from ohttp.aio.serving import TRACKER, Listening, omit_server_header, serving, tracked
 from tests.support import LOOPBACK, REPO
 
 PEER = "203.0.113.77"  # documentation address: stands for a client in log records
@@ -109,7 +102,9 @@ async def test_connections_over_the_cap_get_a_fixed_503(server: Listening) -> No
 
 _SUPERVISED = """
 import sys
-from ohttp._serving import configure_logging, run_worker, run_workers, wait_for_stop
+from ohttp.aio.logs import configure_logging
+from ohttp.aio.serving import run_worker, wait_for_stop
+from ohttp.aio.supervisor import run_workers
 
 def worker(index):
     if index == 0:

@@ -1,4 +1,4 @@
-"""The settings layering shared by the gateway and the relay (ohttp._settings)."""
+"""The settings layering shared by the gateway and the relay (ohttp.aio.settings)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 import gateway.cli
 import relay.cli
-from ohttp._settings import (
+from ohttp.aio.settings import (
     SettingsError,
     add_flag,
     coerce,

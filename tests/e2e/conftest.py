@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ohttp.keys import GatewayKey, save_key_file
+from ohttp.aio.keyfile import save_key_file
+from ohttp.keys import GatewayKey
 from tests.support import LOOPBACK, free_port, ohttp_process
 
 WELL_KNOWN = "/.well-known/ohttp-gateway"

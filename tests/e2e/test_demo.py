@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ohttp import _demo
-from ohttp.keys import GatewayKey, save_key_file
+from ohttp.aio.keyfile import save_key_file
+from ohttp.cli import demo as _demo
+from ohttp.keys import GatewayKey
 from tests.support import LOOPBACK, REPO
 
 SECTIONS = (

@@ -23,8 +23,8 @@ from multidict import CIMultiDict
 
 from gateway._samples import ENGLISH_CHAT, summarize_payload
 from ohttp import bhttp
+from ohttp.aio.client import Client, Exchange, KeyRejected, StreamTruncated
 from ohttp.chunked import ChunkedRequestEncoder
-from ohttp.client import Client, Exchange, KeyRejected, StreamTruncated
 from ohttp.keys import GatewayKey, KeyConfig, decode_key_configs
 from tests.e2e.conftest import (
     WELL_KNOWN,

@@ -25,8 +25,9 @@ from gateway.app import GATEWAY_PATH, GATEWAY_STATE, create_app
 from gateway.backends import Backend, EchoBackend, backend_authority
 from gateway.config import GatewayConfig
 from ohttp import bhttp
+from ohttp.aio.keyfile import save_key_file
 from ohttp.encapsulation import ClientResponseOpener, encapsulate_request
-from ohttp.keys import GatewayKey, KeyConfig, KeyRing, save_key_file
+from ohttp.keys import GatewayKey, KeyConfig, KeyRing
 from tests.support import REPO, RunningProcess, ohttp_process, stop_process, wait_http_ok
 
 ECHO = b"echo.internal"
@@ -119,7 +120,7 @@ def problem(response: bhttp.Response) -> dict[str, Any]:
 
 # --- real gateway processes ------------------------------------------------------------------
 
-_CLI_MODULES = ("ohttp._keys_cli", "gateway.cli", "relay.cli", "ohttp._client_cli")
+_CLI_MODULES = ("ohttp.cli.keys", "gateway.cli", "relay.cli", "ohttp.cli.request")
 
 
 def _ohttp_cli_complete() -> bool:

@@ -17,15 +17,9 @@ from gateway.app import GATEWAY_PATH, GATEWAY_STATE, create_app, reload_keys
 from gateway.backends import AsgiBackend, CallableBackend, EchoBackend, Receive, Scope, Send
 from gateway.config import GatewayConfig
 from ohttp import bhttp
+from ohttp.aio.keyfile import add_next_key, load_key_file, save_key_file
 from ohttp.errors import PROBLEM_DATE, PROBLEM_OHTTP_KEY
-from ohttp.keys import (
-    GatewayKey,
-    KeyRing,
-    add_next_key,
-    decode_key_configs,
-    load_key_file,
-    save_key_file,
-)
+from ohttp.keys import GatewayKey, KeyRing, decode_key_configs
 from tests.gateway.conftest import ECHO, MakeGateway, inner_request, problem, seal
 
 # --- key configuration endpoint (RFC 9540) ---------------------------------------------------

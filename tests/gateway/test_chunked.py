@@ -16,8 +16,8 @@ from gateway.app import GATEWAY_STATE
 from gateway.asgi import OhttpMiddleware
 from gateway.backends import AiohttpAppBackend, AsgiBackend
 from ohttp import bhttp
+from ohttp.aio.client import Client, StreamTruncated
 from ohttp.chunked import ChunkedRequestEncoder, ChunkedResponseDecoder, ChunkLimits
-from ohttp.client import Client, StreamTruncated
 from ohttp.keys import GatewayKey, KeyConfig, KeyRing
 from tests.gateway.conftest import ECHO, Gateway, MakeGateway, inner_request, problem
 from tests.gateway.test_asgi import call

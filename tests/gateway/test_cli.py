@@ -15,7 +15,8 @@ import trustme
 
 from gateway.cli import add_arguments, config_from_args, run
 from gateway.config import GatewayConfig, load_config
-from ohttp.keys import add_next_key, decode_key_configs, load_key_file
+from ohttp.aio.keyfile import add_next_key, load_key_file
+from ohttp.keys import decode_key_configs
 from tests.gateway.conftest import (
     gateway_process,
     http,

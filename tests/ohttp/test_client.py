@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from ohttp import bhttp
-from ohttp.client import (
+from ohttp.aio.client import (
     Client,
     Exchange,
     InvalidInnerResponse,
@@ -33,9 +33,10 @@ from ohttp.client import (
     build_inner_request,
     key_mirror_url,
 )
+from ohttp.aio.keyfile import save_key_file
 from ohttp.encapsulation import ResponseSealer, decapsulate_request
 from ohttp.errors import PROBLEM_DATE, PROBLEM_OHTTP_KEY, DecapsulationError
-from ohttp.keys import GatewayKey, KeyRing, save_key_file
+from ohttp.keys import GatewayKey, KeyRing
 from tests.support import free_port
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ohttp.aio.keyfile import add_next_key, load_key_file, save_key_file
 from ohttp.errors import KeyConfigError
 from ohttp.keys import (
     AEAD,
@@ -24,11 +25,8 @@ from ohttp.keys import (
     KeyConfig,
     KeyRing,
     SymmetricSuite,
-    add_next_key,
     decode_key_configs,
     encode_key_configs,
-    load_key_file,
-    save_key_file,
 )
 
 VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "ohttp_rfc9458.json").read_text())

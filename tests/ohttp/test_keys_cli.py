@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from ohttp import _keys_cli
-from ohttp.keys import decode_key_configs, load_key_file
+from ohttp.aio.keyfile import load_key_file
+from ohttp.cli import keys as keys_cli
+from ohttp.keys import decode_key_configs
 from tests.support import LOOPBACK, REPO
 
 VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "ohttp_rfc9458.json").read_text())
@@ -37,7 +38,7 @@ def run_ohttp(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def run_in_process(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     parser = argparse.ArgumentParser(prog="ohttp")
-    _keys_cli.configure(parser.add_subparsers(dest="command", required=True))
+    keys_cli.configure(parser.add_subparsers(dest="command", required=True))
     namespace = parser.parse_args(args)
     code = namespace.handler(namespace)
     captured = capsys.readouterr()

@@ -21,8 +21,9 @@ import pytest
 from aiohttp import web
 
 from ohttp import bhttp
+from ohttp.aio.keyfile import save_key_file
 from ohttp.encapsulation import ClientResponseOpener, encapsulate_request
-from ohttp.keys import GatewayKey, save_key_file
+from ohttp.keys import GatewayKey
 from tests.support import LOOPBACK, RunningProcess, free_port, ohttp_process
 
 GATEWAY_PATH = "/.well-known/ohttp-gateway"

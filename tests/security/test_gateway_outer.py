@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from ohttp import bhttp
+from ohttp.aio.keyfile import save_key_file
 from ohttp.chunked import ChunkedRequestEncoder
 from ohttp.encapsulation import encapsulate_request
-from ohttp.keys import save_key_file
 from tests.support import LOOPBACK, free_port, ohttp_process
 
 from .conftest import (

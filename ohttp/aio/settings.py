@@ -97,9 +97,7 @@ def option_types(
     """Option name to type: the init fields of dataclass ``cls`` but ``exclude``, and ``extra``."""
     hints = typing.get_type_hints(cls)
     found = {
-        f.name: hints[f.name]
-        for f in dataclasses.fields(cls)
-        if f.init and f.name not in exclude
+        f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init and f.name not in exclude
     }
     found.update(extra or {})
     return found
@@ -140,9 +138,7 @@ def _unchanged(value: Any) -> Any:
     return value
 
 
-def _from_env(
-    options: Collection[str], prefix: str, environ: Mapping[str, str]
-) -> dict[str, Any]:
+def _from_env(options: Collection[str], prefix: str, environ: Mapping[str, str]) -> dict[str, Any]:
     # An empty variable counts as unset, as shells make unsetting awkward.
     found = {name: environ.get(prefix + name.upper(), "") for name in options}
     return {name: value for name, value in found.items() if value != ""}

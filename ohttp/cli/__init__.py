@@ -1,5 +1,7 @@
 """The ``ohttp`` command: one entry point, one module per group of subcommands.
 
+This package is the only part of ``ohttp`` that imports the apps (``gateway``, ``relay``).
+
 Each module named in ``_COMMAND_MODULES`` exposes ``configure(subparsers)``, which adds its
 subcommands and sets ``handler`` (a callable taking the parsed namespace and returning an exit
 code) as the parser default.
@@ -13,10 +15,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 _COMMAND_MODULES = (
-    "ohttp._keys_cli",  # keygen, keys show
+    "ohttp.cli.keys",  # keygen, keys show
     "gateway.cli",  # gateway
     "relay.cli",  # relay
-    "ohttp._client_cli",  # request, demo
+    "ohttp.cli.request",  # request
+    "ohttp.cli.demo",  # demo
 )
 
 

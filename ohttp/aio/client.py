@@ -40,6 +40,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from ohttp import bhttp
+from ohttp.aio.keyfile import load_key_file
 from ohttp.chunked import (
     CHUNKED_REQUEST_MEDIA_TYPE,
     CHUNKED_RESPONSE_MEDIA_TYPE,
@@ -68,7 +69,6 @@ from ohttp.keys import (
     KeyConfig,
     SymmetricSuite,
     decode_key_configs,
-    load_key_file,
 )
 
 __all__ = [
@@ -459,9 +459,7 @@ class Client:
 
     # One round trip ---------------------------------------------------------------------
 
-    async def _attempt(
-        self, message: bhttp.Request, key: _UsableKey, date: float
-    ) -> InnerResponse:
+    async def _attempt(self, message: bhttp.Request, key: _UsableKey, date: float) -> InnerResponse:
         # RFC 9458 §6.5.1: include Date so the gateway can bound its replay window.
         dated = replace(message, headers=(*message.headers, (b"date", http_date(date).encode())))
         inner = bhttp.encode_request(dated)
@@ -721,9 +719,7 @@ class ResponseStream:
 
 async def _stream_date_offset(response: ResponseStream, now: float) -> float | None:
     # Only a 400 problem document can be the #date problem; it is small and sent whole.
-    if response.status != 400 or PROBLEM_JSON not in response.headers.get(
-        "Content-Type", ""
-    ):
+    if response.status != 400 or PROBLEM_JSON not in response.headers.get("Content-Type", ""):
         return None
     content = await response._buffer()
     return _server_time_offset(InnerResponse(response.status, response.headers, content), now)

@@ -10,6 +10,7 @@ PID, also on errors and Ctrl-C.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -28,8 +29,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
-from ohttp.client import Client, ClientError, Exchange, InnerResponse
-from ohttp.keys import GatewayKey, save_key_file
+from ohttp.aio.client import Client, ClientError, Exchange, InnerResponse
+from ohttp.aio.keyfile import save_key_file
+from ohttp.keys import GatewayKey
 
 LOOPBACK: Final = "127.0.0.1"
 PROCESSING: Final = "https://processing.internal"
@@ -68,6 +70,17 @@ class _Run:
     response_bytes: int = 0
     files_written: int = 0
     content_in_logs: int = 0
+
+
+def configure(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``demo`` subcommand."""
+    demo = subparsers.add_parser(
+        "demo",
+        help="run a gateway and a relay locally and send sample requests through them",
+        description="Generate keys, start a gateway and a relay on free loopback ports, send "
+        "sample conversations through them and show who saw what.",
+    )
+    demo.set_defaults(handler=lambda _: run_demo())
 
 
 def run_demo() -> int:
@@ -110,15 +123,23 @@ def _demo(directory: Path) -> None:
     logs.mkdir()
     suite = key.config.suites[0]
     _section("Setup")
-    _row("keys", f"a fresh {key.config.kem.name} key, id {key.key_id} "
-         f"({_name(suite.kdf.name)}, {_name(suite.aead.name)}), in {directory}")
+    _row(
+        "keys",
+        f"a fresh {key.config.kem.name} key, id {key.key_id} "
+        f"({_name(suite.kdf.name)}, {_name(suite.aead.name)}), in {directory}",
+    )
     with _services(key_file, workdir, logs) as (gateway, relay):
-        _row("gateway", f"{gateway.url}  pid {gateway.process.pid}  backend: "
-             "private processing at processing.internal")
+        _row(
+            "gateway",
+            f"{gateway.url}  pid {gateway.process.pid}  backend: "
+            "private processing at processing.internal",
+        )
         _row("relay", f"{relay.url}  pid {relay.process.pid}  forwards to the gateway")
         measured = asyncio.run(_send_samples(relay.url + "/"))
-    print(f"\nStopped the relay (pid {relay.process.pid}) and the gateway "
-          f"(pid {gateway.process.pid}).")
+    print(
+        f"\nStopped the relay (pid {relay.process.pid}) and the gateway "
+        f"(pid {gateway.process.pid})."
+    )
     # Measured after the processes exited, so their logs are complete.
     measured.files_written = sum(1 for path in workdir.rglob("*") if path.is_file())
     measured.content_in_logs = _count_in_logs(logs, _distinctive_phrases())
@@ -133,13 +154,24 @@ def _services(key_file: Path, workdir: Path, logs: Path) -> Iterator[tuple[_Serv
         gateway = _start(
             "gateway",
             ["gateway", "--keys", str(key_file), "--listen", f"{LOOPBACK}:{gateway_port}"],
-            port=gateway_port, workdir=workdir, logs=logs, started=started,
+            port=gateway_port,
+            workdir=workdir,
+            logs=logs,
+            started=started,
         )
         relay = _start(
             "relay",
-            ["relay", "--listen", f"{LOOPBACK}:{relay_port}",
-             "--gateway", f"{gateway.url}/.well-known/ohttp-gateway"],
-            port=relay_port, workdir=workdir, logs=logs, started=started,
+            [
+                "relay",
+                "--listen",
+                f"{LOOPBACK}:{relay_port}",
+                "--gateway",
+                f"{gateway.url}/.well-known/ohttp-gateway",
+            ],
+            port=relay_port,
+            workdir=workdir,
+            logs=logs,
+            started=started,
         )
         for service in started:
             _wait_healthy(service)
@@ -225,8 +257,10 @@ async def _send_samples(relay_url: str) -> _Run:
 
     measured = _Run()
     async with Client(relay_url, observer=measured.exchanges.append) as client:
-        for title, chat in (("a French group chat", FRENCH_CHAT),
-                            ("an English group chat", ENGLISH_CHAT)):
+        for title, chat in (
+            ("a French group chat", FRENCH_CHAT),
+            ("an English group chat", ENGLISH_CHAT),
+        ):
             response = await _call(client, "/v1/summarize", summarize_payload(chat, 3))
             _print_summary(f"Summary of {title} ({len(chat)} messages)", response.json())
         await _stream_summary(client, summarize_payload(ENGLISH_CHAT, 3))
@@ -347,15 +381,24 @@ def _print_who_saw_what(measured: _Run) -> None:
     _section("Who saw what (measured in this run)")
     table = [
         ("party", "saw"),
-        ("relay", f"the client's address ({', '.join(addresses)}); {count} requests of "
-                  f"{ciphertext} bytes of ciphertext in total and {measured.response_bytes} "
-                  f"bytes back; header fields: {', '.join(header_names)}; no content"),
-        ("gateway", f"{count} requests decrypted with key id "
-                    f"{', '.join(map(str, key_ids))}: {plaintext} bytes of Binary HTTP "
-                    f"({content} bytes of content); connections from the relay's address only"),
-        ("backend", f"answered {count} requests and kept nothing: files written "
-                    f"{measured.files_written}, sample text in the logs "
-                    f"{measured.content_in_logs} times"),
+        (
+            "relay",
+            f"the client's address ({', '.join(addresses)}); {count} requests of "
+            f"{ciphertext} bytes of ciphertext in total and {measured.response_bytes} "
+            f"bytes back; header fields: {', '.join(header_names)}; no content",
+        ),
+        (
+            "gateway",
+            f"{count} requests decrypted with key id "
+            f"{', '.join(map(str, key_ids))}: {plaintext} bytes of Binary HTTP "
+            f"({content} bytes of content); connections from the relay's address only",
+        ),
+        (
+            "backend",
+            f"answered {count} requests and kept nothing: files written "
+            f"{measured.files_written}, sample text in the logs "
+            f"{measured.content_in_logs} times",
+        ),
     ]
     for party, text in table:
         lines = textwrap.wrap(text, _WIDTH - 12) or [""]

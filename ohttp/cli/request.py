@@ -1,4 +1,4 @@
-"""``ohttp request`` (a curl-like oblivious request) and ``ohttp demo``.
+"""``ohttp request``: a curl-like oblivious request.
 
 Exit codes of ``ohttp request``: 0 the inner response is 2xx; 1 a local problem (bad argument,
 unreadable file); 2 usage (argparse); 3 the inner response is not 2xx; 4 the relay could not be
@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TextIO
 
 if TYPE_CHECKING:  # the client (and aiohttp) load only when a request is sent
-    from ohttp.client import ClientError, Exchange, InnerResponse, ResponseStream
+    from ohttp.aio.client import ClientError, Exchange, InnerResponse, ResponseStream
 
 EXIT_OK: Final = 0
 EXIT_LOCAL: Final = 1
@@ -42,7 +41,7 @@ class RequestOptions:
 
 
 def configure(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``request`` and ``demo`` subcommands."""
+    """Add the ``request`` subcommand."""
     request = subparsers.add_parser(
         "request",
         help="send one HTTP request through an oblivious relay",
@@ -51,13 +50,6 @@ def configure(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     add_request_arguments(request)
     request.set_defaults(handler=run_request)
-    demo = subparsers.add_parser(
-        "demo",
-        help="run a gateway and a relay locally and send sample requests through them",
-        description="Generate keys, start a gateway and a relay on free loopback ports, send "
-        "sample conversations through them and show who saw what.",
-    )
-    demo.set_defaults(handler=_run_demo)
 
 
 def add_request_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,12 +98,14 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
         help="chunked OHTTP: print the response body as it arrives; a stream cut short "
         "exits 7 after printing what arrived",
     )
-    parser.add_argument("url", metavar="URL", help="the target URL, e.g. https://processing.internal/v1/summarize")
+    parser.add_argument(
+        "url", metavar="URL", help="the target URL, e.g. https://processing.internal/v1/summarize"
+    )
 
 
 def run_request(args: argparse.Namespace) -> int:
     """Handler of ``ohttp request``: returns the exit code (see the module docstring)."""
-    from ohttp.client import ClientError
+    from ohttp.aio.client import ClientError
 
     try:
         options = parse_options(args)
@@ -156,7 +150,7 @@ def parse_options(args: argparse.Namespace) -> RequestOptions:
 
 async def send(options: RequestOptions) -> InnerResponse:
     """Send the request described by ``options`` and return the decrypted response."""
-    from ohttp.client import Client
+    from ohttp.aio.client import Client
 
     observer = _VerbosePrinter(sys.stderr) if options.verbose else None
     keys_url, keys_file = _key_source(options.keys)
@@ -189,7 +183,7 @@ def _write_head(response: InnerResponse | ResponseStream, include: bool, out: Te
 
 
 def _run_streamed(options: RequestOptions) -> int:
-    from ohttp.client import ClientError
+    from ohttp.aio.client import ClientError
 
     try:
         status = asyncio.run(send_streamed(options, sys.stdout))
@@ -205,7 +199,7 @@ def _run_streamed(options: RequestOptions) -> int:
 async def send_streamed(options: RequestOptions, out: TextIO) -> int:
     """Send the request as chunked OHTTP and write the body to ``out`` as each chunk is
     decrypted (flushed at once); returns the inner status."""
-    from ohttp.client import Client
+    from ohttp.aio.client import Client
 
     observer = _VerbosePrinter(sys.stderr) if options.verbose else None
     keys_url, keys_file = _key_source(options.keys)
@@ -293,7 +287,7 @@ def _key_source(keys: str | None) -> tuple[str | None, str | None]:
 
 
 def _exit_code(error: ClientError) -> int:
-    from ohttp.client import (
+    from ohttp.aio.client import (
         InvalidInnerResponse,
         KeyFetchError,
         RelayRejected,
@@ -325,11 +319,3 @@ def _name(enum_name: str) -> str:
 
 def _text(value: bytes) -> str:
     return value.decode("latin-1")
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    # Imported here so `ohttp request` does not pay for the demo's imports.
-    from ohttp._demo import run_demo
-
-    demo: Callable[[], int] = run_demo
-    return demo()

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final, TypeVar
 
+from ohttp.aio.keyfile import add_next_key, load_key_file, parse_key_file, save_key_file
 from ohttp.errors import KeyConfigError
 from ohttp.keys import (
     AEAD,
@@ -26,12 +27,8 @@ from ohttp.keys import (
     KeyConfig,
     KeyRing,
     SymmetricSuite,
-    add_next_key,
     decode_key_configs,
     encode_key_configs,
-    load_key_file,
-    parse_key_file,
-    save_key_file,
 )
 
 EXIT_OK: Final = 0

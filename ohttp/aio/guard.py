@@ -1,0 +1,140 @@
+"""The connection guard: a cap on open connections and a deadline for each request head.
+
+aiohttp has neither (a client trickling a head would hold a connection forever: slowloris), so
+the guard wraps aiohttp's per-connection protocol. That needs two of aiohttp's private classes,
+``aiohttp.web_protocol.RequestHandler`` and ``aiohttp.web_server.Server``: this module is the
+only place in the project that imports them. Checked against aiohttp 3.9 to 3.14 (3.14.5 in CI);
+if a release changes them, this is the module to adapt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import cast
+
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_server import Server
+
+__all__ = ["ConnectionTracker"]
+
+
+_OVER_CAPACITY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+)
+
+
+class _GuardedProtocol:
+    """Wraps aiohttp's per-connection protocol to add a connection cap and a header deadline.
+
+    The head must be complete within ``header_timeout`` of the connection opening or the
+    previous response ending. The deadline is checked lazily: one timer per period that
+    re-arms itself while a request is handled or the connection has been idle for less than
+    the limit, so a request costs two attribute writes instead of cancelling and scheduling a
+    timer.
+    """
+
+    def __init__(self, tracker: ConnectionTracker, inner: RequestHandler) -> None:
+        self._tracker = tracker
+        self.inner = inner
+        self._transport: asyncio.BaseTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()  # protocols are made inside the loop
+        self._admitted = False
+        self.busy = False  # a request head is complete and its handler runs
+        self.idle_since = 0.0  # loop time the connection opened or the last handler ended
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        if not self._tracker.admit(self):
+            # Over the connection cap: a fixed answer, then close (never reaches aiohttp).
+            # A stream server's transport can write; uvloop's is no asyncio.WriteTransport
+            # subclass, so an isinstance check would skip the answer there.
+            cast(asyncio.WriteTransport, transport).write(_OVER_CAPACITY)
+            transport.close()
+            return
+        self._admitted = True
+        self.idle_since = self._loop.time()
+        self._timer = self._loop.call_at(
+            self.idle_since + self._tracker.header_timeout, self._check
+        )
+        self.inner.connection_made(transport)
+
+    def request_started(self) -> None:
+        self.busy = True
+
+    def request_ended(self) -> None:
+        self.busy = False
+        self.idle_since = self._loop.time()
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        limit = self._tracker.header_timeout
+        # While a handler runs its own deadlines apply; look again later.
+        due = now + limit if self.busy else self.idle_since + limit
+        if due > now:
+            self._timer = self._loop.call_at(due, self._check)
+            return
+        self._timer = None
+        if self._transport is not None:
+            self._transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._admitted:
+            self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        if self._admitted:
+            self.inner.eof_received()
+        return None
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._admitted:
+            self._tracker.release(self)
+            self.inner.connection_lost(exc)
+
+
+@dataclass
+class ConnectionTracker:
+    """Counts client connections of one listener and maps aiohttp protocols to their guards.
+
+    ``on_count`` hears the number of open connections whenever it changes (for a gauge).
+    A handler marks its request with ``guard_of(request.protocol)`` or is wrapped by
+    :func:`tracked`, so the head deadline never cuts off a request being handled.
+    """
+
+    max_connections: int
+    header_timeout: float
+    on_count: Callable[[int], None] = lambda _: None
+    _guards: dict[RequestHandler, _GuardedProtocol] = field(default_factory=dict)
+
+    def admit(self, guard: _GuardedProtocol) -> bool:
+        if len(self._guards) >= self.max_connections:
+            return False
+        self._guards[guard.inner] = guard
+        self.on_count(len(self._guards))
+        return True
+
+    def release(self, guard: _GuardedProtocol) -> None:
+        self._guards.pop(guard.inner, None)
+        self.on_count(len(self._guards))
+
+    def guard_of(self, protocol: object) -> _GuardedProtocol | None:
+        return self._guards.get(protocol) if isinstance(protocol, RequestHandler) else None
+
+    def factory(self, server: Server) -> Callable[[], asyncio.Protocol]:
+        def make() -> asyncio.Protocol:
+            return _GuardedProtocol(self, server())  # type: ignore[return-value]
+
+        return make

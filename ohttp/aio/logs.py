@@ -1,0 +1,77 @@
+"""Privacy-safe logs for the servers: JSON lines with fixed events and whitelisted fields.
+
+Never a record's arguments, never a traceback, so never a peer address or request content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from typing import Any
+
+__all__ = [
+    "REQUEST_ERROR_EVENT",
+    "JsonLinesFormatter",
+    "configure_logging",
+    "loop_exception_handler",
+]
+
+log = logging.getLogger("ohttp.serving")
+
+
+# Extra fields our own records may carry; all are operator data, counts or fixed names.
+_LOG_FIELDS = (
+    "error", "detail", "advertised", "host", "port", "worker", "workers", "tls", "code",
+    "gateways",
+)  # fmt: skip
+_OWN_LOGGERS = ("gateway", "relay", "ohttp")
+# aiohttp logs "Error handling request from <peer>" with a traceback that can quote request
+# bytes; such a record keeps only this event and the exception's class name.
+REQUEST_ERROR_EVENT = "request error withheld"
+
+
+def _is_own(name: str) -> bool:
+    return any(name == own or name.startswith(own + ".") for own in _OWN_LOGGERS)
+
+
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, event and whitelisted fields.
+
+    Privacy by construction: the event is the record's message template, never formatted
+    with its arguments, and exception tracebacks are never written.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        template = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
+        document: dict[str, object] = {
+            "time": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": template.split("\n", 1)[0][:120],
+        }
+        if _is_own(record.name):
+            for name in _LOG_FIELDS:
+                value = record.__dict__.get(name)
+                if isinstance(value, str | int | float | bool):
+                    document[name] = value
+        elif record.name.startswith("aiohttp") and record.exc_info:
+            document["event"] = REQUEST_ERROR_EVENT
+            document["error"] = type(record.exc_info[1]).__name__
+        return json.dumps(document)
+
+
+def configure_logging() -> None:
+    """Send every record to stderr as a JSON line (a process entry point calls this)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLinesFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def loop_exception_handler(_: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # The default handler writes transport and protocol reprs, which can name the peer.
+    exc = context.get("exception")
+    log.warning("event loop error withheld", extra={"error": type(exc).__name__})

@@ -1,0 +1,170 @@
+"""The serving shell shared by ``ohttp gateway`` and ``ohttp relay``.
+
+What a process serving untrusted clients needs around an aiohttp application:
+
+- the connection guard of :mod:`ohttp.aio.guard` (connection cap, request-head deadline), and
+  :func:`tracked` marking a request as being handled so the head deadline never cuts it off;
+- privacy-safe logs (:mod:`ohttp.aio.logs`) and the event loop's exception handler;
+- no ``Server`` header (aiohttp's announces its and Python's versions);
+- the TLS server context and the uvloop runner; ``workers > 1`` is :mod:`ohttp.aio.supervisor`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from ohttp.aio.guard import ConnectionTracker
+from ohttp.aio.logs import loop_exception_handler
+
+__all__ = [
+    "TRACKER",
+    "Listening",
+    "omit_server_header",
+    "run_worker",
+    "server_tls_context",
+    "serving",
+    "tracked",
+    "wait_for_stop",
+]
+
+log = logging.getLogger("ohttp.serving")
+
+TRACKER = web.AppKey("ohttp_connection_tracker", ConnectionTracker)
+
+
+def tracked(handler: Handler) -> Handler:
+    """``handler`` marking its request as being handled for the app's ``TRACKER``, if any.
+
+    A route wrapper rather than a middleware: aiohttp rebuilds the middleware chain with
+    ``functools.partial`` and ``update_wrapper`` on every request, a measured 30 µs here.
+    """
+
+    async def marked(request: web.Request) -> web.StreamResponse:
+        tracker = request.app.get(TRACKER)
+        guard = None if tracker is None else tracker.guard_of(request.protocol)
+        if guard is None:  # not served by `serving` (e.g. mounted elsewhere): no head deadline
+            return await handler(request)
+        guard.request_started()
+        try:
+            return await handler(request)
+        finally:
+            guard.request_ended()
+
+    return marked
+
+
+# --------------------------------------------------------------------------- listeners
+
+
+async def _strip_server_header(_: web.Request, response: web.StreamResponse) -> None:
+    response.headers.popall("Server", None)
+
+
+def omit_server_header(app: web.Application) -> None:
+    """Send no ``Server`` header: aiohttp's names its own and Python's versions."""
+    if _strip_server_header not in app.on_response_prepare:
+        app.on_response_prepare.append(_strip_server_header)
+
+
+def server_tls_context(cert: str | Path | None, key: str | Path | None) -> ssl.SSLContext | None:
+    """The HTTPS context for ``cert`` and ``key`` (PEM), or None to serve plain HTTP."""
+    if cert is None or key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+@dataclass(frozen=True)
+class Listening:
+    port: int
+    metrics_port: int | None
+
+
+def _runner(app: web.Application) -> web.AppRunner:
+    # access_log=None: aiohttp's default access log records client addresses and headers.
+    return web.AppRunner(app, access_log=None, handle_signals=False)
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    app: web.Application,
+    address: tuple[str, int],
+    tracker: ConnectionTracker,
+    *,
+    tls: ssl.SSLContext | None = None,
+    reuse_port: bool = False,
+    metrics: tuple[web.Application, tuple[str, int]] | None = None,
+) -> AsyncIterator[Listening]:
+    """Serve ``app`` behind ``tracker`` (and a metrics app, unguarded) until the block ends.
+
+    Port 0 picks a free port; the ports bound are yielded.
+    """
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(loop_exception_handler)
+    runner = _runner(app)
+    await runner.setup()
+    metrics_runner: web.AppRunner | None = None
+    server: asyncio.AbstractServer | None = None
+    try:
+        assert runner.server is not None
+        server = await loop.create_server(
+            tracker.factory(runner.server), address[0], address[1], ssl=tls,
+            reuse_port=reuse_port or None,
+            ssl_handshake_timeout=tracker.header_timeout if tls else None,
+        )  # fmt: skip
+        metrics_port = None
+        if metrics is not None:
+            metrics_runner = _runner(metrics[0])
+            await metrics_runner.setup()
+            host, port = metrics[1]
+            await web.TCPSite(metrics_runner, host, port, reuse_port=reuse_port or None).start()
+            metrics_port = metrics_runner.addresses[0][1]
+        yield Listening(server.sockets[0].getsockname()[1], metrics_port)
+    finally:
+        if server is not None:
+            server.close()
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
+        await runner.cleanup()
+
+
+async def wait_for_stop() -> None:
+    """Return on SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def run_worker(main: Callable[[], Coroutine[Any, Any, None]]) -> int:
+    """Run one worker's coroutine on uvloop; the exit code (1 if it could not listen)."""
+    loop_factory: Callable[[], asyncio.AbstractEventLoop]
+    try:
+        import uvloop  # the event loop is chosen here, when serving starts, never on import
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        loop_factory = asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        try:
+            runner.run(main())
+        except OSError as exc:  # e.g. the port is taken: operator data only
+            log.error("listen_failed", extra={"error": type(exc).__name__})
+            return 1
+    return 0

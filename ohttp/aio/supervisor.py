@@ -1,0 +1,63 @@
+"""``workers > 1``: processes forked onto one port (SO_REUSEPORT) and supervised by PID."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Callable
+from types import FrameType
+
+__all__ = ["run_workers"]
+
+log = logging.getLogger("ohttp.serving")
+
+
+def run_workers(count: int, worker: Callable[[int], int], *, forward_sighup: bool) -> int:
+    """Run ``worker(index)`` in this process, or in ``count`` forked children; the exit code.
+
+    Children are supervised by PID: SIGTERM/SIGINT stop them all, SIGHUP is passed on (when
+    ``forward_sighup``; else ignored), and one ending on its own stops the rest (exit 1).
+    """
+    if count == 1:
+        return worker(0)
+    children: set[int] = set()
+    for index in range(count):
+        pid = os.fork()
+        if pid == 0:  # child: serve, then leave without running the parent's cleanup
+            code = 1
+            try:
+                code = worker(index)
+            finally:
+                os._exit(code)
+        children.add(pid)
+    log.info("workers_started", extra={"workers": count})
+    return _supervise(children, forward_sighup)
+
+
+def _supervise(children: set[int], forward_sighup: bool) -> int:
+    stopping = False
+
+    def forward(signum: int, _: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = stopping or signum != signal.SIGHUP
+        for pid in children:
+            os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
+    signal.signal(signal.SIGHUP, forward if forward_sighup else signal.SIG_IGN)
+    code = 0
+    while children:
+        pid, status = os.waitpid(-1, 0)
+        if pid not in children:
+            continue
+        children.discard(pid)
+        if not stopping:  # a worker ended on its own: stop the rest and report failure
+            code = 1
+            stopping = True
+            for other in children:
+                os.kill(other, signal.SIGTERM)
+        elif os.waitstatus_to_exitcode(status) != 0:
+            code = 1
+    return code
