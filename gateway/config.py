@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.backends import default_authority
+from yarl import URL
+
 from ohttp.aio.settings import (
     SettingsError,
     gather,
@@ -24,14 +25,41 @@ from ohttp.aio.settings import (
 )
 
 __all__ = [
+    "ECHO_AUTHORITY",
     "ENV_PREFIX",
+    "PROCESSING_AUTHORITY",
     "GatewayConfig",
     "SettingsError",
     "TargetPolicy",
+    "default_authority",
     "load_config",
+    "parse_origin",
 ]
 
 ENV_PREFIX = "OHTTP_GATEWAY_"
+ECHO_AUTHORITY = "echo.internal"
+PROCESSING_AUTHORITY = "processing.internal"
+
+
+def parse_origin(origin_url: str) -> URL:
+    """An origin URL for ``HttpOriginBackend``, or ValueError."""
+    url = URL(origin_url)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("origin URL must be http:// or https:// with a host")
+    if url.user is not None or url.password is not None or url.query_string or url.fragment:
+        raise ValueError("origin URL must not carry userinfo, a query or a fragment")
+    return url
+
+
+def default_authority(spec: str) -> str:
+    """The authority inner requests name for a backend spec: the default target allowlist."""
+    if spec == "echo":
+        return ECHO_AUTHORITY
+    if spec == "processing":
+        return PROCESSING_AUTHORITY
+    if spec.startswith(("http://", "https://")):
+        return parse_origin(spec).raw_authority
+    raise ValueError("backend must be 'echo', 'processing' or an http:// or https:// URL")
 
 
 @dataclass(frozen=True)

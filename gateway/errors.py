@@ -1,9 +1,13 @@
-"""The one place that maps errors to gateway answers (RFC 9458 §5.2).
+"""The gateway's exceptions, and the one place that maps them to answers (RFC 9458 §5.2).
 
-Errors found before decapsulation get a plain (unencapsulated) HTTP status. Errors found after
-decapsulation, and failures of the target, become an inner Binary HTTP response that is sealed
-inside an outer ``200 message/ohttp-res``. Each mapping also names the closed metric result.
-Nothing here depends on request content: bodies and messages are fixed.
+The two planes are two base classes. An ``OuterError`` happens before decapsulation and gets a
+plain (unencapsulated) HTTP status. An ``InnerError`` happens after it, and becomes an inner
+Binary HTTP response sealed inside an outer ``200 message/ohttp-res``; failures of the target
+(``BackendError``) are inner errors. Core errors (``ohttp.errors``) carry no plane: the
+pipeline passes them to ``outer_reply`` or ``inner_reply`` by where they were raised. No
+builtin exception has an entry: whatever is not an error of these tables (a bug) gets the
+inner 500 fallback. Each mapping also names the closed metric result. Nothing here depends on
+request content: bodies and messages are fixed.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from email.utils import formatdate
 from enum import StrEnum
 from typing import ClassVar, TypeVar
 
-from gateway.backends import BackendError, BackendTimeout
 from ohttp import bhttp
 from ohttp.errors import (
     PROBLEM_DATE,
@@ -28,6 +31,9 @@ from ohttp.errors import (
 )
 
 __all__ = [
+    "BackendError",
+    "BackendResponseInvalid",
+    "BackendTimeout",
     "BadMediaType",
     "BadMethod",
     "BodyTooLarge",
@@ -35,10 +41,13 @@ __all__ = [
     "ExpectNotAllowed",
     "ForbiddenTarget",
     "GatewayError",
+    "InnerError",
     "InnerReply",
+    "OuterError",
     "OuterReply",
     "Overloaded",
     "Replay",
+    "ReplayCacheFull",
     "Result",
     "inner_reply",
     "outer_reply",
@@ -74,38 +83,76 @@ class GatewayError(Exception):
         super().__init__(self.message)
 
 
-# Before decapsulation: plain statuses.
-class BadMethod(GatewayError):
+class OuterError(GatewayError):
+    """Found before decapsulation: answered with a plain HTTP status."""
+
+
+class InnerError(GatewayError):
+    """Found after decapsulation: answered with an encapsulated Binary HTTP response."""
+
+
+class BadMethod(OuterError):
     message = "method not allowed"
 
 
-class BadMediaType(GatewayError):
+class BadMediaType(OuterError):
     message = "unsupported media type"
 
 
-class BodyTooLarge(GatewayError):
+class BodyTooLarge(OuterError):
     message = "request body too large"
 
 
-class Overloaded(GatewayError):
+class Overloaded(OuterError):
+    """Too many requests in flight: refused before any decryption work."""
+
     message = "too many requests in flight"
 
 
-# After decapsulation: encapsulated statuses.
-class ForbiddenTarget(GatewayError):
+class ForbiddenTarget(InnerError):
     message = "target not allowed"
 
 
-class ExpectNotAllowed(GatewayError):
+class ExpectNotAllowed(InnerError):
     message = "expectation not supported"
 
 
-class DateOutOfWindow(GatewayError):
+class DateOutOfWindow(InnerError):
     message = "date outside the accepted window"
 
 
-class Replay(GatewayError):
+class Replay(InnerError):
     message = "request already seen"
+
+
+class ReplayCacheFull(InnerError):
+    """The replay cache holds as many live requests as it may: no room to remember this one."""
+
+    message = "replay cache full"
+
+
+class BackendError(InnerError):
+    """The backend failed to produce a response: an inner 502.
+
+    ``message`` may be replaced by another fixed string; never by request content.
+    """
+
+    message = "backend failed"
+
+    def __init__(self, message: str | None = None) -> None:
+        Exception.__init__(self, self.message if message is None else message)
+
+
+class BackendTimeout(BackendError):
+    """The backend did not answer in time: an inner 504."""
+
+    message = "backend timed out"
+
+
+class BackendResponseInvalid(BackendError):
+    """The backend's response cannot be encoded as Binary HTTP (e.g. a bad field name)."""
+
+    message = "backend response not encodable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,15 +176,19 @@ def _plain(status: int, result: Result, **extra: str) -> OuterReply:
 # RFC 9458 §5.3: one problem document for every decapsulation failure, so the response never
 # says which step failed (checklist C8); only the metric result differs.
 _OHTTP_KEY_BODY = _problem(PROBLEM_OHTTP_KEY, "key configuration not usable", 422)
-_OHTTP_KEY_HEADERS = {"Content-Type": PROBLEM_JSON}
+
+
+def _key_problem(result: Result) -> OuterReply:
+    return OuterReply(422, {"Content-Type": PROBLEM_JSON}, _OHTTP_KEY_BODY, result)
+
 
 _OUTER: dict[type[BaseException], OuterReply] = {
     BadMethod: _plain(405, Result.BAD_METHOD, Allow="GET, POST"),
     BadMediaType: _plain(415, Result.BAD_MEDIA_TYPE),
     BodyTooLarge: _plain(413, Result.TOO_LARGE),
     Overloaded: _plain(503, Result.OVERLOADED, **{"Retry-After": "1"}),
-    DecryptionError: OuterReply(422, _OHTTP_KEY_HEADERS, _OHTTP_KEY_BODY, Result.DECRYPT_FAILED),
-    DecapsulationError: OuterReply(422, _OHTTP_KEY_HEADERS, _OHTTP_KEY_BODY, Result.KEY_UNKNOWN),
+    DecryptionError: _key_problem(Result.DECRYPT_FAILED),
+    DecapsulationError: _key_problem(Result.KEY_UNKNOWN),
     MalformedError: _plain(400, Result.MALFORMED),
     OHTTPError: _plain(400, Result.MALFORMED),
 }
@@ -183,11 +234,7 @@ _INNER: dict[type[BaseException], InnerReply] = {
     # BackendTimeout subclasses BackendError: the MRO walk finds it first.
     BackendTimeout: _inner(504, "gateway timeout", Result.BACKEND_TIMEOUT),
     BackendError: _inner(502, "bad gateway", Result.BACKEND_ERROR),
-    # The bhttp encoders raise ValueError for an invalid message. After decapsulation the only
-    # message the gateway encodes that it did not build itself is the backend's response (a
-    # bad field from the backend): a 502, like any other backend failure.
-    ValueError: _inner(502, "bad gateway", Result.BACKEND_ERROR),
-    Overloaded: _inner(503, "service unavailable", Result.OVERLOADED),
+    ReplayCacheFull: _inner(503, "service unavailable", Result.OVERLOADED),
 }
 _DATE_BODY = _problem(PROBLEM_DATE, "date not acceptable", 400)
 _INNER_FALLBACK = _inner(500, "internal error", Result.BACKEND_ERROR)

@@ -19,7 +19,7 @@ import heapq
 import time
 from email.utils import parsedate_to_datetime
 
-from gateway.errors import DateOutOfWindow, Overloaded, Replay
+from gateway.errors import DateOutOfWindow, Replay, ReplayCacheFull
 
 __all__ = ["ReplayGuard", "parse_http_date"]
 
@@ -49,7 +49,7 @@ class ReplayGuard:
         return len(self._seen)
 
     def check(self, date: bytes | None, enc: bytes, now: float | None = None) -> None:
-        """Raise DateOutOfWindow, Replay or Overloaded; remember the request otherwise."""
+        """Raise DateOutOfWindow, Replay or ReplayCacheFull; remember the request otherwise."""
         if date is None:
             if self.require_date:
                 raise DateOutOfWindow()
@@ -67,7 +67,7 @@ class ReplayGuard:
         if len(self._seen) >= self.max_entries:
             # Refusing keeps replay protection whole under a flood; evicting would let
             # replays of the evicted requests through.
-            raise Overloaded()
+            raise ReplayCacheFull()
         self._seen[digest] = expiry
         heapq.heappush(self._expiries, (expiry, digest))
 

@@ -106,7 +106,7 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def _check_dependencies() -> None:
-    for module in ("aiohttp", "gateway.cli", "relay.cli", "gateway._samples"):
+    for module in ("aiohttp", "gateway.cli", "relay.cli", "gateway.processing.samples"):
         try:
             __import__(module)
         except ImportError as exc:
@@ -253,7 +253,12 @@ def _free_port() -> int:
 
 
 async def _send_samples(relay_url: str) -> _Run:
-    from gateway._samples import ENGLISH_CHAT, ENGLISH_DRAFT, FRENCH_CHAT, summarize_payload
+    from gateway.processing.samples import (
+        ENGLISH_CHAT,
+        ENGLISH_DRAFT,
+        FRENCH_CHAT,
+        summarize_payload,
+    )
 
     measured = _Run()
     async with Client(relay_url, observer=measured.exchanges.append) as client:
@@ -408,7 +413,7 @@ def _print_who_saw_what(measured: _Run) -> None:
 
 
 def _distinctive_phrases() -> tuple[str, ...]:
-    from gateway._samples import ENGLISH_CHAT, ENGLISH_DRAFT, FRENCH_CHAT
+    from gateway.processing.samples import ENGLISH_CHAT, ENGLISH_DRAFT, FRENCH_CHAT
 
     return (FRENCH_CHAT[-4][1], ENGLISH_CHAT[6][1], ENGLISH_DRAFT[:40])
 

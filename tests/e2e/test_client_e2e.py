@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway._samples import ENGLISH_CHAT, ENGLISH_DRAFT, FRENCH_CHAT, summarize_payload
+from gateway.processing.samples import ENGLISH_CHAT, ENGLISH_DRAFT, FRENCH_CHAT, summarize_payload
 from ohttp.aio.client import Client, Exchange, KeyRejected, RelayRejected
 from ohttp.keys import GatewayKey, KeyConfig, decode_key_configs
 from tests.e2e.conftest import (

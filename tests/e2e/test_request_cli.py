@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway._samples import FRENCH_CHAT, summarize_payload
+from gateway.processing.samples import FRENCH_CHAT, summarize_payload
 from ohttp.cli import main
 from ohttp.keys import GatewayKey, encode_key_configs
 from tests.e2e.conftest import Stack

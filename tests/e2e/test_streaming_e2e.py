@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway._samples import ENGLISH_CHAT, summarize_payload
+from gateway.processing.samples import ENGLISH_CHAT, summarize_payload
 from ohttp import bhttp
 from ohttp.aio.client import Client, Exchange, KeyRejected, StreamTruncated
 from ohttp.chunked import ChunkedRequestEncoder

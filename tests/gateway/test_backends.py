@@ -39,6 +39,7 @@ from gateway.backends import (
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import GatewayState
+from gateway.processing import ProcessingBackend
 from ohttp import bhttp
 from ohttp.keys import GatewayKey, KeyRing
 from tests.support import LOOPBACK, free_port
@@ -667,7 +668,7 @@ def test_backend_from_spec_and_default_authority() -> None:
 
 async def test_processing_spec_serves_the_embedded_app() -> None:
     backend = backend_from_spec("processing")
-    assert isinstance(backend, AiohttpAppBackend)
+    assert isinstance(backend, ProcessingBackend)  # in-process: no socket
     conversation = {
         "messages": [
             {"sender": "ana", "text": "The release moves to Friday because tests failed."},

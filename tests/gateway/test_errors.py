@@ -7,8 +7,11 @@ import json
 import pytest
 
 import gateway.errors as errors_module
-from gateway.backends import BackendError, BackendTimeout
+from gateway.backends.base import encode_response
 from gateway.errors import (
+    BackendError,
+    BackendResponseInvalid,
+    BackendTimeout,
     BadMediaType,
     BadMethod,
     BodyTooLarge,
@@ -16,8 +19,11 @@ from gateway.errors import (
     ExpectNotAllowed,
     ForbiddenTarget,
     GatewayError,
+    InnerError,
+    OuterError,
     Overloaded,
     Replay,
+    ReplayCacheFull,
     Result,
     inner_reply,
     outer_reply,
@@ -83,8 +89,8 @@ def test_every_decapsulation_failure_gets_the_same_problem() -> None:
         (ExpectNotAllowed(), 417, Result.MALFORMED),
         (BackendError(), 502, Result.BACKEND_ERROR),
         (BackendTimeout(), 504, Result.BACKEND_TIMEOUT),
-        (ValueError("unencodable backend response"), 502, Result.BACKEND_ERROR),
-        (Overloaded(), 503, Result.OVERLOADED),
+        (BackendResponseInvalid(), 502, Result.BACKEND_ERROR),
+        (ReplayCacheFull(), 503, Result.OVERLOADED),
         (DateOutOfWindow(), 400, Result.DATE),
         (Replay(), 400, Result.REPLAY),
     ],
@@ -111,7 +117,7 @@ def test_every_gateway_error_has_an_answer_and_fixed_message() -> None:
         for name in errors_module.__all__
         if isinstance(getattr(errors_module, name), type)
         and issubclass(getattr(errors_module, name), GatewayError)
-        and getattr(errors_module, name) is not GatewayError
+        and getattr(errors_module, name) not in (GatewayError, OuterError, InnerError)
     ]
     assert len(classes) >= 8
     for cls in classes:
@@ -123,3 +129,45 @@ def test_every_gateway_error_has_an_answer_and_fixed_message() -> None:
 def test_unknown_exception_has_no_outer_answer() -> None:
     assert outer_reply(RuntimeError("x")) is None
     assert inner_reply(RuntimeError("x")).response.status == 500
+
+
+ERROR_CLASSES = [
+    cls
+    for name in errors_module.__all__
+    if isinstance(cls := getattr(errors_module, name), type)
+    and issubclass(cls, GatewayError)
+    and cls not in (GatewayError, OuterError, InnerError)
+]
+
+
+@pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda cls: cls.__name__)
+def test_every_error_belongs_to_exactly_one_plane(cls: type[GatewayError]) -> None:
+    assert issubclass(cls, OuterError) != issubclass(cls, InnerError)
+    outer, inner = outer_reply(cls()), inner_reply(cls())
+    if issubclass(cls, OuterError):  # RFC 9458 §5.2: a plain status, never sealed
+        assert outer is not None
+        assert inner.response.status == 500  # the fallback: no inner entry
+    else:  # sealed inside a 200 message/ohttp-res, never a plain status
+        assert outer is None
+        assert inner.response.status != 500
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [ValueError("x"), UnicodeError("x"), TypeError("x"), KeyError("x"), RuntimeError("x")],
+    ids=lambda exc: type(exc).__name__,
+)
+def test_builtin_exceptions_are_bugs_not_statuses(exc: Exception) -> None:
+    """No table maps a builtin: a ValueError after decapsulation is the 500 fallback, not 502."""
+    assert outer_reply(exc) is None
+    reply = inner_reply(exc)
+    assert (reply.response.status, reply.result) == (500, Result.BACKEND_ERROR)
+
+
+def test_an_unencodable_backend_response_is_a_backend_error_at_the_seam() -> None:
+    response = bhttp.Response(200, headers=((b"bad name", b"x"),))
+    with pytest.raises(ValueError):
+        bhttp.encode_response(response)
+    with pytest.raises(BackendResponseInvalid):
+        encode_response(response)
+    assert inner_reply(BackendResponseInvalid()).response.status == 502

@@ -6,7 +6,7 @@ from email.utils import formatdate
 
 import pytest
 
-from gateway.errors import DateOutOfWindow, Overloaded, Replay
+from gateway.errors import DateOutOfWindow, Replay, ReplayCacheFull
 from gateway.replay import ReplayGuard, parse_http_date
 from ohttp.encapsulation import decapsulate_request, encapsulate_request
 from ohttp.keys import GatewayKey, KeyRing
@@ -67,7 +67,7 @@ def test_hard_cap_refuses_rather_than_forgets() -> None:
     small = guard(max_entries=3)
     for index in range(3):
         small.check(date(), bytes([index]) * 32, now=NOW)
-    with pytest.raises(Overloaded):
+    with pytest.raises(ReplayCacheFull):
         small.check(date(), b"z" * 32, now=NOW)
     with pytest.raises(Replay):
         small.check(date(), bytes([0]) * 32, now=NOW)

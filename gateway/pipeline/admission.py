@@ -1,0 +1,137 @@
+"""Admission: the gateway resource's method, media type, size and in-flight checks.
+
+Everything found here is answered before decapsulation, with a plain status.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from time import perf_counter
+
+from gateway.errors import BadMediaType, BadMethod, BodyTooLarge, OuterError, Overloaded, Result
+from gateway.pipeline.oneshot import handle_encapsulated
+from gateway.pipeline.state import INTERNAL_ERROR, Answer, GatewayState, finish, outer_answer
+from gateway.pipeline.streamed import StreamedAnswer, answer_chunked
+from ohttp.chunked import CHUNKED_REQUEST_MEDIA_TYPE as OHTTP_CHUNKED_REQ
+from ohttp.encapsulation import REQUEST_MEDIA_TYPE as OHTTP_REQ
+from ohttp.errors import EncapsulationError, OHTTPError
+
+__all__ = ["BodyChunks", "BodyReader", "answer_request", "read_chunks"]
+
+logger = logging.getLogger("gateway")
+
+BodyReader = Callable[[int | None, int], Awaitable[bytes]]
+"""``read(content_length, limit)``: the whole request body. Raises ``BodyTooLarge`` once more
+than ``limit`` bytes arrive and ``EncapsulationError`` when fewer than ``content_length`` do;
+``ConnectionError`` when the client goes away."""
+
+BodyChunks = Callable[[], AsyncIterable[bytes]]
+"""The request body as it arrives (for chunked requests, decrypted chunk by chunk)."""
+
+
+async def answer_request(
+    state: GatewayState,
+    method: str,
+    content_type: str | None,
+    content_length: int | None,
+    read_body: BodyReader,
+    *,
+    body_chunks: BodyChunks | None = None,
+) -> Answer | StreamedAnswer:
+    """The gateway resource: GET/HEAD -> key configurations (RFC 9540 §5), POST -> OHTTP.
+
+    A ``message/ohttp-chunked-req`` request that decrypts gets a :class:`StreamedAnswer`
+    (read from ``body_chunks`` as it arrives, or from ``read_body`` if that is not given);
+    every other outcome is an :class:`Answer`. ``ConnectionError`` from reading the body
+    (the client went away) propagates to the transport.
+    """
+    if method == "POST":
+        return await _answer_post(state, content_type, content_length, read_body, body_chunks)
+    if method in ("GET", "HEAD"):
+        state.metrics.key_requests += 1
+        document, headers = state.keys.current()
+        return Answer(200, headers, document, None)
+    state.metrics.count(Result.BAD_METHOD)
+    return outer_answer(BadMethod())
+
+
+def _media_type(content_type: str | None) -> str:
+    # RFC 9458 §4.1 / §9.1, chunked-08 §8: the media type must match exactly; no parameters.
+    lowered = (content_type or "").lower()
+    if lowered not in (OHTTP_REQ, OHTTP_CHUNKED_REQ):
+        raise BadMediaType()
+    return lowered
+
+
+async def _answer_post(
+    state: GatewayState,
+    content_type: str | None,
+    content_length: int | None,
+    read_body: BodyReader,
+    body_chunks: BodyChunks | None,
+) -> Answer | StreamedAnswer:
+    metrics = state.metrics
+    if state.in_flight >= state.config.max_in_flight:
+        metrics.count(Result.OVERLOADED)
+        return outer_answer(Overloaded())
+    started = perf_counter()
+    state.in_flight += 1
+    metrics.in_flight += 1
+    answer: Answer | StreamedAnswer = INTERNAL_ERROR
+    try:
+        try:
+            media_type = _media_type(content_type)
+            limit = state.config.max_body
+            if content_length is not None and content_length > limit:
+                raise BodyTooLarge()  # decided before reading a byte
+            if media_type == OHTTP_CHUNKED_REQ:
+                chunks = (
+                    body_chunks()
+                    if body_chunks is not None
+                    else _one_read(read_body, content_length, limit)
+                )
+                answer = await answer_chunked(state, content_length, chunks, started)
+            else:
+                data = await read_body(content_length, limit)
+                if not data:
+                    raise EncapsulationError("empty request")
+                answer = await handle_encapsulated(state, data)
+        except (OuterError, OHTTPError) as exc:
+            answer = outer_answer(exc)
+    except ConnectionError:
+        answer = _GONE
+        raise  # the client went away while sending: the transport has nobody to answer
+    except Exception as exc:  # a bug: a fixed 500, the type logged only, no traceback
+        logger.error("internal_error", extra={"error": type(exc).__name__})
+        answer = INTERNAL_ERROR
+    finally:
+        if not isinstance(answer, StreamedAnswer):  # a stream accounts for itself when closed
+            finish(state, started, answer.result)
+    return answer
+
+
+_GONE = Answer(0, {}, b"", None)  # the client left: nothing answered, nothing counted
+
+
+async def _one_read(
+    read_body: BodyReader, content_length: int | None, limit: int
+) -> AsyncIterator[bytes]:
+    # For transports without a streaming path: the whole body as one piece.
+    yield await read_body(content_length, limit)
+
+
+async def read_chunks(
+    chunks: AsyncIterable[bytes], content_length: int | None, limit: int
+) -> bytes:
+    """A ``BodyReader`` over body chunks, for transports without a one-read path."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:  # enforced while reading when no Content-Length bounds it
+            raise BodyTooLarge()
+        parts.append(chunk)
+    if content_length is not None and size != content_length:
+        raise EncapsulationError("request body truncated")
+    return b"".join(parts)

@@ -1,0 +1,34 @@
+"""The public key document (RFC 9540 §5), the same bytes for every client."""
+
+from __future__ import annotations
+
+import time
+
+from ohttp.keys import KEYS_MEDIA_TYPE as OHTTP_KEYS
+from ohttp.keys import KeyRing
+
+__all__ = ["KeyDocument"]
+
+
+class KeyDocument:
+    """A key ring and its public ``application/ohttp-keys`` document.
+
+    The document is recomputed at most once per second, and only from the key schedule, so
+    every client gets the same bytes (checklist K1).
+    """
+
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring
+        self._second = -1
+        self._headers: dict[str, str] = {}
+        self._body = b""
+
+    def current(self) -> tuple[bytes, dict[str, str]]:
+        now = int(time.time())
+        if now != self._second:
+            self._body = self.ring.encode_public(now)
+            # RFC 9540 §5 / checklist K4: cacheable, never no-store or private.
+            max_age = max(0, self.ring.max_age(now))
+            self._headers = {"Content-Type": OHTTP_KEYS, "Cache-Control": f"max-age={max_age}"}
+            self._second = now
+        return self._body, self._headers

@@ -1,0 +1,227 @@
+"""The streamed path: chunked OHTTP (draft-ietf-ohai-chunked-ohttp-08).
+
+A chunked request is decrypted as it arrives; once its final chunk verified it is answered as
+a ``200 message/ohttp-chunked-res``, forwarding the backend's body as it is produced.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
+from dataclasses import dataclass
+from functools import partial
+from time import perf_counter
+
+from gateway.backends.base import StreamedResponse, StreamingBackend, encode_head, encode_response
+from gateway.errors import BackendError, BodyTooLarge, InnerError, Result, inner_reply
+from gateway.pipeline.deadlines import BackendDeadlines
+from gateway.pipeline.oneshot import at_backend, check_inner
+from gateway.pipeline.state import GatewayState, finish
+from ohttp import bhttp
+from ohttp.chunked import CHUNKED_RESPONSE_MEDIA_TYPE as OHTTP_CHUNKED_RES
+from ohttp.chunked import ChunkedRequestDecoder, ChunkedResponseEncoder, ChunkLimits
+from ohttp.errors import EncapsulationError, OHTTPError
+
+__all__ = ["StreamAborted", "StreamedAnswer", "answer_chunked"]
+
+logger = logging.getLogger("gateway")
+
+# draft-ietf-ohai-chunked-ohttp-08 §3: a chunked response is marked with the Incremental field so
+# intermediaries forward each part as it arrives instead of buffering the whole message.
+_CHUNKED_RES_HEADERS: Mapping[str, str] = {
+    "Content-Type": OHTTP_CHUNKED_RES,
+    "Incremental": "?1",
+}
+
+
+class StreamAborted(Exception):
+    """The chunked response failed after its first byte was handed out.
+
+    The transport must end the connection without ending the HTTP message, so that the
+    client sees truncation: the response has no final chunk and never verifies as complete
+    (chunked-08 §7.1).
+    """
+
+    def __init__(self) -> None:
+        super().__init__("response stream aborted")
+
+
+@dataclass(frozen=True, slots=True)
+class _BodyStream:
+    """The backend's body still to be sent, and the Binary HTTP framing it goes in."""
+
+    streamed: StreamedResponse
+    framer: bhttp.StreamingResponseEncoder
+
+
+class StreamedAnswer:
+    """A ``200 message/ohttp-chunked-res`` answer, produced while it is sent.
+
+    Iterate it and write (and flush) each piece as it comes; the first piece carries the
+    inner status and header fields. ``StreamAborted`` from the iteration means: abort the
+    connection. Always ``aclose()`` it, also when the client went away: that releases the
+    backend and accounts for the request.
+    """
+
+    status = 200
+    headers = _CHUNKED_RES_HEADERS
+
+    def __init__(
+        self,
+        state: GatewayState,
+        started: float,
+        encoder: ChunkedResponseEncoder,
+        first: bytes,
+        *,
+        rest: _BodyStream | None,
+        result: Result,
+    ) -> None:
+        self._state = state
+        self._started = started
+        self._encoder = encoder
+        self._first = first
+        self._rest = rest
+        self._final_result = result
+        self._result: Result | None = None  # None until the stream ended either way
+        self._iterator: AsyncGenerator[bytes, None] | None = None
+        self._closed = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._iterator is not None or self._closed:
+            raise RuntimeError("a streamed answer is iterated once")
+        self._iterator = self._pieces()
+        return self._iterator
+
+    async def _pieces(self) -> AsyncGenerator[bytes, None]:
+        rest = self._rest
+        if rest is None:  # the whole inner response is in the first piece
+            self._result = self._final_result
+            yield self._first
+            return
+        yield self._first
+        encoder, framer = self._encoder, rest.framer
+        try:
+            async for piece in _with_gap_timeout(rest.streamed.body, self._state.deadlines):
+                framed = framer.content(piece)
+                if framed:  # an empty piece makes no chunk (chunked-08 §6)
+                    yield encoder.chunk(framed)
+            final = encoder.final(framer.end())
+        except TimeoutError:
+            self._result = Result.BACKEND_TIMEOUT
+            raise StreamAborted() from None
+        except Exception as exc:  # the backend seam: anything failing there ends the stream
+            logger.warning("backend_stream_failed", extra={"error": type(exc).__name__})
+            self._result = Result.BACKEND_ERROR
+            raise StreamAborted() from None
+        self._result = Result.OK
+        yield final
+
+    async def aclose(self) -> None:
+        """Release the backend's stream and account for the request (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._iterator is not None:
+                await self._iterator.aclose()
+            if self._rest is not None:
+                await self._rest.streamed.aclose()
+        except Exception as exc:  # closing a failed backend stream must not mask the answer
+            logger.warning("backend_close_failed", extra={"error": type(exc).__name__})
+        finally:
+            finish(self._state, self._started, self._result)
+
+
+async def _with_gap_timeout(
+    body: AsyncIterator[bytes], deadlines: BackendDeadlines
+) -> AsyncIterator[bytes]:
+    """``body``, with ``backend_timeout`` bounding each wait for the next piece."""
+    iterator = aiter(body)
+    while True:
+        try:
+            piece = await deadlines.run(anext(iterator))
+        except StopAsyncIteration:
+            return
+        yield piece
+
+
+async def answer_chunked(
+    state: GatewayState,
+    content_length: int | None,
+    chunks: AsyncIterable[bytes],
+    started: float,
+) -> StreamedAnswer:
+    """Decrypt a chunked request, then answer it as a chunked response (chunked-08 §3).
+
+    Errors before the request is complete raise (plain 4xx, as for ``message/ohttp-req``);
+    after that every answer is a chunked response, an inner error included.
+    """
+    accepted = state.config.max_chunk
+    decoder = ChunkedRequestDecoder(
+        state.keys.ring, limits=ChunkLimits(max_chunk=accepted, max_final_chunk=accepted)
+    )
+    inner = await _read_chunked_request(state, decoder, content_length, chunks)
+    # chunked-08 §7.1: only now, with the final chunk verified, is the request complete.
+    encoder = decoder.response_encoder()
+    try:
+        request = bhttp.decode_request(inner, state.limits)
+        check_inner(state, request, decoder.enc)
+        backend_started = perf_counter()
+        first, rest = await _backend_head(state, request, encoder)
+        state.metrics.backend_seconds.observe(perf_counter() - backend_started)
+    except (InnerError, OHTTPError) as exc:
+        reply = inner_reply(exc)
+        first = encoder.header() + encoder.final(reply.encoded)
+        return StreamedAnswer(state, started, encoder, first, rest=None, result=reply.result)
+    return StreamedAnswer(state, started, encoder, first, rest=rest, result=Result.OK)
+
+
+async def _read_chunked_request(
+    state: GatewayState,
+    decoder: ChunkedRequestDecoder,
+    content_length: int | None,
+    chunks: AsyncIterable[bytes],
+) -> bytes:
+    """The request's plaintext, once its final chunk verified."""
+    limit = state.config.max_body
+    plaintext = bytearray()
+    size = 0
+    crypto_seconds = 0.0
+    async for piece in chunks:
+        size += len(piece)
+        if size > limit:  # enforced while reading when no Content-Length bounds it
+            raise BodyTooLarge()
+        opened = perf_counter()
+        for part in decoder.feed(piece):  # key lookup, then each chunk as it completes
+            plaintext += part
+        crypto_seconds += perf_counter() - opened
+    if size == 0:
+        raise EncapsulationError("empty request")
+    if content_length is not None and size != content_length:
+        raise EncapsulationError("request body truncated")
+    opened = perf_counter()
+    for part in decoder.close():  # raises unless the final chunk verified
+        plaintext += part
+    state.metrics.decapsulate_seconds.observe(crypto_seconds + perf_counter() - opened)
+    return bytes(plaintext)
+
+
+async def _backend_head(
+    state: GatewayState, request: bhttp.Request, encoder: ChunkedResponseEncoder
+) -> tuple[bytes, _BodyStream | None]:
+    """The first piece of the chunked response, and the backend stream still to be sent.
+
+    A backend that cannot stream answers in one piece, its response in the final chunk.
+    """
+    backend = state.backend
+    if not isinstance(backend, StreamingBackend):
+        response = await at_backend(state, partial(state.backend.handle, request))
+        return encoder.header() + encoder.final(encode_response(response)), None
+    streamed = await at_backend(state, partial(backend.stream, request))
+    framer = bhttp.StreamingResponseEncoder()  # indeterminate length: the size is not known
+    try:
+        head = encode_head(framer, streamed.status, streamed.headers)
+    except BackendError:  # a field the backend sent cannot be encoded: a 502, nothing sent
+        await streamed.aclose()
+        raise
+    return encoder.header() + encoder.chunk(head), _BodyStream(streamed, framer)
