@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import urllib.parse
+from email.utils import formatdate
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
@@ -53,6 +54,8 @@ def _headers(reply: Reply) -> Fields:
     if reply.allow is not None:
         headers.append((b"allow", reply.allow.encode("ascii")))
     headers.append(_NO_STORE)
+    # RFC 9110 §6.6.1: an origin server with a clock sends Date (as the aiohttp app did).
+    headers.append((b"date", formatdate(usegmt=True).encode("ascii")))
     return tuple(headers)
 
 
