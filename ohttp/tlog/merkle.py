@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 
 from ohttp.tlog.errors import ProofError
@@ -147,12 +147,22 @@ def _check_hashes(*hashes: bytes) -> None:
         raise ProofError("hash of the wrong length")
 
 
-def _strip_while_even(fn: int, sn: int) -> tuple[int, int]:
-    # "right-shift fn and sn equally until either LSB(fn) is set or fn is 0"
-    while fn and not fn & 1:
+def _sides(fn: int, sn: int, count: int) -> Iterator[bool]:
+    """The walk shared by RFC 9162 §2.1.3.2 step 4 and §2.1.4.2 step 6: for each of ``count``
+    proof elements, whether it is a left sibling; raises unless the walk ends at the root."""
+    for _ in range(count):
+        if sn == 0:
+            raise ProofError("proof too long")
+        left = bool(fn & 1) or fn == sn
+        yield left
+        # "right-shift fn and sn equally until either LSB(fn) is set or fn is 0"
+        while left and fn and not fn & 1:
+            fn >>= 1
+            sn >>= 1
         fn >>= 1
         sn >>= 1
-    return fn, sn
+    if sn != 0:
+        raise ProofError("proof too short")
 
 
 def verify_inclusion(
@@ -162,18 +172,10 @@ def verify_inclusion(
     _check_hashes(leaf, root, *proof)
     if not 0 <= index < size:
         raise ProofError("leaf index outside the tree")
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            raise ProofError("inclusion proof too long")
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            fn, sn = _strip_while_even(fn, sn)
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0 or not hmac.compare_digest(r, root):
+    r = leaf
+    for left, p in zip(_sides(index, size - 1, len(proof)), proof, strict=True):
+        r = node_hash(p, r) if left else node_hash(r, p)
+    if not hmac.compare_digest(r, root):
         raise ProofError("inclusion proof does not verify")
 
 
@@ -200,16 +202,10 @@ def verify_consistency(
         fn >>= 1
         sn >>= 1
     fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            raise ProofError("consistency proof too long")
-        if fn & 1 or fn == sn:
-            fr = node_hash(c, fr)
-            sr = node_hash(c, sr)
-            fn, sn = _strip_while_even(fn, sn)
+    for left, c in zip(_sides(fn, sn, len(path) - 1), path[1:], strict=True):
+        if left:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
         else:
             sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0 or not (hmac.compare_digest(fr, old_root) and hmac.compare_digest(sr, new_root)):
+    if not (hmac.compare_digest(fr, old_root) and hmac.compare_digest(sr, new_root)):
         raise ProofError("consistency proof does not verify")

@@ -21,7 +21,7 @@ import re
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol, Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -40,6 +40,8 @@ __all__ = [
     "MAX_SIGNATURES",
     "Ed25519Signer",
     "Ed25519Verifier",
+    "NamedPublicKey",
+    "NamedSeed",
     "Note",
     "OpenedNote",
     "Signature",
@@ -118,9 +120,10 @@ def _ed25519_public(raw: bytes) -> Ed25519PublicKey:
 
 
 @dataclass(frozen=True, slots=True)
-class Ed25519Verifier:
-    """An Ed25519 note verifier (signature type 0x01)."""
+class NamedPublicKey:
+    """A named Ed25519 public key of signature type ``ALG``: the base of the verifiers."""
 
+    ALG: ClassVar[int] = ALG_ED25519
     name: str
     public_key: bytes = field(repr=False)
 
@@ -130,33 +133,33 @@ class Ed25519Verifier:
 
     @property
     def key_id(self) -> int:
-        return key_id(self.name, ALG_ED25519, self.public_key)
+        return key_id(self.name, self.ALG, self.public_key)
 
     @property
     def vkey(self) -> str:
         """The verifier key string."""
-        material = b64encode(bytes([ALG_ED25519]) + self.public_key)
+        material = b64encode(bytes([self.ALG]) + self.public_key)
         return f"{self.name}+{self.key_id:08x}+{material}"
 
     @classmethod
-    def from_vkey(cls, vkey: str) -> Ed25519Verifier:
-        """Parse a verifier key string of type 0x01."""
+    def from_vkey(cls, vkey: str) -> Self:
+        """Parse a verifier key string of this class's signature type."""
         name, _, alg, public_key = split_vkey(vkey)
-        if alg != ALG_ED25519:
+        if alg != cls.ALG:
             raise NoteError("verifier key of another signature type")
         return cls(name, public_key)
 
-    def verify(self, text: bytes, signature: bytes) -> bool:
+    def _verify(self, message: bytes, signature: bytes) -> bool:
         try:
-            _ed25519_public(self.public_key).verify(signature, text)
+            _ed25519_public(self.public_key).verify(signature, message)
         except InvalidSignature:
             return False
         return True
 
 
 @dataclass(frozen=True, slots=True)
-class Ed25519Signer:
-    """An Ed25519 note signer (signature type 0x01), from a 32-byte RFC 8032 seed."""
+class NamedSeed:
+    """A named 32-byte Ed25519 seed (RFC 8032): the base of the signers."""
 
     name: str
     seed: bytes = field(repr=False)
@@ -167,14 +170,34 @@ class Ed25519Signer:
             raise SignerKeyError("malformed signer key")
 
     @classmethod
-    def generate(cls, name: str) -> Ed25519Signer:
+    def generate(cls, name: str) -> Self:
         """A fresh random key."""
         return cls(name, os.urandom(32))
 
     @property
-    def verifier(self) -> Ed25519Verifier:
+    def public_key(self) -> bytes:
         public = Ed25519PrivateKey.from_private_bytes(self.seed).public_key()
-        return Ed25519Verifier(self.name, public.public_bytes(Encoding.Raw, PublicFormat.Raw))
+        return public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    def _sign(self, message: bytes) -> bytes:
+        return Ed25519PrivateKey.from_private_bytes(self.seed).sign(message)
+
+
+@dataclass(frozen=True, slots=True)
+class Ed25519Verifier(NamedPublicKey):
+    """An Ed25519 note verifier (signature type 0x01)."""
+
+    def verify(self, text: bytes, signature: bytes) -> bool:
+        return self._verify(text, signature)
+
+
+@dataclass(frozen=True, slots=True)
+class Ed25519Signer(NamedSeed):
+    """An Ed25519 note signer (signature type 0x01)."""
+
+    @property
+    def verifier(self) -> Ed25519Verifier:
+        return Ed25519Verifier(self.name, self.public_key)
 
     @property
     def key_id(self) -> int:
@@ -206,8 +229,7 @@ class Ed25519Signer:
         return signer
 
     def sign(self, text: bytes) -> Signature:
-        raw = Ed25519PrivateKey.from_private_bytes(self.seed).sign(text)
-        return Signature(self.name, self.key_id, raw)
+        return Signature(self.name, self.key_id, self._sign(text))
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,20 +15,15 @@ is passed in.
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-from ohttp.tlog._text import b64encode
 from ohttp.tlog.checkpoint import Checkpoint, open_checkpoint
 from ohttp.tlog.errors import ForkError, NoteError, ProofError, RollbackError
 from ohttp.tlog.merkle import EMPTY_ROOT, verify_consistency
-from ohttp.tlog.note import Note, Signature, Verifier, check_key_name, key_id, split_vkey
+from ohttp.tlog.note import NamedPublicKey, NamedSeed, Note, Signature, Verifier
 
 __all__ = [
     "ALG_COSIGNATURE_V1",
@@ -65,35 +60,11 @@ def cosignature_timestamp(signature: Signature) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class CosignatureVerifier:
-    """A cosigner's public key (signature type 0x04)."""
+class CosignatureVerifier(NamedPublicKey):
+    """A cosigner's public key (signature type 0x04); its vkeys carry type 0x04 too."""
 
-    name: str
-    public_key: bytes = field(repr=False)
-
-    def __post_init__(self) -> None:
-        check_key_name(self.name)
-        if len(self.public_key) != 32:
-            raise NoteError("malformed verifier key")
-
-    @property
-    def key_id(self) -> int:
-        # SHA-256(<name> || "\n" || 0x04 || 32-byte Ed25519 cosigner public key)[:4]
-        return key_id(self.name, ALG_COSIGNATURE_V1, self.public_key)
-
-    @property
-    def vkey(self) -> str:
-        """The verifier key string (type 0x04)."""
-        material = b64encode(bytes([ALG_COSIGNATURE_V1]) + self.public_key)
-        return f"{self.name}+{self.key_id:08x}+{material}"
-
-    @classmethod
-    def from_vkey(cls, vkey: str) -> CosignatureVerifier:
-        """Parse a verifier key string of type 0x04."""
-        name, _, alg, public_key = split_vkey(vkey)
-        if alg != ALG_COSIGNATURE_V1:
-            raise NoteError("verifier key of another signature type")
-        return cls(name, public_key)
+    # SHA-256(<name> || "\n" || 0x04 || 32-byte Ed25519 cosigner public key)[:4]
+    ALG: ClassVar[int] = ALG_COSIGNATURE_V1
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         if len(signature) != _SIGNATURE_SIZE:
@@ -101,42 +72,21 @@ class CosignatureVerifier:
         (timestamp,) = struct.unpack(">Q", signature[:8])
         if timestamp > MAX_TIMESTAMP:
             return False
-        message = _message(text, timestamp)
-        try:
-            Ed25519PublicKey.from_public_bytes(self.public_key).verify(signature[8:], message)
-        except InvalidSignature:
-            return False
-        return True
+        return self._verify(_message(text, timestamp), signature[8:])
 
 
 @dataclass(frozen=True, slots=True)
-class Cosigner:
-    """A cosigner's private key: a name and a 32-byte Ed25519 seed."""
-
-    name: str
-    seed: bytes = field(repr=False)
-
-    def __post_init__(self) -> None:
-        check_key_name(self.name)
-        if len(self.seed) != 32:
-            raise NoteError("malformed signer key")
-
-    @classmethod
-    def generate(cls, name: str) -> Cosigner:
-        """A fresh random key."""
-        return cls(name, os.urandom(32))
+class Cosigner(NamedSeed):
+    """A cosigner's private key."""
 
     @property
     def verifier(self) -> CosignatureVerifier:
-        public = Ed25519PrivateKey.from_private_bytes(self.seed).public_key()
-        raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
-        return CosignatureVerifier(self.name, raw)
+        return CosignatureVerifier(self.name, self.public_key)
 
     def cosign(self, body: str, timestamp: int) -> Signature:
         """The cosignature of a checkpoint body at ``timestamp`` (POSIX seconds)."""
-        message = cosignature_message(body, timestamp)
-        raw = Ed25519PrivateKey.from_private_bytes(self.seed).sign(message)
-        return Signature(self.name, self.verifier.key_id, struct.pack(">Q", timestamp) + raw)
+        signature = self._sign(cosignature_message(body, timestamp))
+        return Signature(self.name, self.verifier.key_id, struct.pack(">Q", timestamp) + signature)
 
 
 class Witness:

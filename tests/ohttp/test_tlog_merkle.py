@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
-from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -25,10 +22,8 @@ from ohttp.tlog.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from tests.ohttp.tlog_vectors import VECTORS
 
-VECTORS: dict[str, Any] = json.loads(
-    (Path(__file__).parent.parent / "vectors" / "tlog.json").read_text()
-)
 MAX_SIZE = 70
 DATA = [f"entry {i}".encode() for i in range(MAX_SIZE)]
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 from ohttp.tlog.errors import LogStateError, TileError
@@ -31,10 +27,9 @@ from ohttp.tlog.tiles import (
     tile_path,
     tiles_for_size,
 )
+from tests.ohttp.tlog_vectors import VECTORS
 
-VECTORS: dict[str, Any] = json.loads(
-    (Path(__file__).parent.parent / "vectors" / "tlog.json").read_text()
-)["tile_paths"]
+VECTORS = VECTORS["tile_paths"]
 ENTRIES = [f"entry {i}".encode() * (i % 3) for i in range(66_000)]
 HASHES = [leaf_hash(e) for e in ENTRIES]
 # Sizes around the 256 and 65536 boundaries of the first two tile levels.
