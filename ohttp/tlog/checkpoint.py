@@ -32,9 +32,10 @@ class Checkpoint:
     extensions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        # "The origin MUST be non-empty"; no line may contain a newline or be empty.
+        # "The origin MUST be non-empty", extension lines "MUST be non-empty"; and as note
+        # text no line holds a control character (c2sp.org/signed-note).
         lines = (self.origin, *self.extensions)
-        if any(not line or "\n" in line for line in lines):
+        if any(not line or min(line) < " " for line in lines):
             raise CheckpointError("malformed checkpoint")
         if not 0 <= self.size <= MAX_TREE_SIZE or len(self.root) != HASH_SIZE:
             raise CheckpointError("malformed checkpoint")

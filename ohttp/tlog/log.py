@@ -31,6 +31,7 @@ from ohttp.tlog.tiles import (
     TileReader,
     encode_bundle,
     parse_bundle,
+    read_tile_file,
 )
 
 __all__ = ["AppendResult", "TileLog"]
@@ -83,7 +84,7 @@ class TileLog:
         log.size = size
         if size % TILE_WIDTH:
             bundle = Tile(None, size // TILE_WIDTH, size % TILE_WIDTH)
-            log._bundle = parse_bundle(read(bundle.path), bundle.width)
+            log._bundle = parse_bundle(read_tile_file(read, bundle.path), bundle.width)
             if [leaf_hash(entry) for entry in log._bundle] != log._edges[0]:
                 raise LogStateError("entry bundle does not match its tile")
         if root is not None and not hmac.compare_digest(log.root(), root):

@@ -44,6 +44,7 @@ __all__ = [
     "parse_bundle",
     "parse_tile",
     "parse_tile_path",
+    "read_tile_file",
     "tile_path",
     "tiles_for_size",
 ]
@@ -163,6 +164,14 @@ def parse_tile(data: bytes, width: int) -> list[bytes]:
     return [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
 
 
+def read_tile_file(read: TileReader, path: str) -> bytes:
+    """``read(path)``, with a missing file (``KeyError``, ``FileNotFoundError``) as TileError."""
+    try:
+        return read(path)
+    except (KeyError, FileNotFoundError):
+        raise TileError("tile missing") from None
+
+
 def _level_hashes(entries: Sequence[bytes]) -> Iterator[list[bytes]]:
     # Level L + 1 hashes the full tiles of level L: partial tiles are never hashed upwards.
     hashes = [leaf_hash(entry) for entry in entries]
@@ -212,11 +221,7 @@ class TileHashReader:
             raise TileError("tile outside the tree")
         tile = Tile(level, index, width)
         if tile not in self._tiles:
-            try:
-                data = self._read(tile.path)
-            except (KeyError, FileNotFoundError):
-                raise TileError("tile missing") from None
-            self._tiles[tile] = parse_tile(data, width)
+            self._tiles[tile] = parse_tile(read_tile_file(self._read, tile.path), width)
         return self._tiles[tile]
 
     def __call__(self, level: int, index: int) -> bytes:

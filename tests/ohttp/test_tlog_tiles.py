@@ -180,5 +180,8 @@ def test_load_rejects_inconsistent_storage() -> None:
         TileLog.load(stored.__getitem__, 300)
     with pytest.raises(TileError):
         TileLog.load(stored.__getitem__, 301)
+    del stored["tile/entries/001.p/44"]
+    with pytest.raises(TileError, match="missing"):
+        TileLog.load(stored.__getitem__, 300)
     with pytest.raises(TileError):
         TileLog.empty().append([b"x" * 65536])

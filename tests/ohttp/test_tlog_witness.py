@@ -6,6 +6,7 @@ import base64
 
 import pytest
 
+from ohttp.keys import KEM, GatewayKey
 from ohttp.tlog.checkpoint import Checkpoint, open_checkpoint
 from ohttp.tlog.errors import (
     CheckpointError,
@@ -18,6 +19,7 @@ from ohttp.tlog.errors import (
 from ohttp.tlog.log import TileLog
 from ohttp.tlog.merkle import consistency_proof, leaf_hash, leaf_node_reader
 from ohttp.tlog.note import Ed25519Signer, Signature, open_note, parse_note, sign_note
+from ohttp.tlog.statement import KeyStatement
 from ohttp.tlog.witness import (
     CosignatureVerifier,
     Cosigner,
@@ -26,6 +28,7 @@ from ohttp.tlog.witness import (
     cosignature_timestamp,
 )
 from tests.ohttp.tlog_vectors import VECTORS
+from tests.support import REPO
 
 COSIG = VECTORS["cosignatures"]
 ORIGIN = "example.com/ohttp-keys"
@@ -67,6 +70,7 @@ def test_checkpoint_round_trip_with_extensions() -> None:
         "origin\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB=\n",  # non-zero padding bits
         "origin\n1\n" + base64.b64encode(b"\x00" * 32).decode() + "\n\n",  # empty extension
         "origin\n\u0661\n" + base64.b64encode(b"\x00" * 32).decode() + "\n",  # non-ASCII digit
+        "origin\r\n1\n" + base64.b64encode(b"\x00" * 32).decode() + "\n",
     ],
 )
 def test_malformed_checkpoints(text: str) -> None:
@@ -179,3 +183,20 @@ def test_witness_refuses_other_logs_and_bad_signatures() -> None:
     with pytest.raises(CheckpointError):
         witness.cosign(sign_note(text, [LOG_KEY]), [], T0)
     assert witness.checkpoint is None
+
+
+def test_docs_worked_example() -> None:
+    """docs/transparency.md shows these bytes: keep the page and the code in step."""
+    key = GatewayKey.derive(1, KEM.X25519, bytes(32), not_before=T0, not_after=1_799_157_600)
+    entry = KeyStatement.from_gateway_key(key, release="sha256:" + "0" * 64).encode()
+    result = TileLog.empty().append([entry])
+    log_key = Ed25519Signer(ORIGIN, bytes(range(32)))
+    note = sign_note(Checkpoint(ORIGIN, result.size, result.root).encode(), [log_key])
+    witness = Witness(WITNESS_KEY, log_key.verifier, ORIGIN)
+    witness.cosign(note, [], T0 + 60)
+    assert witness.state is not None
+    page = (REPO / "docs" / "transparency.md").read_text()
+    shown = [entry.decode(), result.root.hex(), log_key.verifier.vkey, log_key.skey]
+    shown += [WITNESS_KEY.verifier.vkey, witness.state.decode()]
+    for text in shown:
+        assert text in page
