@@ -43,7 +43,10 @@ def _no_tiles(path: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class AppendResult:
-    """What one append produced: the files to write and the tree they describe."""
+    """What one append produced: the files to write and the tree they describe.
+
+    ``files`` is in a safe write order: full tiles and bundles before partial ones.
+    """
 
     size: int
     root: bytes

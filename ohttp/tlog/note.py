@@ -240,6 +240,11 @@ class Signature:
     key_id: int
     signature: bytes = field(repr=False)
 
+    def __post_init__(self) -> None:
+        check_key_name(self.name)
+        if not 0 <= self.key_id <= 0xFFFFFFFF or not self.signature:
+            raise NoteError("malformed signature")
+
     def line(self) -> str:
         """The signature line, ending in a newline."""
         encoded = b64encode(struct.pack(">I", self.key_id) + self.signature)

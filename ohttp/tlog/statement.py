@@ -87,8 +87,8 @@ class KeyStatement:
         not_after: int | None = None,
         release: str | None = None,
     ) -> KeyStatement:
-        """The statement of a gateway key; an explicit bound overrides the key's own, and a
-        bound that is open on both sides raises :class:`~ohttp.tlog.errors.KeyStatementError`."""
+        """The statement of a gateway key. An explicit bound overrides the key's own; a bound
+        left open by both raises :class:`~ohttp.tlog.errors.KeyStatementError`."""
         start = key.not_before if not_before is None else not_before
         end = key.not_after if not_after is None else not_after
         if start is None or end is None:

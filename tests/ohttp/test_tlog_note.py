@@ -171,6 +171,9 @@ def test_generated_keys_round_trip() -> None:
     for name in ("", "a b", "a+b", "tab\there", "nbsp\u00a0"):
         with pytest.raises(NoteError):
             Ed25519Signer(name, b"\x00" * 32)
+    for name, key, raw in (("a+b", 1, b"x"), ("a", -1, b"x"), ("a", 1 << 32, b"x"), ("a", 1, b"")):
+        with pytest.raises(NoteError):
+            Signature(name, key, raw)
     for text in ("", "no newline", "bell\x07\n"):
         with pytest.raises(NoteError):
             sign_note(text, [signer])
