@@ -142,13 +142,10 @@ async def _read_small(request: web.Request, length: int, deadline: float) -> byt
     return bytes(collected)
 
 
-async def _send(request: web.Request, state: RelayState, pool: UpstreamPool, headers: bytes,
-                length: int | None, *, deadline: float) -> UpstreamResponse:
-    """Send the request upstream: a small body in one write, a large or unsized one streamed."""
-    if length is not None and length <= SMALL_BODY:
-        body = await _read_small(request, length, deadline)
-        state.metrics.add_bytes(Direction.UPSTREAM, len(body))
-        return await pool.request("POST", headers, body, chunked=False)
+async def _send_streamed(request: web.Request, state: RelayState, pool: UpstreamPool,
+                        headers: bytes, length: int | None, *,
+                        deadline: float) -> UpstreamResponse:
+    """Send a large or unsized body upstream as it arrives."""
     first = await _read_some(request, deadline)
     if not first:
         raise EmptyRequest("no body")
@@ -164,7 +161,13 @@ async def _forward(request: web.Request, state: RelayState, pool: UpstreamPool,
     started = time.monotonic()
     deadline = started + state.config.body_timeout
     headers = _upstream_headers(request, media_type, state.config)
-    response = await _send(request, state, pool, headers, length, deadline=deadline)
+    if length is not None and length <= SMALL_BODY:
+        # The common case, inline: the small body in the same write as the head.
+        body = await _read_small(request, length, deadline)
+        state.metrics.add_bytes(Direction.UPSTREAM, len(body))
+        response = await pool.request("POST", headers, body, chunked=False)
+    else:
+        response = await _send_streamed(request, state, pool, headers, length, deadline=deadline)
     state.metrics.observe_latency(time.monotonic() - started)
     try:
         return await _respond(request, state, response)
