@@ -102,7 +102,7 @@ def _worker(config: RelayConfig, index: int) -> int:
 
 async def _serve_until_signal(config: RelayConfig, reuse_port: bool) -> None:
     from ohttp.aio.serving import wait_for_stop
-    from relay.app import serve  # aiohttp is imported only when the relay runs
+    from relay.serve import serve  # aiohttp is imported only when the relay runs
 
     async with serve(config, reuse_port=reuse_port) as listening:
         log.info("relay listening", extra={"host": config.listen_host, "port": listening.port,

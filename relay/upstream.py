@@ -3,154 +3,40 @@
 Why not aiohttp.ClientSession: it costs several times the CPU per forwarded request and adds
 behaviour a relay must not have (User-Agent, Accept-Encoding, redirects, decompression).
 Why not asyncio streams either: a StreamReader/StreamWriter pair plus a timeout context per
-read costs more than the whole parse. Each connection is an ``asyncio.Protocol`` that parses
-the response as bytes arrive (a small state machine: head, then Content-Length, chunked or
-close-delimited body, with strict limits) and wakes the waiting coroutine once per step, so a
-small answer that arrives in one segment costs one wake-up. It sends exactly the header lines
-it is given, streams both bodies, keeps a small keep-alive pool per gateway and never retries
-(RFC 9458 §6.5): any failure is reported once.
+read costs more than the whole parse. Each connection is an ``asyncio.Protocol`` that feeds
+the response to the sans-IO parser of ``relay.h1`` as bytes arrive and wakes the waiting
+coroutine once per segment, so a small answer that arrives in one segment costs one wake-up.
+It sends exactly the header lines it is given, streams both bodies, keeps a small keep-alive
+pool per gateway and never retries (RFC 9458 §6.5): any failure is reported once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
-import re
 import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import cast
 
 from relay.config import GatewayTarget
+from relay.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
+from relay.h1 import Data, IncompleteResponse, ProtocolError, ResponseHead, ResponseParser
 
-MAX_HEAD_BYTES = 64 * 1024
-MAX_HEADER_LINES = 100
-MAX_CHUNK_LINE = 1024
-MAX_TRAILER_BYTES = 16 * 1024
 HIGH_WATER = 256 * 1024  # unconsumed body bytes before reading from the gateway pauses
 _CRLF = b"\r\n"
 
 
-class UpstreamError(Exception):
-    """The forward failed; the relay answers 502. Messages are fixed strings."""
-
-
-class UpstreamTimeout(UpstreamError):
-    """The gateway did not answer in time; the relay answers 504."""
-
-
-class UpstreamProtocolError(UpstreamError):
-    """The gateway's answer was not valid HTTP/1.1 within our limits."""
-
-
-class ResponseHead:
-    """Status line and header fields of a gateway response, with its body framing."""
-
-    __slots__ = ("chunked", "content_length", "headers", "keep_alive", "status")
-
-    def __init__(self, status: int, headers: list[tuple[str, str]], content_length: int | None,
-                 chunked: bool, keep_alive: bool) -> None:
-        self.status = status
-        self.headers = headers  # (lower-case name, value) of the fields in _KEPT_FIELDS
-        self.content_length = content_length
-        self.chunked = chunked
-        self.keep_alive = keep_alive
-
-    def get(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
-
-# RFC 9112 §4 status line; RFC 9112 §5 field lines: a token name directly followed by ":"
-# (no whitespace before the colon, no obs-fold), a value without CR, LF or NUL.
-_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\r\n\0]*)?\r\n")
-_FIELD_LINE = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n\0]*\r\n"
-_FIELDS = re.compile(rb"(?:" + _FIELD_LINE + rb")*")
-# The only response fields the relay reads; the others are checked for syntax and dropped.
-_KEPT_NAMES = ("content-type", "content-length", "transfer-encoding", "connection",
-               "cache-control", "retry-after", "incremental")
-_KEPT_FIELDS = {name.encode(): name for name in _KEPT_NAMES}
-_KEPT_FIELD = re.compile(
-    rb"^(" + b"|".join(re.escape(n) for n in _KEPT_FIELDS) + rb"):([^\r]*)\r$",
-    re.IGNORECASE | re.MULTILINE,
-)
-
-
-def parse_head(raw: bytes) -> ResponseHead:
-    """Parse a response head (each line ending in CRLF, without the final empty line)."""
-    status_line = _STATUS_LINE.match(raw)
-    if status_line is None:
-        raise UpstreamProtocolError("invalid status line from gateway")
-    start = status_line.end()
-    if _FIELDS.fullmatch(raw, start) is None:
-        raise UpstreamProtocolError("invalid header line from gateway")
-    if raw.count(b"\n", start) > MAX_HEADER_LINES:
-        raise UpstreamProtocolError("too many header lines from gateway")
-    headers: list[tuple[str, str]] = []
-    close = status_line.group(1) != b"1"
-    encodings: list[str] = []
-    lengths: set[str] = set()
-    for name, value in _KEPT_FIELD.findall(raw, start):
-        key = _KEPT_FIELDS[name.lower()]
-        text = value.strip(b" \t").decode("latin-1")
-        headers.append((key, text))
-        if key == "connection" and "close" in text.lower():
-            close = close or "close" in (t.strip().lower() for t in text.split(","))
-        elif key == "transfer-encoding":
-            encodings.append(text.strip().lower())
-        elif key == "content-length":
-            lengths.add(text.strip())
-    return _framing(int(status_line.group(2)), headers, encodings, lengths, not close)
-
-
-def _framing(status: int, headers: list[tuple[str, str]], encodings: list[str],
-             lengths: set[str], keep_alive: bool) -> ResponseHead:
-    chunked = False
-    length: int | None = None
-    if encodings:
-        # RFC 9112 §6.3: chunked must be the final (here: only) coding; TE wins over CL.
-        if encodings != ["chunked"]:
-            raise UpstreamProtocolError("unsupported transfer coding from gateway")
-        chunked = True
-    elif lengths:
-        value = next(iter(lengths))
-        if len(lengths) != 1 or not value.isdigit() or not value.isascii() or len(value) > 18:
-            raise UpstreamProtocolError("invalid content-length from gateway")
-        length = int(value)
-    if status in (204, 304) or 100 <= status < 200:
-        chunked, length = False, 0
-    elif not chunked and length is None:
-        keep_alive = False  # close-delimited body (RFC 9112 §6.3 rule 8)
-    return ResponseHead(status, headers, length, chunked, keep_alive)
-
-
-class _State(enum.Enum):
-    IDLE = enum.auto()  # no request outstanding; any byte from the gateway is an error
-    HEAD = enum.auto()
-    LENGTH = enum.auto()
-    CHUNK_SIZE = enum.auto()
-    CHUNK_DATA = enum.auto()
-    CHUNK_END = enum.auto()  # the CRLF after chunk data
-    TRAILERS = enum.auto()
-    UNTIL_CLOSE = enum.auto()
-    DONE = enum.auto()
-    BROKEN = enum.auto()
-
-
 class UpstreamConnection(asyncio.Protocol):
-    """One connection to the gateway, parsing one response at a time as bytes arrive."""
+    """One connection to the gateway, feeding a :class:`ResponseParser` as bytes arrive."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
-        self._state = _State.IDLE
-        self._buffer = b""
-        self._remaining = 0  # body bytes left: Content-Length or current chunk
-        self._trailer_bytes = 0
+        self._parser = ResponseParser()
+        self._idle = True  # no request outstanding; any byte from the gateway is an error
+        self._broken = False
         self.head: ResponseHead | None = None
         self._pieces: list[bytes] = []  # body bytes parsed and not yet consumed
         self._queued = 0
@@ -169,21 +55,25 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._state is _State.IDLE:
+        if self._idle:
             # Bytes nobody asked for: the connection can no longer be trusted for reuse.
             self.fail(UpstreamProtocolError("unexpected data from gateway"))
             return
-        if self._state is _State.DONE:
-            self._discard_extra()
+        if self._broken:
             return
-        if self._state is _State.BROKEN:
-            return
-        self._buffer = self._buffer + data if self._buffer else data
         try:
-            self._parse()
-        except UpstreamError as exc:
-            self.fail(exc)
+            events = self._parser.feed(data)
+        except ProtocolError as exc:  # the one place parser errors join the relay's tree
+            self.fail(UpstreamProtocolError(f"gateway: {exc}"))
             return
+        for event in events:
+            if type(event) is Data:
+                self._pieces.append(event.data)
+                self._queued += len(event.data)
+            elif type(event) is ResponseHead:
+                self.head = event
+        if self._parser.extra:
+            self._discard_extra()
         if self._queued > HIGH_WATER and not self._reading_paused and self.transport:
             self._reading_paused = True
             self.transport.pause_reading()
@@ -195,13 +85,12 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._disarm()
-        if self._state is _State.UNTIL_CLOSE:
-            self._state = _State.DONE  # the end of a close-delimited body (RFC 9112 §6.3)
-        elif self._state is not _State.DONE and self._state is not _State.IDLE:
-            if self._state is _State.HEAD:
-                self.fail(UpstreamError("gateway closed the connection"))
-            else:
-                self.fail(UpstreamError("gateway closed the connection mid-body"))
+        if not self._idle and not self._broken:
+            try:
+                self._parser.feed_eof()  # ends a close-delimited body
+            except IncompleteResponse as incomplete:
+                self.fail(UpstreamError("gateway closed the connection" if incomplete.in_head
+                                        else "gateway closed the connection mid-body"))
         self._wake()
         self._wake_drain()
 
@@ -212,123 +101,20 @@ class UpstreamConnection(asyncio.Protocol):
         self._write_paused = False
         self._wake_drain()
 
-    # -- parser
-
-    def _parse(self) -> None:
-        # Each step consumes from the buffer; stop when a step needs more bytes.
-        while self._buffer:
-            state = self._state
-            if state is _State.HEAD:
-                if not self._parse_head():
-                    return
-            elif state is _State.LENGTH or state is _State.CHUNK_DATA:
-                self._take_body()
-            elif state is _State.CHUNK_SIZE:
-                if not self._parse_chunk_size():
-                    return
-            elif state is _State.CHUNK_END:
-                if len(self._buffer) < 2:
-                    return
-                if self._buffer[:2] != _CRLF:
-                    raise UpstreamProtocolError("invalid chunk framing from gateway")
-                self._buffer = self._buffer[2:]
-                self._state = _State.CHUNK_SIZE
-            elif state is _State.TRAILERS:
-                if not self._skip_trailer_line():
-                    return
-            elif state is _State.UNTIL_CLOSE:
-                self._deliver(self._buffer)
-                self._buffer = b""
-            else:  # DONE with bytes left over
-                self._discard_extra()
-
-    def _parse_head(self) -> bool:
-        end = self._buffer.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self._buffer) > MAX_HEAD_BYTES:
-                raise UpstreamProtocolError("gateway response head too large")
-            return False
-        if end > MAX_HEAD_BYTES:
-            raise UpstreamProtocolError("gateway response head too large")
-        head = parse_head(self._buffer[: end + 2])
-        self._buffer = self._buffer[end + 4:]
-        if 100 <= head.status < 200:
-            return True  # 1xx interim responses are not forwarded (we never send Expect)
-        self.head = head
-        if head.chunked:
-            self._state = _State.CHUNK_SIZE
-        elif head.content_length is None:
-            self._state = _State.UNTIL_CLOSE
-        elif head.content_length:
-            self._state, self._remaining = _State.LENGTH, head.content_length
-        else:
-            self._state = _State.DONE
-        return True
-
-    def _take_body(self) -> None:
-        buffer = self._buffer
-        if len(buffer) <= self._remaining:
-            piece, self._buffer = buffer, b""
-        else:
-            piece, self._buffer = buffer[: self._remaining], buffer[self._remaining:]
-        self._remaining -= len(piece)
-        self._deliver(piece)
-        if not self._remaining:
-            self._state = _State.DONE if self._state is _State.LENGTH else _State.CHUNK_END
-
-    def _parse_chunk_size(self) -> bool:
-        end = self._buffer.find(_CRLF)
-        if end < 0 or end > MAX_CHUNK_LINE:
-            if end > MAX_CHUNK_LINE or len(self._buffer) > MAX_CHUNK_LINE:
-                raise UpstreamProtocolError("chunk line too long from gateway")
-            return False
-        # RFC 9112 §7.1: chunk-size [ chunk-ext ] CRLF; extensions are ignored.
-        size_text = self._buffer[:end].split(b";", 1)[0].strip(b" \t")
-        self._buffer = self._buffer[end + 2:]
-        if not size_text or len(size_text) > 16 or size_text.strip(b"0123456789abcdefABCDEF"):
-            raise UpstreamProtocolError("invalid chunk size from gateway")
-        size = int(size_text, 16)
-        if size:
-            self._state, self._remaining = _State.CHUNK_DATA, size
-        else:
-            self._state = _State.TRAILERS
-        return True
-
-    def _skip_trailer_line(self) -> bool:
-        end = self._buffer.find(_CRLF)
-        if end < 0:
-            if self._trailer_bytes + len(self._buffer) > MAX_TRAILER_BYTES:
-                raise UpstreamProtocolError("trailer section too large from gateway")
-            return False
-        self._trailer_bytes += end + 2
-        if self._trailer_bytes > MAX_TRAILER_BYTES:
-            raise UpstreamProtocolError("trailer section too large from gateway")
-        self._buffer = self._buffer[end + 2:]
-        if end == 0:
-            self._state = _State.DONE  # trailer fields are dropped, never forwarded
-        return True
-
     def _discard_extra(self) -> None:
         """Bytes after a complete response: keep that response, never reuse the connection
         (they would be read as the next request's answer)."""
-        self._buffer = b""
         self.closed = True
         if self.transport is not None:
             self.transport.close()
-
-    def _deliver(self, piece: bytes) -> None:
-        if piece:
-            self._pieces.append(piece)
-            self._queued += len(piece)
 
     # -- waking the consumer
 
     def fail(self, error: UpstreamError) -> None:
         if self._error is None:
             self._error = error
-        self._state = _State.BROKEN
+        self._broken = True
         self.closed = True
-        self._buffer = b""
         if self.transport is not None:
             self.transport.close()
         self._wake()
@@ -381,9 +167,9 @@ class UpstreamConnection(asyncio.Protocol):
     # -- used by UpstreamPool and UpstreamResponse
 
     def expect_response(self) -> None:
-        self._state = _State.HEAD
+        self._idle = False
+        self._parser.start()
         self.head = None
-        self._trailer_bytes = 0
 
     def start(self, data: bytes) -> None:
         """Send a request (head and maybe body) and expect a response."""
@@ -431,7 +217,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     @property
     def body_done(self) -> bool:
-        return self._state is _State.DONE
+        return self._parser.done and not self._idle and not self._broken
 
     async def next_piece(self, timeout: float) -> bytes:
         """The next body bytes; b"" at the end of the body."""
@@ -439,24 +225,24 @@ class UpstreamConnection(asyncio.Protocol):
             data = self.take()
             if data:
                 return data
-            if self._state is _State.DONE:
+            if self.body_done:
                 return b""
             if self._error is not None:
                 raise self._error
             await self._wait(timeout)
 
     def reusable(self) -> bool:
-        return self._state is _State.DONE and not self.closed and self._error is None
+        return self.body_done and not self.closed and self._error is None
 
     def reset(self) -> None:
-        self._state = _State.IDLE
+        self._idle = True
         self.head = None
 
     def close(self) -> None:
         self.closed = True
         self._disarm()
-        if self._state is not _State.DONE:
-            self._state = _State.BROKEN
+        if not self.body_done:
+            self._broken = True
         if self.transport is not None:
             self.transport.close()
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from relay.app import serve
 from relay.config import GatewayTarget, RelayConfig
+from relay.serve import serve
 
 GATEWAY_PATH = "/.well-known/ohttp-gateway"
 

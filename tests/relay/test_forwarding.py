@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from relay.app import serve
 from relay.config import GatewayTarget
+from relay.serve import serve
 
 from .conftest import GATEWAY_PATH, RecordingGateway, key_list, relay_config, unused_port
 

@@ -10,8 +10,8 @@ import aiohttp
 import trustme
 from aiohttp import web
 
-from relay.app import serve
 from relay.config import GatewayTarget
+from relay.serve import serve
 
 from .conftest import GATEWAY_PATH, RecordingGateway, key_list, relay_config
 

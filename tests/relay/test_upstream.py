@@ -8,14 +8,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from relay.config import GatewayTarget
-from relay.upstream import (
-    MAX_HEAD_BYTES,
-    UpstreamConnection,
-    UpstreamError,
-    UpstreamPool,
-    UpstreamProtocolError,
-    UpstreamTimeout,
-)
+from relay.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
+from relay.h1 import MAX_HEAD_BYTES
+from relay.upstream import UpstreamConnection, UpstreamPool
 
 CL_RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: x\r\nContent-Type: message/ohttp-res\r\n"
                b"Content-Length: 11\r\nSet-Cookie: a=b\r\n\r\nhello world")

@@ -1,0 +1,155 @@
+"""Every answer the relay gives itself, as one exception tree, and the one mapping to a response.
+
+Handlers raise; :func:`to_response` decides status, body, headers and the metric result from
+the exception's class. Bodies are fixed texts and headers carry nothing from the request, so no
+client or gateway detail can leak through an error. Foreign exceptions (OSError, TimeoutError,
+the parser's ProtocolError, aiohttp's read errors) are translated into this tree where they
+occur: connecting and parsing in ``relay.upstream``, reading the client body in
+``relay.forward``, fetching keys in ``relay.keymirror``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import ClassVar
+
+from aiohttp import web
+
+from relay.metrics import RelayMetrics, Result
+
+_CLOSE = MappingProxyType({"Connection": "close"})
+
+
+class RelayError(Exception):
+    """A request the relay answers itself; the class fixes the status, text and metric."""
+
+    status: ClassVar[int]
+    text: ClassVar[str]
+    result: ClassVar[Result]
+    headers: Mapping[str, str] | None = None
+
+
+# --------------------------------------------------------------------------- the request
+
+
+class NotFound(RelayError):
+    """No route, or an absolute-form target (the relay is no forward proxy)."""
+
+    status, text, result = 404, "Not Found", Result.NOT_FOUND
+
+
+class MethodNotAllowed(RelayError):
+    status, text, result = 405, "Method Not Allowed", Result.METHOD_NOT_ALLOWED
+
+    def __init__(self, allow: str) -> None:
+        super().__init__(self.text)
+        self.headers = {"Allow": allow}
+
+
+class RateLimited(RelayError):
+    status, text, result = 429, "too many requests", Result.RATE_LIMITED
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(self.text)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class Overloaded(RelayError):
+    """The in-flight cap is reached."""
+
+    status, text, result = 503, "overloaded", Result.OVERLOADED
+    headers = MappingProxyType({"Retry-After": "1"})
+
+
+class UnsupportedMediaType(RelayError):
+    status, text, result = 415, "unsupported media type", Result.UNSUPPORTED_MEDIA_TYPE
+
+
+class RequestTooLarge(RelayError):
+    """The declared Content-Length is over the limit."""
+
+    status, text, result = 413, "request too large", Result.TOO_LARGE
+    headers = _CLOSE
+
+
+class EmptyRequest(RelayError):
+    status, text, result = 400, "empty request", Result.BAD_REQUEST
+
+
+class ClientBodyError(RelayError):
+    """The client's body could not be relayed; the connection is closed after the answer."""
+
+    text = "request not relayed"
+    headers = _CLOSE
+
+
+class ClientTimeout(ClientBodyError):
+    status, result = 408, Result.CLIENT_TIMEOUT
+
+
+class ClientAborted(ClientBodyError):
+    status, result = 400, Result.CLIENT_ABORTED
+
+
+class BodyTooLarge(ClientBodyError):
+    """The streamed body grew over the limit."""
+
+    status, result = 413, Result.TOO_LARGE
+
+
+# --------------------------------------------------------------------------- the gateway hop
+
+
+class UpstreamError(RelayError):
+    """The forward failed (unreachable, broke off, invalid answer). Messages are fixed strings."""
+
+    status, text, result = 502, "bad gateway", Result.UPSTREAM_UNAVAILABLE
+
+
+class UpstreamTimeout(UpstreamError):
+    """The gateway did not answer in time."""
+
+    status, text, result = 504, "gateway timeout", Result.UPSTREAM_TIMEOUT
+
+
+class UpstreamProtocolError(UpstreamError):
+    """The gateway's answer was not valid HTTP/1.1 within our limits."""
+
+
+class GatewayRefused(RelayError):
+    """The gateway answered 3xx, 5xx or a 2xx of the wrong media type: none of it is passed on."""
+
+    status, text, result = 502, "bad gateway", Result.GATEWAY_SERVER_ERROR
+
+
+class GatewayUnavailable(GatewayRefused):
+    """The gateway sheds load (503): passed on with the relay's own body and a checked
+    Retry-After."""
+
+    status, text = 503, "gateway unavailable"
+
+    def __init__(self, retry_after: str | None) -> None:
+        super().__init__(self.text)
+        self.headers = {"Retry-After": retry_after} if retry_after is not None else None
+
+
+class KeysUnavailable(RelayError):
+    """The key mirror has no valid keys to serve."""
+
+    status, text, result = 502, "keys unavailable", Result.KEYS_UNAVAILABLE
+
+
+class KeysTimeout(KeysUnavailable):
+    status, text = 504, "gateway timeout"
+
+
+def to_response(error: RelayError, metrics: RelayMetrics) -> web.Response:
+    """The one mapping: the error's status, fixed text and headers; its result is counted."""
+    metrics.count(error.result)
+    return plain(error.status, error.text, error.headers)
+
+
+def plain(status: int, text: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    """A short text/plain answer of the relay's own."""
+    return web.Response(status=status, text=text + "\n", headers=headers)

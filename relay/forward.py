@@ -1,0 +1,244 @@
+"""Forwarding one client POST to the gateway and its answer back (RFC 9458 §6.2).
+
+The request is admitted without reading its body, the body is sent upstream with a fresh
+minimal header set, and the gateway's answer comes back with only the fields a client needs.
+Every refusal is raised as a ``relay.errors`` exception; the route wrapper answers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from ohttp.chunked import CHUNKED_REQUEST_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE
+from ohttp.encapsulation import REQUEST_MEDIA_TYPE, RESPONSE_MEDIA_TYPE
+from relay.config import RelayConfig
+from relay.errors import (
+    BodyTooLarge,
+    ClientAborted,
+    ClientTimeout,
+    EmptyRequest,
+    GatewayRefused,
+    GatewayUnavailable,
+    Overloaded,
+    RateLimited,
+    RequestTooLarge,
+    UnsupportedMediaType,
+    UpstreamError,
+)
+from relay.h1 import ResponseHead
+from relay.metrics import Direction, Result
+from relay.state import RelayState, StateHandler
+from relay.upstream import UpstreamPool, UpstreamResponse
+
+REQUEST_TYPES = frozenset({REQUEST_MEDIA_TYPE, CHUNKED_REQUEST_MEDIA_TYPE})
+RESPONSE_TYPES = frozenset({RESPONSE_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE})
+SMALL_BODY = 64 * 1024  # bodies up to this size are read whole and sent in one write
+# Only these gateway response fields reach the client; Content-Length is set from framing.
+DOWNSTREAM_FIELDS = frozenset({"content-type", "cache-control", "retry-after", "incremental"})
+_SF_BOOLEAN = frozenset({"?0", "?1"})  # RFC 8941 §3.3.6, the Incremental field's type
+_DELTA_SECONDS = re.compile(r"[0-9]{1,6}")
+
+
+def forward_handler(name: str) -> StateHandler:
+    """The POST handler for the gateway called ``name``."""
+
+    async def handle(request: web.Request, state: RelayState) -> web.StreamResponse:
+        length = request.content_length
+        media_type = _admit(request, state, length)
+        state.in_flight += 1
+        try:
+            return await _forward(request, state, state.pools[name], media_type, length)
+        finally:
+            state.in_flight -= 1
+
+    return handle
+
+
+def _admit(request: web.Request, state: RelayState, length: int | None) -> str:
+    """Checks that need no body: rate limit, in-flight cap, media type, size (RFC 9458 §5).
+
+    Returns the request's media type (one of REQUEST_TYPES).
+    """
+    if state.limiter is not None:
+        wait = state.limiter.check(request.remote)
+        if wait is not None:
+            raise RateLimited(wait)
+    if state.in_flight >= state.config.max_in_flight:
+        raise Overloaded("in-flight cap")
+    content_types = request.headers.getall("Content-Type", ())
+    # Exact match, no parameters: RFC 9458 §9 registers the types without parameters.
+    media_type = content_types[0].strip().lower() if len(content_types) == 1 else None
+    if media_type not in REQUEST_TYPES:
+        raise UnsupportedMediaType("media type")
+    if length is not None and length > state.config.max_body_bytes:
+        raise RequestTooLarge("declared length")
+    if length == 0 or (length is None and not request.body_exists):
+        raise EmptyRequest("no body")
+    assert media_type is not None
+    return media_type
+
+
+# The only client-derived values that go upstream, as ready header lines (RFC 9458 §6.2).
+_CONTENT_TYPE_LINES = {t: f"content-type: {t}\r\n".encode() for t in REQUEST_TYPES}
+_INCREMENTAL_LINES = {v: f"incremental: {v}\r\n".encode() for v in _SF_BOOLEAN}
+
+
+def _upstream_headers(request: web.Request, media_type: str, config: RelayConfig) -> bytes:
+    """A fresh minimal set (RFC 9458 §6.2): nothing the client sent except these.
+
+    Content-Length or Transfer-Encoding is added by the upstream client from the framing.
+    """
+    lines = _CONTENT_TYPE_LINES[media_type]
+    incremental = request.headers.getall("Incremental", ())
+    if len(incremental) == 1:
+        lines += _INCREMENTAL_LINES.get(incremental[0].strip(), b"")
+    if config.gateway_token:
+        lines += f"authorization: Bearer {config.gateway_token}\r\n".encode("latin-1")
+    return lines
+
+
+async def _read_some(request: web.Request, deadline: float) -> bytes:
+    # The client side's boundary: aiohttp's and asyncio's errors become the relay's own.
+    remaining = deadline - time.monotonic()
+    try:
+        async with asyncio.timeout(max(remaining, 0.0)):
+            return await request.content.readany()
+    except TimeoutError:
+        raise ClientTimeout("body deadline") from None
+    except Exception:
+        raise ClientAborted("body read failed") from None
+
+
+async def _stream_body(request: web.Request, first: bytes, state: RelayState,
+                       deadline: float) -> AsyncIterator[bytes]:
+    """The client's body as it arrives, within the size limit and the body deadline."""
+    total = len(first)
+    yield first
+    while piece := await _read_some(request, deadline):
+        total += len(piece)
+        if total > state.config.max_body_bytes:
+            raise BodyTooLarge("streamed length")
+        yield piece
+        state.metrics.add_bytes(Direction.UPSTREAM, len(piece))
+
+
+async def _read_small(request: web.Request, length: int, deadline: float) -> bytes:
+    # Usually the whole small body arrived with the head: take it without waiting.
+    body = request.content.read_nowait(-1)
+    if len(body) >= length:
+        return body
+    collected = bytearray(body)
+    while len(collected) < length:
+        piece = await _read_some(request, deadline)
+        if not piece:
+            raise ClientAborted("body ended early")
+        collected += piece
+    return bytes(collected)
+
+
+async def _send_streamed(request: web.Request, state: RelayState, pool: UpstreamPool,
+                        headers: bytes, length: int | None, *,
+                        deadline: float) -> UpstreamResponse:
+    """Send a large or unsized body upstream as it arrives."""
+    first = await _read_some(request, deadline)
+    if not first:
+        raise EmptyRequest("no body")
+    state.metrics.add_bytes(Direction.UPSTREAM, len(first))
+    if length is not None:
+        headers += b"content-length: %d\r\n" % length
+    stream = _stream_body(request, first, state, deadline)
+    return await pool.request("POST", headers, stream, chunked=length is None)
+
+
+async def _forward(request: web.Request, state: RelayState, pool: UpstreamPool,
+                   media_type: str, length: int | None) -> web.StreamResponse:
+    started = time.monotonic()
+    deadline = started + state.config.body_timeout
+    headers = _upstream_headers(request, media_type, state.config)
+    if length is not None and length <= SMALL_BODY:
+        # The common case, inline: the small body in the same write as the head.
+        body = await _read_small(request, length, deadline)
+        state.metrics.add_bytes(Direction.UPSTREAM, len(body))
+        response = await pool.request("POST", headers, body, chunked=False)
+    else:
+        response = await _send_streamed(request, state, pool, headers, length, deadline=deadline)
+    state.metrics.observe_latency(time.monotonic() - started)
+    try:
+        return await _respond(request, state, response)
+    finally:
+        response.abort()  # no-op when the body was read completely and the connection pooled
+
+
+def _passed_status(head: ResponseHead) -> int:
+    """The gateway's status if it may reach the client, else the refusal to answer instead."""
+    status = head.status
+    if 200 <= status < 300 and head.media_type not in RESPONSE_TYPES:
+        raise GatewayRefused("wrong media type")
+    if status == 503:
+        # Load shedding is worth passing on, with the relay's own body and a checked Retry-After.
+        retry = (head.get("retry-after") or "").strip()
+        raise GatewayUnavailable(retry if _DELTA_SECONDS.fullmatch(retry) else None)
+    if not (200 <= status < 300 or 400 <= status < 500):
+        # 3xx (never followed), 5xx and malformed 2xx: no gateway detail reaches the client.
+        raise GatewayRefused("status not passed on")
+    return status
+
+
+def _passed_result(status: int) -> Result:
+    return Result.FORWARDED if status < 300 else Result.GATEWAY_CLIENT_ERROR
+
+
+async def _respond(request: web.Request, state: RelayState,
+                   upstream: UpstreamResponse) -> web.StreamResponse:
+    head = upstream.head
+    status = _passed_status(head)
+    headers = CIMultiDict((n, v) for n, v in head.headers if n in DOWNSTREAM_FIELDS)
+    if head.content_length is not None and head.content_length <= SMALL_BODY:
+        return await _respond_small(state, upstream, status, headers)
+    response = web.StreamResponse(status=status, headers=headers)
+    if head.content_length is not None:
+        response.content_length = head.content_length
+    await response.prepare(request)
+    if not await _copy_body(request, state, upstream, response):
+        return response
+    state.metrics.count(_passed_result(status))
+    await response.write_eof()
+    return response
+
+
+async def _respond_small(state: RelayState, upstream: UpstreamResponse, status: int,
+                         headers: CIMultiDict[str]) -> web.StreamResponse:
+    """A small fixed-length answer is sent in one write; it has no chunks to deliver early."""
+    body = upstream.read_complete(SMALL_BODY)
+    if body is None:
+        body = await upstream.read(SMALL_BODY)
+    state.metrics.add_bytes(Direction.DOWNSTREAM, len(body))
+    state.metrics.count(_passed_result(status))
+    return web.Response(status=status, body=body, headers=headers)
+
+
+async def _copy_body(request: web.Request, state: RelayState, upstream: UpstreamResponse,
+                     response: web.StreamResponse) -> bool:
+    """Stream the gateway's body; on failure close the client connection so it sees truncation."""
+    try:
+        async for piece in upstream.chunks():
+            await response.write(piece)  # each piece is written (flushed) as it arrives
+            state.metrics.add_bytes(Direction.DOWNSTREAM, len(piece))
+    except UpstreamError as exc:
+        state.metrics.count(exc.result)  # the head is sent: only the metric can tell
+    except (ConnectionError, asyncio.CancelledError):
+        state.metrics.count(Result.CLIENT_ABORTED)
+        upstream.abort()
+        raise
+    else:
+        return True
+    upstream.abort()
+    if request.transport is not None:
+        request.transport.close()  # no final chunk: the client sees an incomplete response
+    return False

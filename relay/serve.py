@@ -1,0 +1,32 @@
+"""Serving the relay through the shared shell (``ohttp.aio.serving``): listener, connection
+guard, TLS and the metrics listener. Worker processes are started by ``relay.cli``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from ohttp.aio.serving import Listening, server_tls_context, serving
+from relay.app import create_app
+from relay.config import RelayConfig
+from relay.metrics import create_metrics_app
+from relay.state import STATE_KEY
+
+__all__ = ["serve"]
+
+
+@contextlib.asynccontextmanager
+async def serve(config: RelayConfig, *, app: web.Application | None = None,
+                reuse_port: bool = False) -> AsyncIterator[Listening]:
+    """Run the relay (and its metrics listener) until the block ends; port 0 picks a free one."""
+    app = app or create_app(config)
+    state = app[STATE_KEY]
+    metrics = None
+    if config.metrics_host is not None and config.metrics_port is not None:
+        metrics = (create_metrics_app(state.metrics), (config.metrics_host, config.metrics_port))
+    tls = server_tls_context(config.tls_cert, config.tls_key)
+    async with serving(app, (config.listen_host, config.listen_port), state.tracker, tls=tls,
+                       reuse_port=reuse_port, metrics=metrics) as listening:
+        yield listening
