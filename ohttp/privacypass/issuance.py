@@ -94,8 +94,8 @@ def issue(key: IssuerKeyPair, token_request: bytes, rng: Random = secrets.token_
     """RFC 9578 §6.2: the TokenResponse (``blind_sig``) for a client's TokenRequest bytes.
 
     Raises :class:`TokenRequestError` for a wrong length, type or truncated key id (§6.2: the
-    issuer answers those with 400 and 422 ... the mapping is the server's), and
-    :class:`SigningError` if the signature fails its own check.
+    issuer's server answers each with 422 Unprocessable Content), and :class:`SigningError`
+    if the signature fails its own check (a 500: nothing about it goes to the client).
     """
     if len(token_request) != 3 + NK:
         raise TokenRequestError("token request has the wrong length")

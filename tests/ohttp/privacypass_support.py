@@ -12,9 +12,9 @@ from ohttp.privacypass import IssuerKeyPair, generate_issuer_key, load_private_k
 
 VECTORS = Path(__file__).parent.parent / "vectors"
 RFC9474: list[dict[str, Any]] = json.loads((VECTORS / "rfc9474.json").read_text())["vectors"]
-TYPE2: list[dict[str, Any]] = json.loads((VECTORS / "privacypass_type2.json").read_text())[
-    "vectors"
-]
+_TYPE2_FILE = json.loads((VECTORS / "privacypass_type2.json").read_text())
+TYPE2: list[dict[str, Any]] = _TYPE2_FILE["vectors"]  # cloudflare/pat-go
+TYPE2_DRAFT: list[dict[str, Any]] = _TYPE2_FILE["draft_vectors"]  # the RFC 9578 draft text
 
 
 def unhex(value: str) -> bytes:

@@ -26,12 +26,23 @@ from ohttp.privacypass import (
     issue,
     verify_token,
 )
-from tests.ohttp.privacypass_support import TYPE2, fresh_issuer, scripted, unhex, vector_issuer
+from tests.ohttp.privacypass_support import (
+    TYPE2,
+    TYPE2_DRAFT,
+    fresh_issuer,
+    scripted,
+    unhex,
+    vector_issuer,
+)
 
 CHALLENGE = TokenChallenge(2, b"issuer.example", b"\x07" * 32, b"origin.example")
 
 
-@pytest.fixture(params=TYPE2, ids=[f"vector{i + 1}" for i in range(len(TYPE2))])
+@pytest.fixture(
+    params=TYPE2 + TYPE2_DRAFT,
+    ids=[f"pat-go-{i + 1}" for i in range(len(TYPE2))]
+    + [f"draft-{i + 1}" for i in range(len(TYPE2_DRAFT))],
+)
 def vector(request: pytest.FixtureRequest) -> dict[str, Any]:
     return dict(request.param)
 
