@@ -53,7 +53,7 @@ class IssuanceState:
     """
 
     public_key: BlindRSAPublicKey
-    token_input: Token
+    unsigned_token: Token
     inv: bytes
 
 
@@ -77,7 +77,7 @@ def finalize(state: IssuanceState, token_response: bytes) -> Token:
     """RFC 9578 §6.3: unblind the TokenResponse into a verified :class:`Token`."""
     if len(token_response) != NK:
         raise TokenFormatError("malformed token response")
-    unsigned = state.token_input
+    unsigned = state.unsigned_token
     authenticator = blindrsa.finalize(
         state.public_key, unsigned.token_input(), token_response, state.inv
     )

@@ -24,7 +24,10 @@ from ohttp.privacypass.errors import KeyFormatError
 
 __all__ = [
     "MODULUS_BITS",
+    "PSS_ALGORITHM",
     "IssuerKeyPair",
+    "der_integer",
+    "der_tlv",
     "decode_public_key",
     "decode_token_key",
     "encode_public_key",
