@@ -223,7 +223,7 @@ def _read_status(data: bytes, pos: int, end: int) -> tuple[int, int]:
 ) = range(10)
 _TRUNCATABLE = (_HEADERS, _CONTENT, _TRAILERS, _PADDING)
 
-_Step = Callable[["_StreamingDecoder", bytes, int, int, list[StreamEvent]], "int | None"]
+_Step = Callable[["_StreamingDecoder", bytes, int, int, list[StreamEvent]], int]
 
 
 class _StreamingDecoder:
@@ -295,18 +295,19 @@ class _StreamingDecoder:
         return events
 
     def _run(self, buf: bytes, events: list[StreamEvent]) -> int:
-        """Decode units from ``buf`` until one is incomplete; return the bytes consumed."""
+        """Decode units from ``buf`` until one is incomplete; return the bytes consumed.
+
+        Every unit needs at least one byte, so the end of the data stops the machine without
+        a step (or an exception) to find that out."""
         end = len(buf)
         pos = 0
         steps = self._steps
         try:
-            while True:
-                new_pos = steps[self._state](self, buf, pos, end, events)
-                if new_pos is None:
-                    return pos
-                pos = new_pos
+            while pos < end:
+                pos = steps[self._state](self, buf, pos, end, events)
         except _Truncated:
-            return pos
+            pass  # pos is where the incomplete unit starts
+        return pos
 
     def _framing(self, buf: bytes, pos: int, end: int, events: list[StreamEvent]) -> int:
         framing, pos = _varint(buf, pos, end)
@@ -324,27 +325,20 @@ class _StreamingDecoder:
         if length:
             self._state = _CONTENT_BYTES
             # Present content goes out in this step: one dispatch fewer on the common path.
-            after = self._content_bytes(buf, pos, end, events)
-            return pos if after is None else after
-        else:  # empty known-length content, or the indeterminate content terminator
-            self._state = _TRAILERS
+            return self._content_bytes(buf, pos, end, events) if pos < end else pos
+        # Empty known-length content, or the indeterminate content terminator.
+        self._state = _TRAILERS
         return pos
 
-    def _content_bytes(
-        self, buf: bytes, pos: int, end: int, events: list[StreamEvent]
-    ) -> int | None:
-        size = min(end - pos, self._remaining)
-        if size == 0:
-            return None
+    def _content_bytes(self, buf: bytes, pos: int, end: int, events: list[StreamEvent]) -> int:
+        size = min(end - pos, self._remaining)  # > 0: called with data, some content due
         self._emit_content(buf[pos : pos + size], events)
         self._remaining -= size
         if self._remaining == 0:
             self._state = _TRAILERS if self._known else _CHUNK
         return pos + size
 
-    def _padding(self, buf: bytes, pos: int, end: int, events: list[StreamEvent]) -> int | None:
-        if pos == end:
-            return None
+    def _padding(self, buf: bytes, pos: int, end: int, events: list[StreamEvent]) -> int:
         # RFC 9292 §3.8: padding is zero bytes; a non-zero one makes the message invalid.
         if buf.count(0, pos, end) != end - pos:
             raise BinaryHTTPError("non-zero padding")
