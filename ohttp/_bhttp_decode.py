@@ -16,20 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+from ohttp import _bhttp_messages as msg
 from ohttp._bhttp_messages import (
     INDETERMINATE_REQUEST,
     INDETERMINATE_RESPONSE,
     KNOWN_REQUEST,
     KNOWN_RESPONSE,
-    ContentChunk,
     Fields,
-    InformationalResponse,
     Limits,
-    MessageEnd,
-    Request,
-    RequestHead,
-    Response,
-    ResponseHead,
     StreamEvent,
     control_error,
     section_error,
@@ -373,10 +367,10 @@ class _StreamingDecoder:
         events.append(self._head_event(headers))
 
     def _emit_content(self, chunk: bytes, events: list[StreamEvent]) -> None:
-        events.append(ContentChunk(chunk))
+        events.append(msg.ContentChunk(chunk))
 
     def _emit_end(self, trailers: Fields, events: list[StreamEvent]) -> None:
-        events.append(MessageEnd(trailers))
+        events.append(msg.MessageEnd(trailers))
 
     def _control(self, buf: bytes, pos: int, end: int, events: list[StreamEvent]) -> int:
         raise NotImplementedError
@@ -402,7 +396,7 @@ class StreamingRequestDecoder(_StreamingDecoder):
         return pos
 
     def _head_event(self, headers: Fields) -> StreamEvent:
-        return RequestHead(Request(*self._control_data, headers=headers))
+        return msg.RequestHead(msg.Request(*self._control_data, headers=headers))
 
     def _informational_done(self, headers: Fields) -> None:
         raise AssertionError("requests have no informational responses")
@@ -418,7 +412,7 @@ class StreamingResponseDecoder(_StreamingDecoder):
     def __init__(self, limits: Limits = _DEFAULT_LIMITS) -> None:
         super().__init__(limits)
         self._status = 0
-        self._informational: list[InformationalResponse] = []
+        self._informational: list[msg.InformationalResponse] = []
 
     def _control(self, buf: bytes, pos: int, end: int, events: list[StreamEvent]) -> int:
         self._status, pos = _read_status(buf, pos, end)
@@ -432,12 +426,12 @@ class StreamingResponseDecoder(_StreamingDecoder):
         return pos
 
     def _head_event(self, headers: Fields) -> StreamEvent:
-        return ResponseHead(
-            Response(self._status, headers, informational=tuple(self._informational))
+        return msg.ResponseHead(
+            msg.Response(self._status, headers, informational=tuple(self._informational))
         )
 
     def _informational_done(self, headers: Fields) -> None:
-        self._informational.append(InformationalResponse(self._status, headers))
+        self._informational.append(msg.InformationalResponse(self._status, headers))
 
 
 # ---------------------------------------------------------------------------- one-shot
@@ -484,22 +478,23 @@ class _WholeResponse(_WholeMessage, StreamingResponseDecoder):
 
 def decode_request(
     data: bytes | bytearray | memoryview, limits: Limits = _DEFAULT_LIMITS
-) -> Request:
+) -> msg.Request:
     """Decode a request in either framing; raise BinaryHTTPError if it is invalid."""
     decoder = _WholeRequest(limits)
     decoder.decode(_as_bytes(data))
     method, scheme, authority, path = decoder._control_data
-    return Request(
+    return msg.Request(
         method, scheme, authority, path, decoder._headers, decoder.content(), decoder._trailers
     )
 
 
 def decode_response(
     data: bytes | bytearray | memoryview, limits: Limits = _DEFAULT_LIMITS
-) -> Response:
+) -> msg.Response:
     """Decode a response in either framing; raise BinaryHTTPError if it is invalid."""
     decoder = _WholeResponse(limits)
     decoder.decode(_as_bytes(data))
     informational = tuple(decoder._informational)
     content = decoder.content()
-    return Response(decoder._status, decoder._headers, content, decoder._trailers, informational)
+    headers, trailers = decoder._headers, decoder._trailers
+    return msg.Response(decoder._status, headers, content, trailers, informational)

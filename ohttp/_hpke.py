@@ -25,7 +25,7 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Protocol, TypeVar, cast
 
 import pyhpke
 from cryptography.exceptions import InvalidTag
@@ -456,12 +456,8 @@ class PrivateKey:
 
     __slots__ = ("_kem", "_key", "_receivers", "public_bytes", "raw")
 
-    _MAX_RECEIVERS = 64  # prepared (suite, info) pairs kept per key; bounded, never per enc
-
     def __init__(self, kem_id: int, raw: bytes) -> None:
-        kem = _KEMS.get(kem_id)
-        if kem is None:
-            raise ValueError("unsupported KEM")
+        kem = _kem(kem_id)
         self._kem = kem
         self._key = _load_private(kem, raw)
         self.raw = bytes(raw)
@@ -474,32 +470,26 @@ class PrivateKey:
 
     @classmethod
     def generate(cls, kem_id: int) -> PrivateKey:
-        kem = _KEMS.get(kem_id)
-        if kem is None:
-            raise ValueError("unsupported KEM")
+        kem = _kem(kem_id)
         return cls(kem_id, _private_bytes(kem, _generate(kem)))
 
     @classmethod
     def derive(cls, kem_id: int, ikm: bytes) -> PrivateKey:
         """DeriveKeyPair(ikm) of RFC 9180 §7.1.3, run by pyhpke."""
-        if kem_id not in _KEMS:
-            raise ValueError("unsupported KEM")
-        if len(ikm) < _KEMS[kem_id].n_sk:  # RFC 9180 §7.1.3: ikm SHOULD have Nsk bytes
+        kem = _kem(kem_id)
+        if len(ikm) < kem.n_sk:  # RFC 9180 §7.1.3: ikm SHOULD have Nsk bytes
             raise ValueError("seed shorter than Nsk")
         any_suite = pyhpke.CipherSuite.new(
             pyhpke.KEMId(kem_id), pyhpke.KDFId.HKDF_SHA256, pyhpke.AEADId.AES128_GCM
         )
         pair = any_suite.kem.derive_key_pair(ikm)
-        return cls(kem_id, _private_bytes(_KEMS[kem_id], pair.private_key.raw))
+        return cls(kem_id, _private_bytes(kem, pair.private_key.raw))
 
     def receiver(self, suite: Suite, info: bytes) -> Receiver:
         """The prepared receiver for this suite and info (cached: both come from a short list)."""
-        cache_key = (suite, info)
-        prepared = self._receivers.get(cache_key)
+        prepared = self._receivers.get((suite, info))
         if prepared is None:
-            prepared = Receiver(self, suite, info)
-            if len(self._receivers) < self._MAX_RECEIVERS:
-                self._receivers[cache_key] = prepared
+            prepared = _cache(self._receivers, Receiver(self, suite, info))
         return prepared
 
     def _decap(self, suite: Suite, enc: bytes) -> bytes:
@@ -508,18 +498,44 @@ class PrivateKey:
         return _extract_and_expand(suite, dh, enc + self.public_bytes)
 
 
-class Receiver:
-    """SetupBaseR for one key, suite and info, with the key schedule context precomputed."""
+class _Prepared:
+    """What one key, suite and info share across setups: the key schedule context."""
 
-    __slots__ = ("_context", "_key", "info", "suite")
+    __slots__ = ("_context", "info", "suite")
 
-    def __init__(self, key: PrivateKey, suite: Suite, info: bytes) -> None:
-        if suite.kem_id != key.kem_id:
+    def __init__(self, kem_id: int, suite: Suite, info: bytes) -> None:
+        if suite.kem_id != kem_id:
             raise ValueError("suite KEM does not match the key")
-        self._key = key
         self.suite = suite
         self.info = info
         self._context = _key_schedule_context(suite, info)
+
+
+_P = TypeVar("_P", bound=_Prepared)
+_MAX_PREPARED = 64  # prepared (suite, info) pairs kept per key; bounded, never per enc
+
+
+def _cache(cache: dict[tuple[Suite, bytes], _P], prepared: _P) -> _P:
+    if len(cache) < _MAX_PREPARED:
+        cache[(prepared.suite, prepared.info)] = prepared
+    return prepared
+
+
+def _kem(kem_id: int) -> _KemParams:
+    kem = _KEMS.get(kem_id)
+    if kem is None:
+        raise ValueError("unsupported KEM")
+    return kem
+
+
+class Receiver(_Prepared):
+    """SetupBaseR for one key, suite and info, with the key schedule context precomputed."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: PrivateKey, suite: Suite, info: bytes) -> None:
+        super().__init__(key.kem_id, suite, info)
+        self._key = key
 
     def setup(self, enc: bytes) -> Context:
         """SetupBaseR(enc, skR, info); a bad ``enc`` raises :class:`DecryptionError`."""
@@ -535,12 +551,8 @@ class PublicKey:
 
     __slots__ = ("_kem", "_key", "_senders", "raw")
 
-    _MAX_SENDERS = 64  # prepared (suite, info) pairs kept per key; bounded
-
     def __init__(self, kem_id: int, raw: bytes) -> None:
-        kem = _KEMS.get(kem_id)
-        if kem is None:
-            raise ValueError("unsupported KEM")
+        kem = _kem(kem_id)
         self._kem = kem
         self._key = _load_public(kem, raw)
         self.raw = bytes(raw)
@@ -552,12 +564,9 @@ class PublicKey:
 
     def sender(self, suite: Suite, info: bytes) -> Sender:
         """The prepared sender for this suite and info (cached like :meth:`PrivateKey.receiver`)."""
-        cache_key = (suite, info)
-        prepared = self._senders.get(cache_key)
+        prepared = self._senders.get((suite, info))
         if prepared is None:
-            prepared = Sender(self, suite, info)
-            if len(self._senders) < self._MAX_SENDERS:
-                self._senders[cache_key] = prepared
+            prepared = _cache(self._senders, Sender(self, suite, info))
         return prepared
 
     def _encap(self, suite: Suite, ephemeral: _PrivateObject) -> tuple[bytes, bytes]:
@@ -567,18 +576,14 @@ class PublicKey:
         return _extract_and_expand(suite, dh, enc + self.raw), enc
 
 
-class Sender:
+class Sender(_Prepared):
     """SetupBaseS for one public key, suite and info, with the key schedule context precomputed."""
 
-    __slots__ = ("_context", "_key", "info", "suite")
+    __slots__ = ("_key",)
 
     def __init__(self, key: PublicKey, suite: Suite, info: bytes) -> None:
-        if suite.kem_id != key.kem_id:
-            raise ValueError("suite KEM does not match the key")
+        super().__init__(key.kem_id, suite, info)
         self._key = key
-        self.suite = suite
-        self.info = info
-        self._context = _key_schedule_context(suite, info)
 
     def setup(self, ephemeral_private_key: bytes | None = None) -> tuple[bytes, Context]:
         """SetupBaseS(pkR, info) -> (enc, context); the ephemeral key is injectable for tests."""

@@ -8,19 +8,6 @@ from typing import ClassVar
 
 import aiohttp
 
-__all__ = [
-    "ClientError",
-    "InvalidInnerResponse",
-    "KeyFetchError",
-    "KeyRejected",
-    "RelayRejected",
-    "RelayUnreachable",
-    "ResponseDecryptionError",
-    "StreamTruncated",
-    "network_errors",
-    "read_body",
-]
-
 
 class ClientError(Exception):
     """Base class of every error the client raises; messages are fixed strings."""

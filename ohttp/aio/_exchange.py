@@ -43,8 +43,6 @@ from ohttp.encapsulation import REQUEST_MEDIA_TYPE, RESPONSE_MEDIA_TYPE, encapsu
 from ohttp.errors import PROBLEM_OHTTP_KEY
 from ohttp.keys import KEM, SymmetricSuite
 
-__all__ = ["Chunked", "Exchange", "Framing", "OneShot", "Relay"]
-
 _R = TypeVar("_R")
 _MAX_ERROR_BYTES: Final = 64 * 1024
 

@@ -31,8 +31,6 @@ from ohttp.keys import (
     decode_key_configs,
 )
 
-__all__ = ["SKIP_AUTO_HEADERS", "KeySource", "UsableKey", "key_mirror_url", "supported_suite"]
-
 # aiohttp adds these unless told not to; each one is a fingerprint the relay does not need
 # (RFC 9458 §5: the outer request carries only what the encapsulated request does not).
 SKIP_AUTO_HEADERS: Final = ("User-Agent", "Accept", "Accept-Encoding")

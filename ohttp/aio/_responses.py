@@ -23,18 +23,6 @@ from ohttp.chunked import ChunkedResponseDecoder
 from ohttp.encapsulation import ClientResponseOpener
 from ohttp.errors import PROBLEM_DATE, PROBLEM_JSON, ChunkedError, EncapsulationError, OHTTPError
 
-__all__ = [
-    "ChunkedBody",
-    "InnerResponse",
-    "ResponseStream",
-    "header_dict",
-    "reason",
-    "open_response",
-    "problem_type",
-    "server_time_offset",
-    "stream_date_offset",
-]
-
 
 class _Status:
     """``reason`` and ``ok`` of an inner response's status."""
