@@ -88,6 +88,9 @@ class Fixture:
         self.sealed = AESGCM(self.aead_key).encrypt(self.nonce, self.payload, b"")
         self.suite = _hpke.get_suite(0x20, 1, 1)
         self.info = request_info(b"message/bhttp request", self.body[:7])
+        self.pyhpke_receiver = pyhpke_oracle.Receiver(
+            self.key.hpke_private_key, self.suite, self.info
+        )
 
     # -- floors --
     def gateway_floor(self) -> None:
@@ -113,9 +116,7 @@ class Fixture:
         sealer.seal(request)
 
     def gateway_pyhpke(self) -> None:
-        context = pyhpke_oracle.receiver_setup(
-            self.key.hpke_private_key, self.suite, self.info, self.enc
-        )
+        context = self.pyhpke_receiver.setup(self.enc)
         request = context.open(self.body[39:])
         nonce = _hpke.random_response_nonce(self.suite)
         aead = _hpke.derive_response_aead(context, self.suite, RESPONSE_LABEL, self.enc, nonce)

@@ -50,21 +50,33 @@ def _cipher_suite(suite: _hpke.Suite) -> pyhpke.CipherSuite:
     )
 
 
+class Receiver:
+    """SetupBaseR by pyhpke for one key, suite and info, the key deserialized once."""
+
+    def __init__(self, key: _hpke.PrivateKey, suite: _hpke.Suite, info: bytes) -> None:
+        if suite.kem_id != key.kem_id:
+            raise ValueError("suite KEM does not match the key")
+        self._suite = _cipher_suite(suite)
+        self._key = self._suite.kem.deserialize_private_key(key.raw)
+        self._n_enc = suite.n_enc
+        self._info = info
+
+    def setup(self, enc: bytes) -> _hpke.Context:
+        """A bad ``enc`` raises :class:`DecryptionError`, as on the direct path."""
+        if len(enc) != self._n_enc:
+            raise DecryptionError()
+        try:
+            context = self._suite.create_recipient_context(enc, self._key, info=self._info)
+        except Exception:  # pyhpke lets ValueError/cryptography errors through on a bad enc
+            raise DecryptionError() from None
+        return PyhpkeContext(context)
+
+
 def receiver_setup(
     key: _hpke.PrivateKey, suite: _hpke.Suite, info: bytes, enc: bytes
 ) -> _hpke.Context:
     """SetupBaseR(enc, skR, info) by pyhpke; a bad ``enc`` raises :class:`DecryptionError`."""
-    if suite.kem_id != key.kem_id:
-        raise ValueError("suite KEM does not match the key")
-    if len(enc) != suite.n_enc:
-        raise DecryptionError()
-    cipher_suite = _cipher_suite(suite)
-    private = cipher_suite.kem.deserialize_private_key(key.raw)
-    try:
-        context = cipher_suite.create_recipient_context(enc, private, info=info)
-    except Exception:  # pyhpke lets ValueError/cryptography errors through on a bad enc
-        raise DecryptionError() from None
-    return PyhpkeContext(context)
+    return Receiver(key, suite, info).setup(enc)
 
 
 def sender_setup(
