@@ -1,12 +1,8 @@
 """HPKE (RFC 9180) base mode: the only module of ``ohttp`` touching HPKE and AEAD primitives.
 
-Two implementations sit behind one interface:
-
-- the direct path, written on ``cryptography`` (DH exchange, the RFC 9180 §4 LabeledExtract /
-  LabeledExpand key schedule on HMAC, AES-GCM / ChaCha20-Poly1305); it covers every suite and
-  is what the encapsulation code uses;
-- the ``pyhpke`` path, kept as the general fallback and as the test oracle (tests seal with
-  one and open with the other for every suite).
+Written on ``cryptography`` (DH exchange, the RFC 9180 §4 LabeledExtract / LabeledExpand key
+schedule on HMAC, AES-GCM / ChaCha20-Poly1305); it covers every suite. ``pyhpke`` runs only
+DeriveKeyPair here; the tests use it as an independent oracle (``tests/pyhpke_oracle.py``).
 
 Everything that depends only on the key, the suite and the info string (suite ids, the public
 key bytes, ``psk_id_hash``, ``info_hash`` and so the key schedule context) is computed once in
@@ -25,12 +21,11 @@ invalid key material passed by the caller raises ``ValueError``.
 
 from __future__ import annotations
 
-import enum
 import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Protocol, TypeVar, cast
 
 import pyhpke
 from cryptography.exceptions import InvalidTag
@@ -43,7 +38,6 @@ from ohttp.errors import DecryptionError
 
 __all__ = [
     "AEADState",
-    "Backend",
     "Context",
     "PrivateKey",
     "PublicKey",
@@ -64,13 +58,6 @@ __all__ = [
 _HPKE_VERSION = b"HPKE-v1"
 _MODE_BASE = b"\x00"
 _TAG_LENGTH = 16  # Nt of every AEAD RFC 9180 §7.3 defines
-
-
-class Backend(enum.Enum):
-    """Which implementation runs a setup: the direct ``cryptography`` path or ``pyhpke``."""
-
-    DIRECT = "direct"
-    PYHPKE = "pyhpke"
 
 
 # --- algorithm tables (RFC 9180 §7.1-7.3) -------------------------------------------------
@@ -371,34 +358,6 @@ class _DirectContext:
         return self._suite.labeled.expand(self._exporter_secret, b"sec", exporter_context, length)
 
 
-class _PyhpkeContext:
-    __slots__ = ("_context", "_seq")
-
-    def __init__(self, context: pyhpke.ContextInterface) -> None:
-        self._context = context
-        self._seq = 0
-
-    @property
-    def sequence(self) -> int:
-        return self._seq
-
-    def seal(self, plaintext: bytes, aad: bytes = b"") -> bytes:
-        ciphertext = self._context.seal(plaintext, aad)
-        self._seq += 1
-        return ciphertext
-
-    def open(self, ciphertext: bytes | memoryview, aad: bytes = b"") -> bytes:
-        try:
-            plaintext = self._context.open(bytes(ciphertext), aad)
-        except pyhpke.PyHPKEError:
-            raise DecryptionError() from None
-        self._seq += 1
-        return plaintext
-
-    def export(self, exporter_context: bytes, length: int) -> bytes:
-        return self._context.export(exporter_context, length)
-
-
 def _key_schedule_context(suite: Suite, info: bytes) -> bytes:
     info_hash = suite.labeled.extract(b"", b"info_hash", info)
     return _MODE_BASE + suite.psk_id_hash + info_hash
@@ -484,12 +443,6 @@ def _exchange(kem: _KemParams, private: _PrivateObject, public: _PublicObject) -
     return dh
 
 
-def _pyhpke_suite(suite: Suite) -> pyhpke.CipherSuite:
-    return pyhpke.CipherSuite.new(
-        pyhpke.KEMId(suite.kem_id), pyhpke.KDFId(suite.kdf_id), pyhpke.AEADId(suite.aead_id)
-    )
-
-
 def _generate(kem: _KemParams) -> _PrivateObject:
     if kem.curve is not None:
         return ec.generate_private_key(kem.curve)
@@ -503,17 +456,13 @@ class PrivateKey:
 
     __slots__ = ("_kem", "_key", "_receivers", "public_bytes", "raw")
 
-    _MAX_RECEIVERS = 64  # prepared (suite, info) pairs kept per key; bounded, never per enc
-
     def __init__(self, kem_id: int, raw: bytes) -> None:
-        kem = _KEMS.get(kem_id)
-        if kem is None:
-            raise ValueError("unsupported KEM")
+        kem = _kem(kem_id)
         self._kem = kem
         self._key = _load_private(kem, raw)
         self.raw = bytes(raw)
         self.public_bytes = _public_bytes(kem, self._key.public_key())
-        self._receivers: dict[tuple[Suite, bytes, bool], Receiver] = {}
+        self._receivers: dict[tuple[Suite, bytes], Receiver] = {}
 
     @property
     def kem_id(self) -> int:
@@ -521,32 +470,26 @@ class PrivateKey:
 
     @classmethod
     def generate(cls, kem_id: int) -> PrivateKey:
-        kem = _KEMS.get(kem_id)
-        if kem is None:
-            raise ValueError("unsupported KEM")
+        kem = _kem(kem_id)
         return cls(kem_id, _private_bytes(kem, _generate(kem)))
 
     @classmethod
     def derive(cls, kem_id: int, ikm: bytes) -> PrivateKey:
         """DeriveKeyPair(ikm) of RFC 9180 §7.1.3, run by pyhpke."""
-        if kem_id not in _KEMS:
-            raise ValueError("unsupported KEM")
-        if len(ikm) < _KEMS[kem_id].n_sk:  # RFC 9180 §7.1.3: ikm SHOULD have Nsk bytes
+        kem = _kem(kem_id)
+        if len(ikm) < kem.n_sk:  # RFC 9180 §7.1.3: ikm SHOULD have Nsk bytes
             raise ValueError("seed shorter than Nsk")
         any_suite = pyhpke.CipherSuite.new(
             pyhpke.KEMId(kem_id), pyhpke.KDFId.HKDF_SHA256, pyhpke.AEADId.AES128_GCM
         )
         pair = any_suite.kem.derive_key_pair(ikm)
-        return cls(kem_id, _private_bytes(_KEMS[kem_id], pair.private_key.raw))
+        return cls(kem_id, _private_bytes(kem, pair.private_key.raw))
 
-    def receiver(self, suite: Suite, info: bytes, backend: Backend = Backend.DIRECT) -> Receiver:
+    def receiver(self, suite: Suite, info: bytes) -> Receiver:
         """The prepared receiver for this suite and info (cached: both come from a short list)."""
-        cache_key = (suite, info, backend is Backend.DIRECT)
-        prepared = self._receivers.get(cache_key)
+        prepared = self._receivers.get((suite, info))
         if prepared is None:
-            prepared = Receiver(self, suite, info, backend)
-            if len(self._receivers) < self._MAX_RECEIVERS:
-                self._receivers[cache_key] = prepared
+            prepared = _cache(self._receivers, Receiver(self, suite, info))
         return prepared
 
     def _decap(self, suite: Suite, enc: bytes) -> bytes:
@@ -555,43 +498,52 @@ class PrivateKey:
         return _extract_and_expand(suite, dh, enc + self.public_bytes)
 
 
-class Receiver:
-    """SetupBaseR for one key, suite and info, with the key schedule context precomputed."""
+class _Prepared:
+    """What one key, suite and info share across setups: the key schedule context."""
 
-    __slots__ = ("_backend", "_context", "_key", "_pyhpke_key", "_pyhpke_suite", "info", "suite")
+    __slots__ = ("_context", "info", "suite")
 
-    def __init__(self, key: PrivateKey, suite: Suite, info: bytes, backend: Backend) -> None:
-        if suite.kem_id != key.kem_id:
+    def __init__(self, kem_id: int, suite: Suite, info: bytes) -> None:
+        if suite.kem_id != kem_id:
             raise ValueError("suite KEM does not match the key")
-        self._key = key
         self.suite = suite
         self.info = info
-        self._backend = backend
         self._context = _key_schedule_context(suite, info)
-        if backend is Backend.PYHPKE:
-            self._pyhpke_suite = _pyhpke_suite(suite)
-            self._pyhpke_key = self._pyhpke_suite.kem.deserialize_private_key(key.raw)
+
+
+_P = TypeVar("_P", bound=_Prepared)
+_MAX_PREPARED = 64  # prepared (suite, info) pairs kept per key; bounded, never per enc
+
+
+def _cache(cache: dict[tuple[Suite, bytes], _P], prepared: _P) -> _P:
+    if len(cache) < _MAX_PREPARED:
+        cache[(prepared.suite, prepared.info)] = prepared
+    return prepared
+
+
+def _kem(kem_id: int) -> _KemParams:
+    kem = _KEMS.get(kem_id)
+    if kem is None:
+        raise ValueError("unsupported KEM")
+    return kem
+
+
+class Receiver(_Prepared):
+    """SetupBaseR for one key, suite and info, with the key schedule context precomputed."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: PrivateKey, suite: Suite, info: bytes) -> None:
+        super().__init__(key.kem_id, suite, info)
+        self._key = key
 
     def setup(self, enc: bytes) -> Context:
         """SetupBaseR(enc, skR, info); a bad ``enc`` raises :class:`DecryptionError`."""
-        if self._backend is Backend.PYHPKE:
-            return self._setup_pyhpke(enc)
         try:
             shared_secret = self._key._decap(self.suite, enc)
         except ValueError:
             raise DecryptionError() from None
         return _key_schedule(self.suite, shared_secret, self._context)
-
-    def _setup_pyhpke(self, enc: bytes) -> Context:
-        if len(enc) != self.suite.n_enc:
-            raise DecryptionError()
-        try:
-            context = self._pyhpke_suite.create_recipient_context(
-                enc, self._pyhpke_key, info=self.info
-            )
-        except Exception:  # pyhpke lets ValueError/cryptography errors through on a bad enc
-            raise DecryptionError() from None
-        return _PyhpkeContext(context)
 
 
 class PublicKey:
@@ -599,29 +551,22 @@ class PublicKey:
 
     __slots__ = ("_kem", "_key", "_senders", "raw")
 
-    _MAX_SENDERS = 64  # prepared (suite, info) pairs kept per key; bounded
-
     def __init__(self, kem_id: int, raw: bytes) -> None:
-        kem = _KEMS.get(kem_id)
-        if kem is None:
-            raise ValueError("unsupported KEM")
+        kem = _kem(kem_id)
         self._kem = kem
         self._key = _load_public(kem, raw)
         self.raw = bytes(raw)
-        self._senders: dict[tuple[Suite, bytes, bool], Sender] = {}
+        self._senders: dict[tuple[Suite, bytes], Sender] = {}
 
     @property
     def kem_id(self) -> int:
         return self._kem.kem_id
 
-    def sender(self, suite: Suite, info: bytes, backend: Backend = Backend.DIRECT) -> Sender:
+    def sender(self, suite: Suite, info: bytes) -> Sender:
         """The prepared sender for this suite and info (cached like :meth:`PrivateKey.receiver`)."""
-        cache_key = (suite, info, backend is Backend.DIRECT)
-        prepared = self._senders.get(cache_key)
+        prepared = self._senders.get((suite, info))
         if prepared is None:
-            prepared = Sender(self, suite, info, backend)
-            if len(self._senders) < self._MAX_SENDERS:
-                self._senders[cache_key] = prepared
+            prepared = _cache(self._senders, Sender(self, suite, info))
         return prepared
 
     def _encap(self, suite: Suite, ephemeral: _PrivateObject) -> tuple[bytes, bytes]:
@@ -631,25 +576,18 @@ class PublicKey:
         return _extract_and_expand(suite, dh, enc + self.raw), enc
 
 
-class Sender:
+class Sender(_Prepared):
     """SetupBaseS for one public key, suite and info, with the key schedule context precomputed."""
 
-    __slots__ = ("_backend", "_context", "_key", "info", "suite")
+    __slots__ = ("_key",)
 
-    def __init__(self, key: PublicKey, suite: Suite, info: bytes, backend: Backend) -> None:
-        if suite.kem_id != key.kem_id:
-            raise ValueError("suite KEM does not match the key")
+    def __init__(self, key: PublicKey, suite: Suite, info: bytes) -> None:
+        super().__init__(key.kem_id, suite, info)
         self._key = key
-        self.suite = suite
-        self.info = info
-        self._backend = backend
-        self._context = _key_schedule_context(suite, info)
 
     def setup(self, ephemeral_private_key: bytes | None = None) -> tuple[bytes, Context]:
         """SetupBaseS(pkR, info) -> (enc, context); the ephemeral key is injectable for tests."""
         kem = self.suite.kem
-        if self._backend is Backend.PYHPKE:
-            return self._setup_pyhpke(ephemeral_private_key)
         ephemeral = (
             _generate(kem)
             if ephemeral_private_key is None
@@ -657,17 +595,6 @@ class Sender:
         )
         shared_secret, enc = self._key._encap(self.suite, ephemeral)
         return enc, _key_schedule(self.suite, shared_secret, self._context)
-
-    def _setup_pyhpke(self, ephemeral_private_key: bytes | None) -> tuple[bytes, Context]:
-        suite = _pyhpke_suite(self.suite)
-        eks = None
-        if ephemeral_private_key is not None:
-            private = suite.kem.deserialize_private_key(ephemeral_private_key)
-            public = pyhpke.KEMKey.from_pyca_cryptography_key(private.raw.public_key())
-            eks = pyhpke.KEMKeyPair(private, public)
-        pkr = suite.kem.deserialize_public_key(self._key.raw)
-        enc, context = suite.create_sender_context(pkr, info=self.info, eks=eks)
-        return enc, _PyhpkeContext(context)
 
 
 # --- RFC 9458 §4.4 response keys ------------------------------------------------------------

@@ -1,0 +1,181 @@
+"""Binary HTTP (RFC 9292) messages, stream events and the validation both directions share.
+
+The public names are re-exported by :mod:`ohttp.bhttp`; the encoders and the decoder use the
+rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+Fields: TypeAlias = tuple[tuple[bytes, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request: control data (RFC 9292 §3.4), header fields, content and trailer fields."""
+
+    method: bytes
+    scheme: bytes
+    authority: bytes
+    path: bytes
+    headers: Fields = ()
+    content: bytes = b""
+    trailers: Fields = ()
+
+
+@dataclass(frozen=True, slots=True)
+class InformationalResponse:
+    """An interim 1xx response that precedes the final one (RFC 9292 §3.5.1)."""
+
+    status: int
+    headers: Fields = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A final response (status 200..599) with the informational responses before it."""
+
+    status: int
+    headers: Fields = ()
+    content: bytes = b""
+    trailers: Fields = ()
+    informational: tuple[InformationalResponse, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Decoder bounds (RFC 9292 §8 resource exhaustion); every one is checked before allocating.
+
+    ``max_fields`` counts field lines across all sections, ``max_field_section_bytes`` the
+    encoded bytes of all field sections plus request control data, ``max_content_bytes`` the
+    content, ``max_informational`` the interim responses before a final one.
+    """
+
+    max_fields: int = 256
+    max_field_section_bytes: int = 64 * 1024
+    max_content_bytes: int = 16 * 1024 * 1024
+    max_informational: int = 16
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """Control data and header section of a streamed request (content and trailers empty)."""
+
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseHead:
+    """Informational responses, final status and header section of a streamed response."""
+
+    response: Response
+
+
+@dataclass(frozen=True, slots=True)
+class ContentChunk:
+    """Content bytes as they arrive (never empty; boundaries carry no meaning)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEnd:
+    """The trailer section; the message is complete once ``close()`` returns."""
+
+    trailers: Fields = ()
+
+
+StreamEvent: TypeAlias = RequestHead | ResponseHead | ContentChunk | MessageEnd
+
+# RFC 9292 §3.3 framing indicators.
+KNOWN_REQUEST = 0
+KNOWN_RESPONSE = 1
+INDETERMINATE_REQUEST = 2
+INDETERMINATE_RESPONSE = 3
+
+# RFC 9110 §5.6.2 tchar; field names additionally exclude upper case (RFC 9113 §8.2.1).
+_TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_TOKEN_LOWER = _TOKEN.translate(None, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+_ALPHA = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_SCHEME = _ALPHA + b"0123456789+-."
+# Bytes never valid in a URI component: CTLs, space, DEL (also blocks request splitting).
+_URI_FORBIDDEN = bytes(range(0x21)) + b"\x7f"
+# RFC 9292 §3.8 (Section 5 "Differences"): control data must not appear as fields.
+_CONTROL_PSEUDO = frozenset((b":method", b":scheme", b":authority", b":path", b":status"))
+_WHITESPACE = (0x20, 0x09)
+_COLON = 0x3A
+
+
+def _field_error(name: bytes, value: bytes, *, pseudo_allowed: bool) -> str | None:
+    """Return why a field line is invalid (RFC 9292 §3.6, RFC 9113 §8.2.1), or None."""
+    if not name:
+        return "empty field name"
+    if name[0] == _COLON:
+        if not pseudo_allowed:
+            return "pseudo-field after a regular field or in trailers"
+        if name in _CONTROL_PSEUDO:
+            return "control data sent as a pseudo-field"
+        if len(name) == 1 or name[1:].translate(None, _TOKEN_LOWER):
+            return "invalid field name"
+    elif name.translate(None, _TOKEN_LOWER):
+        return "invalid field name"
+    if value and (value[0] in _WHITESPACE or value[-1] in _WHITESPACE):
+        return "field value with leading or trailing whitespace"
+    if b"\r" in value or b"\n" in value or b"\0" in value:
+        return "field value with CR, LF or NUL"
+    return None
+
+
+def control_error(method: bytes, scheme: bytes, authority: bytes, path: bytes) -> str | None:
+    """Return why request control data is invalid (RFC 9292 §3.4, RFC 9113 §8.3.1), or None."""
+    if not method or method.translate(None, _TOKEN):
+        return "invalid method"
+    for part in (scheme, authority, path):
+        if len(part.translate(None, _URI_FORBIDDEN)) != len(part):
+            return "invalid request target"
+    if method == b"CONNECT" and not scheme and not path:
+        return None  # RFC 9113 §8.5: CONNECT carries only an authority.
+    if not scheme or scheme[0] not in _ALPHA or scheme.translate(None, _SCHEME):
+        return "invalid scheme"
+    if not path:
+        return "empty path"
+    # RFC 9113 §8.3.1: origin-form, or "*" for a server-wide OPTIONS request.
+    server_wide = path == b"*" and method == b"OPTIONS"
+    if scheme.lower() in (b"http", b"https") and path[0] != 0x2F and not server_wide:
+        return "invalid path"
+    return None
+
+
+def section_error(fields: list[tuple[bytes, bytes]], *, trailers: bool) -> str | None:
+    """Return why a field section is invalid (RFC 9292 §3.6), or None.
+
+    Fast path: one scan over all names and one over all values proves a section of regular,
+    well-formed fields valid; anything it flags is re-checked field by field in order.
+    """
+    if not fields:
+        return None
+    names = [name for name, _ in fields]
+    values = b"\x01" + b"\x01".join([value for _, value in fields]) + b"\x01"
+    if (
+        b"" not in names
+        and not b"".join(names).translate(None, _TOKEN_LOWER)
+        and b"\r" not in values
+        and b"\n" not in values
+        and b"\0" not in values
+        and b"\x01 " not in values
+        and b" \x01" not in values
+        and b"\x01\t" not in values
+        and b"\t\x01" not in values
+    ):
+        return None
+    pseudo_allowed = not trailers
+    for name, value in fields:
+        error = _field_error(name, value, pseudo_allowed=pseudo_allowed)
+        if error is not None:
+            return error
+        if name[0] != _COLON:
+            pseudo_allowed = False
+    return None
