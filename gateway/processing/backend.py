@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import urllib.parse
-from email.utils import formatdate
 from collections.abc import AsyncIterator
+from email.utils import formatdate
 from typing import ClassVar
 
 from gateway.backends.base import Stateless, StreamedResponse
