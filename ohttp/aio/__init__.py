@@ -9,35 +9,4 @@
 It imports the core (``ohttp``) and never the apps; the apps and the command line import it.
 """
 
-from ohttp.aio.client import (
-    Client,
-    ClientError,
-    Exchange,
-    InnerResponse,
-    InvalidInnerResponse,
-    KeyFetchError,
-    KeyRejected,
-    RelayRejected,
-    RelayUnreachable,
-    ResponseDecryptionError,
-    ResponseStream,
-    StreamTruncated,
-)
-from ohttp.aio.keyfile import load_key_file, save_key_file
-
-__all__ = [
-    "Client",
-    "ClientError",
-    "Exchange",
-    "InnerResponse",
-    "InvalidInnerResponse",
-    "KeyFetchError",
-    "KeyRejected",
-    "RelayRejected",
-    "RelayUnreachable",
-    "ResponseDecryptionError",
-    "ResponseStream",
-    "StreamTruncated",
-    "load_key_file",
-    "save_key_file",
-]
+__all__: list[str] = []  # each module is imported by name; the client's API is ohttp.aio.client
