@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 
@@ -26,6 +27,9 @@ _COMMAND_MODULES = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ohttp", description="Oblivious HTTP (RFC 9458): keys, gateway, relay, client."
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"ohttp {importlib.metadata.version('ohttp')}"
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMAND_MODULES:

@@ -6,6 +6,7 @@ import base64
 import json
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,10 @@ def test_local_problems_exit_1(
 ) -> None:
     code, _ = run_in_process(capsys, "--relay", stack.relay_url, *args)
     assert code == 1
+
+
+def test_version_names_the_installed_release() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ohttp", "--version"], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == f"ohttp {version('ohttp')}"
