@@ -16,10 +16,13 @@ log = logging.getLogger("ohttp.serving")
 def run_workers(count: int, worker: Callable[[int], int], *, forward_sighup: bool) -> int:
     """Run ``worker(index)`` in this process, or in ``count`` forked children; the exit code.
 
-    Children are supervised by PID: SIGTERM/SIGINT stop them all, SIGHUP is passed on (when
-    ``forward_sighup``; else ignored), and one ending on its own stops the rest (exit 1).
+    SIGHUP is passed on (when ``forward_sighup``, for the worker's own handler) or else ignored,
+    with one worker as with several. Children are supervised by PID: SIGTERM/SIGINT stop them
+    all, and one ending on its own stops the rest (exit 1).
     """
     if count == 1:
+        if not forward_sighup:  # a process manager's reload must not kill it (default: exit)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
         return worker(0)
     children: set[int] = set()
     for index in range(count):

@@ -31,8 +31,11 @@ def _healthy(url: str) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def relay_process(args: list[str], log_path: Path) -> AsyncIterator[str]:
-    """``ohttp relay ARGS`` as a real subprocess until the block ends; yields its base URL."""
+async def relay_process(args: list[str], log_path: Path,
+                        started: list[int] | None = None) -> AsyncIterator[str]:
+    """``ohttp relay ARGS`` as a real subprocess until the block ends; yields its base URL.
+
+    Its PID is appended to ``started`` when given."""
     port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -40,6 +43,8 @@ async def relay_process(args: list[str], log_path: Path) -> AsyncIterator[str]:
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
         )
     base = f"http://127.0.0.1:{port}"
+    if started is not None:
+        started.append(process.pid)
     try:
         for _ in range(300):
             assert process.poll() is None, log_path.read_text()
@@ -152,3 +157,18 @@ async def test_workers_share_one_port(gateway: RecordingGateway, tmp_path: Path)
                 assert (response.status, await response.read()) == (200, b"w%d" % i)
     assert log_path.read_text().count("relay stopped") == 2
     assert len(gateway.posts) == 6
+
+
+async def test_sighup_does_not_stop_a_one_worker_relay(gateway: RecordingGateway,
+                                                       tmp_path: Path) -> None:
+    """A process manager's reload (SIGHUP) never kills the relay, with one worker too."""
+    pids: list[int] = []
+    args = ["--gateway", gateway.url]
+    async with relay_process(args, tmp_path / "relay.log", pids) as base, \
+            aiohttp.ClientSession() as session:
+        os.kill(pids[0], signal.SIGHUP)
+        await asyncio.sleep(0.3)  # a default SIGHUP disposition would have ended it by now
+        async with session.post(base + "/", data=b"after-hup",
+                                headers={"Content-Type": "message/ohttp-req"}) as response:
+            assert (response.status, await response.read()) == (200, b"after-hup")
+    # relay_process asserts the clean exit 0 on the later SIGTERM
