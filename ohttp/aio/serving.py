@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import ssl
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from ohttp.aio.logs import loop_exception_handler
 
 __all__ = [
     "TRACKER",
+    "ListenError",
     "Listening",
     "omit_server_header",
     "run_worker",
@@ -81,6 +83,8 @@ def server_tls_context(cert: str | Path | None, key: str | Path | None) -> ssl.S
     """The HTTPS context for ``cert`` and ``key`` (PEM), or None to serve plain HTTP."""
     if cert is None or key is None:
         return None
+    for path in (cert, key):  # OpenSSL's own error would not say which file is missing
+        Path(path).open("rb").close()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     return context
@@ -95,6 +99,27 @@ class Listening:
 def _runner(app: web.Application) -> web.AppRunner:
     # access_log=None: aiohttp's default access log records client addresses and headers.
     return web.AppRunner(app, access_log=None, handle_signals=False)
+
+
+class ListenError(OSError):
+    """A listener could not bind: names the address and the reason (errno name)."""
+
+    def __init__(self, address: tuple[str, int], cause: OSError) -> None:
+        self.host, self.port = address
+        self.reason = _errno_name(cause)
+        super().__init__(cause.errno, f"cannot listen on {self.host}:{self.port}: {self.reason}")
+
+
+def _errno_name(exc: OSError) -> str:
+    return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+
+
+@contextlib.contextmanager
+def _naming(address: tuple[str, int]) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise ListenError(address, exc) from None
 
 
 @contextlib.asynccontextmanager
@@ -119,17 +144,19 @@ async def serving(
     server: asyncio.AbstractServer | None = None
     try:
         assert runner.server is not None
-        server = await loop.create_server(
-            tracker.factory(runner.server), address[0], address[1], ssl=tls,
-            reuse_port=reuse_port or None,
-            ssl_handshake_timeout=tracker.header_timeout if tls else None,
-        )  # fmt: skip
+        with _naming(address):
+            server = await loop.create_server(
+                tracker.factory(runner.server), address[0], address[1], ssl=tls,
+                reuse_port=reuse_port or None,
+                ssl_handshake_timeout=tracker.header_timeout if tls else None,
+            )  # fmt: skip
         metrics_port = None
         if metrics is not None:
             metrics_runner = _runner(metrics[0])
             await metrics_runner.setup()
             host, port = metrics[1]
-            await web.TCPSite(metrics_runner, host, port, reuse_port=reuse_port or None).start()
+            with _naming((host, port)):
+                await web.TCPSite(metrics_runner, host, port, reuse_port=reuse_port or None).start()
             metrics_port = metrics_runner.addresses[0][1]
         yield Listening(server.sockets[0].getsockname()[1], metrics_port)
     finally:
@@ -164,7 +191,15 @@ def run_worker(main: Callable[[], Coroutine[Any, Any, None]]) -> int:
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         try:
             runner.run(main())
-        except OSError as exc:  # e.g. the port is taken: operator data only
-            log.error("listen_failed", extra={"error": type(exc).__name__})
+        except ListenError as exc:  # our own address and an errno name: operator data only
+            log.error(
+                "listen_failed", extra={"host": exc.host, "port": exc.port, "error": exc.reason}
+            )
+            return 1
+        except OSError as exc:  # e.g. a TLS file that is missing: its path is configuration
+            log.error(
+                "startup_failed",
+                extra={"error": _errno_name(exc), "detail": str(exc.filename or "")},
+            )
             return 1
     return 0
