@@ -152,3 +152,13 @@ def test_version_names_the_installed_release() -> None:
         [sys.executable, "-m", "ohttp", "--version"], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == f"ohttp {version('ohttp')}"
+
+
+def test_an_unknown_option_gets_the_subcommand_usage() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ohttp", "gateway", "--bogus"],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: ohttp gateway ")
+    assert "unrecognized arguments: --bogus" in result.stderr
