@@ -7,6 +7,9 @@ derived from the configuration: which inner authorities the gateway serves.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +51,22 @@ def parse_origin(origin_url: str) -> URL:
         raise ValueError("origin URL must be http:// or https:// with a host")
     if url.user is not None or url.password is not None or url.query_string or url.fragment:
         raise ValueError("origin URL must not carry userinfo, a query or a fragment")
+    if not _valid_host(url.raw_host or ""):
+        raise ValueError("origin URL host must be a DNS name or an IP address")
     return url
+
+
+# RFC 1123 §2.1 host names (letters, digits, hyphens; labels of 1 to 63; underscores too, as
+# internal DNS names have them), after IDNA encoding; or an IP literal.
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+
+
+def _valid_host(host: str) -> bool:
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(host)
+        return True
+    labels = host.removesuffix(".").split(".")
+    return len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
 
 
 def default_authority(spec: str) -> str:
