@@ -14,6 +14,7 @@ import logging
 import ssl
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 from gateway.app import create_app
 from gateway.config import GatewayConfig
@@ -68,6 +69,14 @@ def _worker(config: GatewayConfig, index: int) -> int:
     return run_worker(partial(_serve_worker, config, index))
 
 
+def _warn_if_others_can_read(path: Path) -> None:
+    # Private keys: `ohttp keygen` writes 0600; anything readable by group or others is a leak.
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        logger.warning("key_file_permissions", extra={"detail": f"{path} has mode {mode:04o}; "
+                                                                "use chmod 600"})
+
+
 def serve(config: GatewayConfig) -> int:
     """Run the gateway until SIGTERM/SIGINT; returns the exit code."""
     configure_logging()
@@ -76,6 +85,7 @@ def serve(config: GatewayConfig) -> int:
         return 2
     try:
         load_key_file(config.keys)  # fail fast, before any worker starts
+        _warn_if_others_can_read(config.keys)
         server_tls_context(config.tls_cert, config.tls_key)
     except (OSError, OHTTPError, ValueError, ssl.SSLError) as exc:
         logger.error("startup_failed", extra={"error": type(exc).__name__, "detail": str(exc)})

@@ -1,4 +1,5 @@
-"""Startup failures name what failed: the address and errno of a bind, the path of a TLS file."""
+"""Startup diagnostics name what is wrong: the address and errno of a bind, the path of a TLS
+file, a key file that others can read."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from ohttp.aio.keyfile import save_key_file
 from ohttp.keys import GatewayKey
-from tests.support import LOOPBACK, REPO, free_port
+from tests.support import LOOPBACK, REPO, free_port, ohttp_process
 
 
 def _run(args: list[str]) -> tuple[int, list[dict[str, object]]]:
@@ -49,3 +50,15 @@ def test_a_missing_tls_file_names_its_path(tmp_path: Path) -> None:
     assert code != 0
     failed = [event for event in events if event["event"] == "startup_failed"]
     assert failed and failed[0]["error"] == "ENOENT" and failed[0]["detail"] == str(missing)
+
+
+def test_a_key_file_others_can_read_is_warned_about(tmp_path: Path) -> None:
+    keys = _keys(tmp_path)
+    Path(keys).chmod(0o644)
+    port = free_port()
+    listen = ["gateway", "--keys", keys, "--listen", f"{LOOPBACK}:{port}"]
+    with ohttp_process(listen, f"http://{LOOPBACK}:{port}/healthz", tmp_path / "gw.log") as gw:
+        log = gw.log()
+    warnings = [json.loads(line) for line in log.splitlines() if "key_file_permissions" in line]
+    assert len(warnings) == 1 and warnings[0]["level"] == "warning"
+    assert f"{keys} has mode 0644" in str(warnings[0]["detail"])
