@@ -24,7 +24,6 @@ from ohttp.aio.keyfile import load_key_file
 from ohttp.aio.logs import configure_logging
 from ohttp.aio.serving import (
     TRACKER,
-    omit_server_header,
     run_worker,
     server_tls_context,
     serving,
@@ -41,7 +40,6 @@ logger = logging.getLogger("gateway")
 async def _serve_worker(config: GatewayConfig, index: int) -> None:
     metrics = GatewayMetrics()
     app = create_app(replace(config, reload_on_sighup=True), metrics=metrics)
-    omit_server_header(app)
     tracker = ConnectionTracker(config.max_connections, config.header_timeout)
     app[TRACKER] = tracker  # the gateway's routes mark their requests (tracked)
     metrics_app = None

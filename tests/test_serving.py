@@ -123,3 +123,21 @@ def test_a_worker_ending_on_its_own_stops_the_rest() -> None:
     )
     assert result.returncode == 1, result.stderr  # reported as a failure ...
     assert "workers_started" in result.stderr  # ... after both were started
+
+
+async def test_no_listener_names_its_software() -> None:
+    """Neither the main nor the metrics listener sends aiohttp's Server header."""
+    app, metrics = web.Application(), web.Application()
+    app.router.add_get("/", _ok)
+    metrics.router.add_get("/metrics", _ok)
+    tracker = ConnectionTracker(8, 5.0)
+    async with serving(app, (LOOPBACK, 0), tracker, metrics=(metrics, (LOOPBACK, 0))) as ports:
+        assert ports.metrics_port is not None
+        for port, path in ((ports.port, "/"), (ports.metrics_port, "/metrics")):
+            raw = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+            answer = await _exchange(port, raw)
+            assert answer.startswith(b"HTTP/1.1 200") and b"\r\nserver:" not in answer.lower()
+
+
+async def _ok(_: web.Request) -> web.Response:
+    return web.Response(text="ok")

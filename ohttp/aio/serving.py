@@ -134,10 +134,14 @@ async def serving(
 ) -> AsyncIterator[Listening]:
     """Serve ``app`` behind ``tracker`` (and a metrics app, unguarded) until the block ends.
 
+    Neither listener sends a ``Server`` header.
+
     Port 0 picks a free port; the ports bound are yielded.
     """
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(loop_exception_handler)
+    for served in (app, *(() if metrics is None else (metrics[0],))):
+        omit_server_header(served)  # every listener, the metrics one too
     runner = _runner(app)
     await runner.setup()
     metrics_runner: web.AppRunner | None = None
