@@ -49,7 +49,8 @@ async def _serve_worker(config: GatewayConfig, index: int) -> None:
     tls = server_tls_context(config.tls_cert, config.tls_key)
     host, port = config.listen_address
     async with serving(
-        app, (host, port), tracker, tls=tls, reuse_port=config.workers > 1, metrics=metrics_app
+        app, (host, port), tracker, tls=tls, reuse_port=config.workers > 1, metrics=metrics_app,
+        shutdown_timeout=config.shutdown_timeout,
     ):
         # Everything loaded so far lives as long as the worker: keep the collector from
         # walking it again on every full collection while serving.

@@ -50,6 +50,8 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
      f"[{_DEFAULTS.header_timeout:g}]"),
     ("max_connections", "N", "open client connections per worker; more are answered 503 and "
      f"closed [{_DEFAULTS.max_connections}]"),
+    ("shutdown_timeout", "S", "on SIGTERM, seconds requests in flight get to finish before "
+     f"their connections are closed [{_DEFAULTS.shutdown_timeout:g}]"),
 )
 
 

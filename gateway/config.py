@@ -100,6 +100,8 @@ class GatewayConfig:
     backend_timeout: float = 30.0
     header_timeout: float = 10.0  # a request head must be complete within this (slowloris)
     max_connections: int = 1024  # open client connections per worker; more get a 503
+    # On SIGTERM, requests in flight get this long; below Kubernetes' default 30 s grace period.
+    shutdown_timeout: float = 25.0
     replay_cache_size: int = 1_000_000
     # Set by the serving code: reload the key file on SIGHUP. Embedders leave it off.
     reload_on_sighup: bool = field(default=False, compare=False)
@@ -125,6 +127,7 @@ class GatewayConfig:
         require(self.backend_timeout > 0, "backend_timeout must be positive")
         require(self.header_timeout > 0, "header_timeout must be positive")
         require(self.max_connections > 0, "max_connections must be positive")
+        require(self.shutdown_timeout >= 0, "shutdown_timeout must not be negative")
         require(self.replay_cache_size > 0, "replay_cache_size must be positive")
 
     @property

@@ -43,6 +43,8 @@ _FLAG_HELP: tuple[tuple[str, str, str], ...] = (
     ("upstream_pool_size", "N", "idle keep-alive connections kept per gateway (default 64)"),
     ("upstream_idle_timeout", "SECONDS", "idle gateway connections are dropped after this "
      "(default 15)"),
+    ("shutdown_timeout", "SECONDS", "on SIGTERM, seconds forwards in flight get to finish "
+     "(default 25)"),
 )
 
 

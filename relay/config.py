@@ -105,6 +105,8 @@ class RelayConfig:
     key_cache_max_ttl: float = 86400.0
     upstream_pool_size: int = 64
     upstream_idle_timeout: float = 15.0
+    # On SIGTERM, forwards in flight get this long; below Kubernetes' default 30 s grace period.
+    shutdown_timeout: float = 25.0
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -132,8 +134,9 @@ def _validate(config: RelayConfig) -> None:
                "upstream_idle_timeout")
     for name in seconds:
         require(getattr(config, name) > 0, f"{name} must be positive")
-    require(config.rate_limit >= 0 and config.key_cache_min_ttl >= 0,
-            "rate_limit and key_cache_min_ttl must not be negative")
+    require(config.rate_limit >= 0 and config.key_cache_min_ttl >= 0
+            and config.shutdown_timeout >= 0,
+            "rate_limit, key_cache_min_ttl and shutdown_timeout must not be negative")
     require(config.key_cache_min_ttl <= config.key_cache_max_ttl,
             "key_cache_min_ttl must not exceed key_cache_max_ttl")
     token = config.gateway_token

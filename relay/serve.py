@@ -28,5 +28,6 @@ async def serve(config: RelayConfig, *, app: web.Application | None = None,
         metrics = (create_metrics_app(state.metrics), (config.metrics_host, config.metrics_port))
     tls = server_tls_context(config.tls_cert, config.tls_key)
     async with serving(app, (config.listen_host, config.listen_port), state.tracker, tls=tls,
-                       reuse_port=reuse_port, metrics=metrics) as listening:
+                       reuse_port=reuse_port, metrics=metrics,
+                       shutdown_timeout=config.shutdown_timeout) as listening:
         yield listening

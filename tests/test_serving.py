@@ -141,3 +141,21 @@ async def test_no_listener_names_its_software() -> None:
 
 async def _ok(_: web.Request) -> web.Response:
     return web.Response(text="ok")
+
+
+@pytest.mark.parametrize(("handler_seconds", "finished"), [(0.3, True), (30.0, False)])
+async def test_shutdown_lets_requests_in_flight_finish_up_to_the_deadline(
+    handler_seconds: float, finished: bool
+) -> None:
+    app = web.Application()
+    app.router.add_get("/slow", _slow)
+    tracker = ConnectionTracker(8, 5.0)
+    async with serving(app, (LOOPBACK, 0), tracker, shutdown_timeout=2.0) as listening:
+        raw = f"GET /slow?s={handler_seconds} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        request = asyncio.ensure_future(_exchange(listening.port, raw.encode()))
+        await asyncio.sleep(0.1)  # the request is being handled when the shutdown starts
+        started = asyncio.get_running_loop().time()
+    stopped_after = asyncio.get_running_loop().time() - started
+    answer = await request
+    assert answer.endswith(b"done") is finished
+    assert stopped_after < 10  # the 30 s handler was cut off at the 2 s deadline

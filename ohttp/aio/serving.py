@@ -96,9 +96,11 @@ class Listening:
     metrics_port: int | None
 
 
-def _runner(app: web.Application) -> web.AppRunner:
+def _runner(app: web.Application, shutdown_timeout: float) -> web.AppRunner:
     # access_log=None: aiohttp's default access log records client addresses and headers.
-    return web.AppRunner(app, access_log=None, handle_signals=False)
+    return web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout
+    )
 
 
 class ListenError(OSError):
@@ -131,10 +133,12 @@ async def serving(
     tls: ssl.SSLContext | None = None,
     reuse_port: bool = False,
     metrics: tuple[web.Application, tuple[str, int]] | None = None,
+    shutdown_timeout: float = 60.0,
 ) -> AsyncIterator[Listening]:
     """Serve ``app`` behind ``tracker`` (and a metrics app, unguarded) until the block ends.
 
-    Neither listener sends a ``Server`` header.
+    Neither listener sends a ``Server`` header. When the block ends, requests in flight get
+    ``shutdown_timeout`` seconds to finish before their connections are closed.
 
     Port 0 picks a free port; the ports bound are yielded.
     """
@@ -142,7 +146,7 @@ async def serving(
     loop.set_exception_handler(loop_exception_handler)
     for served in (app, *(() if metrics is None else (metrics[0],))):
         omit_server_header(served)  # every listener, the metrics one too
-    runner = _runner(app)
+    runner = _runner(app, shutdown_timeout)
     await runner.setup()
     metrics_runner: web.AppRunner | None = None
     server: asyncio.AbstractServer | None = None
@@ -156,7 +160,7 @@ async def serving(
             )  # fmt: skip
         metrics_port = None
         if metrics is not None:
-            metrics_runner = _runner(metrics[0])
+            metrics_runner = _runner(metrics[0], shutdown_timeout)
             await metrics_runner.setup()
             host, port = metrics[1]
             with _naming((host, port)):
