@@ -66,6 +66,13 @@ class UnsupportedMediaType(RelayError):
     status, text, result = 415, "unsupported media type", Result.UNSUPPORTED_MEDIA_TYPE
 
 
+class UnsupportedContentCoding(UnsupportedMediaType):
+    """RFC 9110 §8.4, §15.5.16: an encapsulated request is never content-coded."""
+
+    text = "unsupported content coding"
+    headers = MappingProxyType({"Accept-Encoding": "identity"})
+
+
 class RequestTooLarge(RelayError):
     """The declared Content-Length is over the limit."""
 
