@@ -138,10 +138,14 @@ async def _gateway_resource(request: web.Request) -> web.StreamResponse:
         partial(_read_body, request.content),
         body_chunks=request.content.iter_any,
         content_encoding=_joined(request.headers.getall(hdrs.CONTENT_ENCODING, [])),
+        transfer_encoding=_joined(request.headers.getall(hdrs.TRANSFER_ENCODING, [])),
     )
     if isinstance(answer, StreamedAnswer):
         return await _send_streamed(request, answer)
-    return web.Response(status=answer.status, headers=answer.headers, body=answer.body)
+    response = web.Response(status=answer.status, headers=answer.headers, body=answer.body)
+    if answer.headers.get("Connection") == "close":
+        response.force_close()  # the header alone does not end an aiohttp connection
+    return response
 
 
 def _joined(values: list[str]) -> str | None:

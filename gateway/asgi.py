@@ -85,6 +85,7 @@ class OhttpMiddleware:
                 lambda length, limit: read_chunks(_request_body(receive), length, limit),
                 body_chunks=lambda: _request_body(receive),
                 content_encoding=_all_values(scope, b"content-encoding"),
+                transfer_encoding=_all_values(scope, b"transfer-encoding"),
             )
         except _Disconnected:
             return  # nobody to answer

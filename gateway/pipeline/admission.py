@@ -17,6 +17,7 @@ from gateway.errors import (
     OuterError,
     Overloaded,
     Result,
+    TransferCodingNotImplemented,
 )
 from gateway.pipeline.oneshot import handle_encapsulated
 from gateway.pipeline.state import INTERNAL_ERROR, Answer, GatewayState, finish, outer_answer
@@ -47,6 +48,7 @@ async def answer_request(
     *,
     body_chunks: BodyChunks | None = None,
     content_encoding: str | None = None,
+    transfer_encoding: str | None = None,
 ) -> Answer | StreamedAnswer:
     """The gateway resource: GET/HEAD -> key configurations (RFC 9540 §5), POST -> OHTTP.
 
@@ -54,8 +56,12 @@ async def answer_request(
     (read from ``body_chunks`` as it arrives, or from ``read_body`` if that is not given);
     every other outcome is an :class:`Answer`. ``ConnectionError`` from reading the body
     (the client went away) propagates to the transport. ``content_encoding`` is the request's
-    Content-Encoding field values joined with commas (None when absent).
+    Content-Encoding field values joined with commas (None when absent); ``transfer_encoding``
+    the same for Transfer-Encoding. An answer with ``Connection: close`` ends the connection.
     """
+    if not _only_chunked(transfer_encoding):
+        state.metrics.count(Result.MALFORMED)
+        return outer_answer(TransferCodingNotImplemented())
     if method == "POST":
         return await _answer_post(
             state, content_type, content_length, read_body, body_chunks, encoding=content_encoding
@@ -74,6 +80,14 @@ def _media_type(content_type: str | None) -> str:
     if lowered not in (OHTTP_REQ, OHTTP_CHUNKED_REQ):
         raise BadMediaType()
     return lowered
+
+
+def _only_chunked(transfer_encoding: str | None) -> bool:
+    # RFC 9112 §6.1: the one transfer coding a request may use here is exactly "chunked";
+    # anything else (gzip, chunked; chunked, chunked; identity; ...) is 501, never decoded.
+    if transfer_encoding is None:
+        return True
+    return [c.strip().lower() for c in transfer_encoding.split(",")] == ["chunked"]
 
 
 def _check_content_encoding(content_encoding: str | None) -> None:

@@ -18,6 +18,8 @@ CASES: list[Case] = [
     (errors.Overloaded("x"), 503, "overloaded", {"Retry-After": "1"}, Result.OVERLOADED),
     (errors.UnsupportedMediaType("x"), 415, "unsupported media type", {},
      Result.UNSUPPORTED_MEDIA_TYPE),
+    (errors.TransferCodingNotImplemented("x"), 501, "transfer coding not implemented",
+     {"Connection": "close"}, Result.BAD_REQUEST),
     (errors.UnsupportedContentCoding("x"), 415, "unsupported content coding",
      {"Accept-Encoding": "identity"}, Result.UNSUPPORTED_MEDIA_TYPE),
     (errors.RequestTooLarge("x"), 413, "request too large", {"Connection": "close"},
