@@ -79,7 +79,8 @@ def create_app(
     if backend is None:
         backend = backend_from_spec(config.backend)
     state = GatewayState.from_config(config, keys, backend, metrics=metrics)
-    app = web.Application()
+    # Never decompress (RFC 9110 §8.4): a content-coded request is refused unread.
+    app = web.Application(handler_args={"auto_decompress": False})
     app[GATEWAY_STATE] = state
     app.cleanup_ctx.append(_lifecycle)
     # tracked: the request-head deadline of `ohttp gateway` spares requests being handled.
@@ -136,10 +137,19 @@ async def _gateway_resource(request: web.Request) -> web.StreamResponse:
         request.content_length,
         partial(_read_body, request.content),
         body_chunks=request.content.iter_any,
+        content_encoding=_joined(request.headers.getall(hdrs.CONTENT_ENCODING, [])),
+        transfer_encoding=_joined(request.headers.getall(hdrs.TRANSFER_ENCODING, [])),
     )
     if isinstance(answer, StreamedAnswer):
         return await _send_streamed(request, answer)
-    return web.Response(status=answer.status, headers=answer.headers, body=answer.body)
+    response = web.Response(status=answer.status, headers=answer.headers, body=answer.body)
+    if answer.headers.get("Connection") == "close":
+        response.force_close()  # the header alone does not end an aiohttp connection
+    return response
+
+
+def _joined(values: list[str]) -> str | None:
+    return ", ".join(values) if values else None
 
 
 async def _send_streamed(request: web.Request, answer: StreamedAnswer) -> web.StreamResponse:

@@ -84,6 +84,8 @@ class OhttpMiddleware:
                 _content_length(scope),
                 lambda length, limit: read_chunks(_request_body(receive), length, limit),
                 body_chunks=lambda: _request_body(receive),
+                content_encoding=_all_values(scope, b"content-encoding"),
+                transfer_encoding=_all_values(scope, b"transfer-encoding"),
             )
         except _Disconnected:
             return  # nobody to answer
@@ -96,6 +98,11 @@ class OhttpMiddleware:
         path: str = scope["path"]
         # Hosts differ on whether scope["path"] includes root_path; accept both forms.
         return path == self.path or path == scope.get("root_path", "") + self.path
+
+
+def _all_values(scope: Scope, name: bytes) -> str | None:
+    values = [bytes(v).decode("latin-1") for k, v in scope["headers"] if bytes(k).lower() == name]
+    return ", ".join(values) if values else None
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

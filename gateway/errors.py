@@ -34,6 +34,7 @@ __all__ = [
     "BackendError",
     "BackendResponseInvalid",
     "BackendTimeout",
+    "BadContentEncoding",
     "BadMediaType",
     "BadMethod",
     "BodyTooLarge",
@@ -49,6 +50,7 @@ __all__ = [
     "Replay",
     "ReplayCacheFull",
     "Result",
+    "TransferCodingNotImplemented",
     "inner_reply",
     "outer_reply",
 ]
@@ -97,6 +99,18 @@ class BadMethod(OuterError):
 
 class BadMediaType(OuterError):
     message = "unsupported media type"
+
+
+class BadContentEncoding(OuterError):
+    """RFC 9110 §8.4: an encapsulated request is never content-coded; refused unread."""
+
+    message = "unsupported content coding"
+
+
+class TransferCodingNotImplemented(OuterError):
+    """RFC 9112 §6.1: a transfer coding other than exactly ``chunked``; the body is not read."""
+
+    message = "transfer coding not implemented"
 
 
 class BodyTooLarge(OuterError):
@@ -185,7 +199,12 @@ def _key_problem(result: Result) -> OuterReply:
 _OUTER: dict[type[BaseException], OuterReply] = {
     BadMethod: _plain(405, Result.BAD_METHOD, Allow="GET, POST"),
     BadMediaType: _plain(415, Result.BAD_MEDIA_TYPE),
+    # RFC 9110 §15.5.16 / §12.5.3: 415 for a content coding, naming the only one accepted.
+    BadContentEncoding: _plain(415, Result.BAD_MEDIA_TYPE, **{"Accept-Encoding": "identity"}),
     BodyTooLarge: _plain(413, Result.TOO_LARGE),
+    # RFC 9112 §6.1, §6.3: an unknown transfer coding is 501, and the framing is unknowable,
+    # so the connection is closed.
+    TransferCodingNotImplemented: _plain(501, Result.MALFORMED, Connection="close"),
     Overloaded: _plain(503, Result.OVERLOADED, **{"Retry-After": "1"}),
     DecryptionError: _key_problem(Result.DECRYPT_FAILED),
     DecapsulationError: _key_problem(Result.KEY_UNKNOWN),

@@ -17,22 +17,11 @@ from __future__ import annotations
 import hashlib
 import heapq
 import time
-from email.utils import parsedate_to_datetime
 
 from gateway.errors import DateOutOfWindow, Replay, ReplayCacheFull
+from ohttp.httpdate import parse_http_date
 
 __all__ = ["ReplayGuard", "parse_http_date"]
-
-
-def parse_http_date(value: bytes) -> float | None:
-    """Seconds since the epoch of an HTTP-date (RFC 9110 §5.6.7), or None if invalid."""
-    try:
-        parsed = parsedate_to_datetime(value.decode("ascii"))
-    except (ValueError, TypeError, IndexError, UnicodeDecodeError):
-        return None
-    if parsed.tzinfo is None:  # RFC 9110: HTTP-date is always GMT
-        return None
-    return parsed.timestamp()
 
 
 class ReplayGuard:
@@ -54,7 +43,7 @@ class ReplayGuard:
             if self.require_date:
                 raise DateOutOfWindow()
             return
-        sent = parse_http_date(date)
+        sent = parse_http_date(date)  # None for any value that is no representable date
         now = time.time() if now is None else now
         if sent is None or abs(now - sent) > self.window:
             raise DateOutOfWindow()

@@ -18,7 +18,14 @@ from ohttp.aio.guard import ConnectionTracker
 from ohttp.aio.serving import omit_server_header
 from ohttp.keys import KEYS_MEDIA_TYPE
 from relay.config import RelayConfig
-from relay.errors import MethodNotAllowed, NotFound, RelayError, plain, to_response
+from relay.errors import (
+    MethodNotAllowed,
+    NotFound,
+    RelayError,
+    TransferCodingNotImplemented,
+    plain,
+    to_response,
+)
 from relay.forward import forward_handler
 from relay.keymirror import KEYS_PATH, KeyMirror
 from relay.metrics import RelayMetrics, Result
@@ -101,6 +108,7 @@ def _guarded(state: RelayState, handler: StateHandler) -> Handler:
                 # An absolute-form target names a host: the relay is no forward proxy, and a
                 # client never chooses where its request goes (checklist R9).
                 raise NotFound("absolute-form target")
+            _check_transfer_coding(request.headers.getall("Transfer-Encoding", []))
             return await handler(request, state)
         except RelayError as error:
             return to_response(error, state.metrics)
@@ -120,6 +128,12 @@ def _not_allowed(allow: str) -> StateHandler:
         raise MethodNotAllowed(allow)
 
     return handle
+
+
+def _check_transfer_coding(values: list[str]) -> None:
+    # RFC 9112 §6.1: only exactly "chunked" is understood; anything else is 501, body unread.
+    if values and [c.strip().lower() for v in values for c in v.split(",")] != ["chunked"]:
+        raise TransferCodingNotImplemented("transfer coding")
 
 
 def _origin_form(target: str) -> bool:

@@ -66,6 +66,21 @@ class UnsupportedMediaType(RelayError):
     status, text, result = 415, "unsupported media type", Result.UNSUPPORTED_MEDIA_TYPE
 
 
+class UnsupportedContentCoding(UnsupportedMediaType):
+    """RFC 9110 §8.4, §15.5.16: an encapsulated request is never content-coded."""
+
+    text = "unsupported content coding"
+    headers = MappingProxyType({"Accept-Encoding": "identity"})
+
+
+class TransferCodingNotImplemented(RelayError):
+    """RFC 9112 §6.1: a transfer coding other than exactly ``chunked``; the framing is unknown,
+    so the body is not read and the connection is closed."""
+
+    status, text, result = 501, "transfer coding not implemented", Result.BAD_REQUEST
+    headers = _CLOSE
+
+
 class RequestTooLarge(RelayError):
     """The declared Content-Length is over the limit."""
 
@@ -147,7 +162,10 @@ class KeysTimeout(KeysUnavailable):
 def to_response(error: RelayError, metrics: RelayMetrics) -> web.Response:
     """The one mapping: the error's status, fixed text and headers; its result is counted."""
     metrics.count(error.result)
-    return plain(error.status, error.text, error.headers)
+    response = plain(error.status, error.text, error.headers)
+    if error.headers is not None and error.headers.get("Connection") == "close":
+        response.force_close()  # the header alone does not end an aiohttp connection
+    return response
 
 
 def plain(status: int, text: str, headers: Mapping[str, str] | None = None) -> web.Response:

@@ -28,6 +28,7 @@ from relay.errors import (
     Overloaded,
     RateLimited,
     RequestTooLarge,
+    UnsupportedContentCoding,
     UnsupportedMediaType,
     UpstreamError,
 )
@@ -76,12 +77,21 @@ def _admit(request: web.Request, state: RelayState, length: int | None) -> str:
     media_type = content_types[0].strip().lower() if len(content_types) == 1 else None
     if media_type not in REQUEST_TYPES:
         raise UnsupportedMediaType("media type")
+    _check_content_encoding(request.headers.getall("Content-Encoding", []))
     if length is not None and length > state.config.max_body_bytes:
         raise RequestTooLarge("declared length")
     if length == 0 or (length is None and not request.body_exists):
         raise EmptyRequest("no body")
     assert media_type is not None
     return media_type
+
+
+def _check_content_encoding(values: list[str]) -> None:
+    # RFC 9110 §8.4, §15.5.16: any coding but identity is refused before the body is read
+    # (the app never decompresses: auto_decompress is off).
+    codings = (c.strip().lower() for value in values for c in value.split(","))
+    if any(c not in ("", "identity") for c in codings):
+        raise UnsupportedContentCoding("content coding")
 
 
 # The only client-derived values that go upstream, as ready header lines (RFC 9458 §6.2).

@@ -9,7 +9,16 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from time import perf_counter
 
-from gateway.errors import BadMediaType, BadMethod, BodyTooLarge, OuterError, Overloaded, Result
+from gateway.errors import (
+    BadContentEncoding,
+    BadMediaType,
+    BadMethod,
+    BodyTooLarge,
+    OuterError,
+    Overloaded,
+    Result,
+    TransferCodingNotImplemented,
+)
 from gateway.pipeline.oneshot import handle_encapsulated
 from gateway.pipeline.state import INTERNAL_ERROR, Answer, GatewayState, finish, outer_answer
 from gateway.pipeline.streamed import StreamedAnswer, answer_chunked
@@ -38,16 +47,25 @@ async def answer_request(
     read_body: BodyReader,
     *,
     body_chunks: BodyChunks | None = None,
+    content_encoding: str | None = None,
+    transfer_encoding: str | None = None,
 ) -> Answer | StreamedAnswer:
     """The gateway resource: GET/HEAD -> key configurations (RFC 9540 §5), POST -> OHTTP.
 
     A ``message/ohttp-chunked-req`` request that decrypts gets a :class:`StreamedAnswer`
     (read from ``body_chunks`` as it arrives, or from ``read_body`` if that is not given);
     every other outcome is an :class:`Answer`. ``ConnectionError`` from reading the body
-    (the client went away) propagates to the transport.
+    (the client went away) propagates to the transport. ``content_encoding`` is the request's
+    Content-Encoding field values joined with commas (None when absent); ``transfer_encoding``
+    the same for Transfer-Encoding. An answer with ``Connection: close`` ends the connection.
     """
+    if not _only_chunked(transfer_encoding):
+        state.metrics.count(Result.MALFORMED)
+        return outer_answer(TransferCodingNotImplemented())
     if method == "POST":
-        return await _answer_post(state, content_type, content_length, read_body, body_chunks)
+        return await _answer_post(
+            state, content_type, content_length, read_body, body_chunks, encoding=content_encoding
+        )
     if method in ("GET", "HEAD"):
         state.metrics.key_requests += 1
         document, headers = state.keys.current()
@@ -64,12 +82,32 @@ def _media_type(content_type: str | None) -> str:
     return lowered
 
 
+def _only_chunked(transfer_encoding: str | None) -> bool:
+    # RFC 9112 §6.1: the one transfer coding a request may use here is exactly "chunked";
+    # anything else (gzip, chunked; chunked, chunked; identity; ...) is 501, never decoded.
+    if transfer_encoding is None:
+        return True
+    return [c.strip().lower() for c in transfer_encoding.split(",")] == ["chunked"]
+
+
+def _check_content_encoding(content_encoding: str | None) -> None:
+    # RFC 9110 §8.4, §15.5.16: an encapsulated request is never content-coded; any coding but
+    # identity is refused with 415 before a byte of the body is read.
+    if content_encoding is None:
+        return
+    codings = (c.strip().lower() for c in content_encoding.split(","))
+    if any(c not in ("", "identity") for c in codings):
+        raise BadContentEncoding()
+
+
 async def _answer_post(
     state: GatewayState,
     content_type: str | None,
     content_length: int | None,
     read_body: BodyReader,
     body_chunks: BodyChunks | None,
+    *,
+    encoding: str | None,
 ) -> Answer | StreamedAnswer:
     metrics = state.metrics
     if state.in_flight >= state.config.max_in_flight:
@@ -82,6 +120,7 @@ async def _answer_post(
     try:
         try:
             media_type = _media_type(content_type)
+            _check_content_encoding(encoding)
             limit = state.config.max_body
             if content_length is not None and content_length > limit:
                 raise BodyTooLarge()  # decided before reading a byte

@@ -6,7 +6,6 @@ import http
 import json as jsonlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -22,6 +21,7 @@ from ohttp.aio._errors import (
 from ohttp.chunked import ChunkedResponseDecoder
 from ohttp.encapsulation import ClientResponseOpener
 from ohttp.errors import PROBLEM_DATE, PROBLEM_JSON, ChunkedError, EncapsulationError, OHTTPError
+from ohttp.httpdate import parse_http_date
 
 
 class _Status:
@@ -224,10 +224,6 @@ def server_time_offset(response: InnerResponse, now: float) -> float | None:
     content_type = response.headers.get("Content-Type", "")
     if problem_type(content_type, response.content) != PROBLEM_DATE:
         return None
-    try:
-        server_time = parsedate_to_datetime(response.headers.get("Date", ""))
-    except (TypeError, ValueError):
-        return None
-    if server_time.tzinfo is None:
-        return None
-    return server_time.timestamp() - now
+    # RFC 9110 §5.6.7: a Date that is no representable HTTP-date is ignored, never raised.
+    server_time = parse_http_date(response.headers.get("Date", ""))
+    return None if server_time is None else server_time - now

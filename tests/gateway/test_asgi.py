@@ -211,6 +211,12 @@ async def test_outer_errors_are_plain(ring: KeyRing) -> None:
     assert (await call(app, "PUT", GATEWAY))[0] == 405
     wrong_type = [(b"content-type", b"message/ohttp-req; x=1")]
     assert (await call(app, "POST", GATEWAY, headers=wrong_type, body=b"x" * 50))[0] == 415
+    gzipped = [*OHTTP_REQ, (b"content-encoding", b"identity"), (b"content-encoding", b"gzip")]
+    coded = await call(app, "POST", GATEWAY, headers=gzipped, body=b"x" * 50)
+    assert (coded[0], coded[1][b"accept-encoding"]) == (415, b"identity")  # RFC 9110 §8.4
+    te = [*OHTTP_REQ, (b"transfer-encoding", b"gzip, chunked")]
+    refused = await call(app, "POST", GATEWAY, headers=te, body=b"x" * 50)
+    assert (refused[0], refused[1][b"connection"]) == (501, b"close")  # RFC 9112 §6.1
     too_big = [*OHTTP_REQ, (b"content-length", b"101")]
     assert (await call(app, "POST", GATEWAY, headers=too_big, body=b"x" * 101))[0] == 413
     unsized = await call(app, "POST", GATEWAY, headers=OHTTP_REQ, body=b"x" * 150, chunks=3)
