@@ -98,14 +98,15 @@ def build_inner_request(
     pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
     try:
         fields = tuple(
-            (name.strip().lower().encode("ascii"), value.strip().encode("latin-1"))
+            # RFC 9110 §5.5: a field value is octets; text is sent as UTF-8, as curl sends it.
+            (name.strip().lower().encode("ascii"), value.strip().encode("utf-8"))
             for name, value in pairs
             if name.strip().lower() not in _CALLER_FIELDS_REPLACED
         )
         method_bytes = method.upper().encode("ascii")
     except UnicodeEncodeError:
         # Fixed message: the codec's own names the offending character.
-        raise ValueError("methods and field names must be ASCII, values Latin-1") from None
+        raise ValueError("methods and field names must be ASCII") from None
     request = bhttp.Request(
         method=method_bytes,
         scheme=target.scheme.encode("ascii"),

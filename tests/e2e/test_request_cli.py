@@ -162,3 +162,12 @@ def test_an_unknown_option_gets_the_subcommand_usage() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("usage: ohttp gateway ")
     assert "unrecognized arguments: --bogus" in result.stderr
+
+
+def test_utf8_header_values_pass_as_their_bytes(stack: Stack) -> None:
+    """RFC 9110 §5.5: field values are octets; `-H 'x: ✓'` sends the UTF-8 bytes of ✓."""
+    result = ohttp_request("--relay", stack.echo_relay_url, "-H", "X-Mark: café ✓",
+                           "https://echo.internal/")
+    assert result.returncode == 0, result.stderr
+    echoed = dict(json.loads(result.stdout)["headers"])  # the echo shows each byte as a char
+    assert echoed["x-mark"].encode("latin-1") == "café ✓".encode()
