@@ -1,4 +1,4 @@
-"""Gateway configuration: flags > TOML file > ``OHTTP_GATEWAY_*`` environment > defaults.
+"""Gateway configuration: flags > ``OHTTP_GATEWAY_*`` environment > TOML file > defaults.
 
 The layering itself is :mod:`ohttp.aio.settings`, shared with the relay. Also the target policy
 derived from the configuration: which inner authorities the gateway serves.
@@ -154,7 +154,7 @@ def load_config(
     config_file: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> GatewayConfig:
-    """Merge flags > TOML (``config_file`` or ``OHTTP_GATEWAY_CONFIG``) > environment > defaults.
+    """Merge flags > environment > TOML (``config_file`` or ``OHTTP_GATEWAY_CONFIG``) > defaults.
 
     ``environ`` defaults to ``os.environ``; raises :class:`SettingsError`.
     """

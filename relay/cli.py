@@ -53,7 +53,7 @@ def configure(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "relay", help="run an Oblivious Relay Resource",
         description="Forward message/ohttp-req to a fixed gateway, passing on nothing that "
-        "identifies the client. Precedence: flags > --config TOML > OHTTP_RELAY_* environment "
+        "identifies the client. Precedence: flags > OHTTP_RELAY_* environment > --config TOML "
         "> defaults.",
     )
     add_arguments(parser)

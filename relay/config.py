@@ -1,4 +1,4 @@
-"""Relay configuration: a frozen dataclass merged as flags > TOML > OHTTP_RELAY_* env > defaults.
+"""Relay configuration: a frozen dataclass merged as flags > OHTTP_RELAY_* env > TOML > defaults.
 
 The layering itself is :mod:`ohttp.aio.settings`, shared with the gateway; this module adds what
 only the relay has: the named gateways and the ``HOST:PORT`` options split into two fields.
@@ -177,7 +177,7 @@ def load_config(
     config_file: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> RelayConfig:
-    """Merge flags > TOML (``config_file`` or ``OHTTP_RELAY_CONFIG``) > environment > defaults.
+    """Merge flags > environment > TOML (``config_file`` or ``OHTTP_RELAY_CONFIG``) > defaults.
 
     ``environ`` defaults to ``os.environ``; raises :class:`ConfigError`.
     """

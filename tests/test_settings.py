@@ -69,15 +69,16 @@ def test_defaults_when_nothing_is_set() -> None:
     assert load(parse()) == Sample()
 
 
-def test_precedence_flags_over_toml_over_env(tmp_path: Path) -> None:
+def test_precedence_flags_over_env_over_toml(tmp_path: Path) -> None:
     toml = tmp_path / "s.toml"
     toml.write_text('count = 20\nratio = 2\nitems = ["t1", "t2"]\n')
     env = {f"{PREFIX}COUNT": "30", f"{PREFIX}NAME": "env", f"{PREFIX}RATIO": "3.5",
            f"{PREFIX}ENABLED": "yes", f"{PREFIX}ITEMS": "e1, e2 e3"}
     config = load(parse("--count", "10"), toml, env)
     assert config.count == 10  # flag
-    assert config.ratio == 2.0 and isinstance(config.ratio, float)  # TOML over env
-    assert config.items == ("t1", "t2")
+    assert config.ratio == 3.5 and isinstance(config.ratio, float)  # env over TOML
+    assert config.items == ("e1", "e2", "e3")
+    assert load(parse(), toml, {}).ratio == 2.0  # TOML over default
     assert (config.name, config.enabled) == ("env", True)  # env over default
     assert load(parse(), None, env).items == ("e1", "e2", "e3")  # commas and spaces
     assert load(parse("--items", "f1", "--items", "f2"), toml, env).items == ("f1", "f2")

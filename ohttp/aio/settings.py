@@ -1,6 +1,6 @@
 """Settings layering shared by ``ohttp gateway`` and ``ohttp relay`` (stdlib only).
 
-Precedence: flags > TOML file > ``<PREFIX><OPTION>`` environment variables > dataclass
+Precedence: flags > ``<PREFIX><OPTION>`` environment variables > TOML file > dataclass
 defaults. Values are coerced by the type of the option (the dataclass field type), so a
 setting means the same wherever it comes from. Error messages are fixed text naming the
 option and never its value (a value may be a secret such as the relay's gateway token).
@@ -123,9 +123,12 @@ def gather(
     environ = os.environ if environ is None else environ
     if config_file is None:
         config_file = environ.get(env_prefix + "CONFIG") or None
-    merged: dict[str, Any] = _from_env(options, env_prefix, environ)
+    # Flags > environment > file > defaults: the container and twelve-factor convention, where
+    # a deployment overrides a packaged file through its environment.
+    merged: dict[str, Any] = {}
     if config_file is not None:
         merged.update(_from_toml(options, Path(config_file), table))
+    merged.update(_from_env(options, env_prefix, environ))
     merged.update(_from_flags(options, flags))
     parsers = parsers or {}
     return {

@@ -59,7 +59,7 @@ def test_defaults() -> None:
     assert config.date_window == 60
 
 
-def test_flags_over_file_over_env(tmp_path: Path) -> None:
+def test_flags_over_env_over_file(tmp_path: Path) -> None:
     toml = tmp_path / "gateway.toml"
     toml.write_text('max-body = 2000\ndate_window = 30\nallow_target = ["a.example"]\n')
     env = {
@@ -71,8 +71,9 @@ def test_flags_over_file_over_env(tmp_path: Path) -> None:
     }
     config = load_config({"max_body": 1000, "backend": "echo"}, toml, env)
     assert config.max_body == 1000  # flag
-    assert config.date_window == 30  # file over env
-    assert config.allow_target == ("a.example",)
+    assert config.date_window == 20  # env over file
+    assert config.allow_target == ("b.example", "c.example")
+    assert load_config({}, toml, {}).date_window == 30  # file over default
     assert config.workers == 3  # env over default
     assert config.require_date is True
     only_env = load_config({}, environ=env)
@@ -86,8 +87,9 @@ def test_connection_guard_settings(tmp_path: Path) -> None:
     env = {"OHTTP_GATEWAY_HEADER_TIMEOUT": "2.5", "OHTTP_GATEWAY_MAX_CONNECTIONS": "20"}
     assert load_config({}, environ=env).header_timeout == 2.5
     assert load_config({}, environ=env).max_connections == 20
-    from_file = load_config({"max_connections": 10}, toml, env)
+    from_file = load_config({"max_connections": 10}, toml, {})
     assert (from_file.header_timeout, from_file.max_connections) == (4, 10)
+    assert load_config({}, toml, env).header_timeout == 2.5  # the environment beats the file
     flags = config_from_args(parse("--header-timeout", "1.5", "--max-connections", "7"))
     assert (flags.header_timeout, flags.max_connections) == (1.5, 7)
 

@@ -1,4 +1,4 @@
-"""Configuration precedence (flags > TOML > env > defaults) and the CLI surface."""
+"""Configuration precedence (flags > env > TOML > defaults) and the CLI surface."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def test_precedence_flags_over_toml_over_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_precedence_flags_over_env_over_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                              ) -> None:
     toml = tmp_path / "relay.toml"
     toml.write_text('listen = "127.0.0.1:9001"\nmax-body-bytes = 2000\n'
@@ -30,7 +30,7 @@ def test_precedence_flags_over_toml_over_env(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("OHTTP_RELAY_BODY_TIMEOUT", "3.5")
     config = config_from_args(parse(["--config", str(toml), "--body-timeout", "9"]))
     assert (config.listen_host, config.listen_port) == ("127.0.0.1", 9001)  # TOML
-    assert config.max_body_bytes == 2000  # TOML beats env
+    assert config.max_body_bytes == 1000  # env beats TOML
     assert config.rate_limit == 7  # env beats default
     assert config.body_timeout == 9.0  # flag beats env
     assert config.header_timeout == 10.0  # default
