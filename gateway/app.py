@@ -113,9 +113,9 @@ async def reload_keys(app: web.Application) -> bool:
         return False
     try:
         ring = await asyncio.to_thread(load_key_file, path)
-    except (OSError, OHTTPError, ValueError):
+    except (OSError, OHTTPError, ValueError) as exc:
         state.metrics.key_reloads.labels("failed").inc()
-        logger.warning("keys_reload_failed")
+        logger.warning("keys_reload_failed", extra={"error": type(exc).__name__})
         return False
     state.keys = KeyDocument(ring)
     state.metrics.key_reloads.labels("ok").inc()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
 import subprocess
@@ -159,3 +160,35 @@ async def test_shutdown_lets_requests_in_flight_finish_up_to_the_deadline(
     answer = await request
     assert answer.endswith(b"done") is finished
     assert stopped_after < 10  # the 30 s handler was cut off at the 2 s deadline
+
+
+_TWO_WORKERS_LOG = """
+import logging, sys, time
+from ohttp.aio.logs import configure_logging
+from ohttp.aio.serving import run_worker, wait_for_stop
+from ohttp.aio.supervisor import run_workers
+
+def worker(index):
+    logging.getLogger("ohttp.test").info("worker_up")
+    if index == 0:
+        time.sleep(1.0)  # ends on its own well after worker 1 has logged
+        return 0
+    return run_worker(wait_for_stop)
+
+configure_logging()
+sys.exit(run_workers(2, worker, forward_sighup=False))
+"""
+
+
+def test_every_worker_line_names_its_worker_and_an_iso8601_time() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _TWO_WORKERS_LOG],
+        check=False, capture_output=True, text=True, cwd=REPO, timeout=30,
+    )
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert sorted(line["worker"] for line in lines if line["event"] == "worker_up") == [0, 1]
+    parent = [line for line in lines if line["event"] == "workers_started"]
+    assert len(parent) == 1 and "worker" not in parent[0]  # the supervisor is no worker
+    for line in lines:
+        moment = datetime.datetime.fromisoformat(str(line["time"]))
+        assert str(line["time"]).endswith("Z") and moment.tzinfo == datetime.UTC

@@ -6,6 +6,7 @@ Never a record's arguments, never a traceback, so never a peer address or reques
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
 import sys
@@ -16,6 +17,7 @@ __all__ = [
     "JsonLinesFormatter",
     "configure_logging",
     "loop_exception_handler",
+    "set_worker",
 ]
 
 log = logging.getLogger("ohttp.serving")
@@ -46,7 +48,7 @@ class JsonLinesFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         template = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
         document: dict[str, object] = {
-            "time": round(record.created, 3),
+            "time": _iso8601(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": template.split("\n", 1)[0][:120],
@@ -59,7 +61,23 @@ class JsonLinesFormatter(logging.Formatter):
         elif record.name.startswith("aiohttp") and record.exc_info:
             document["event"] = REQUEST_ERROR_EVENT
             document["error"] = type(record.exc_info[1]).__name__
+        if _worker is not None:
+            document.setdefault("worker", _worker)
         return json.dumps(document)
+
+
+def _iso8601(created: float) -> str:
+    moment = datetime.datetime.fromtimestamp(created, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_worker: int | None = None  # this process's worker index, once it serves
+
+
+def set_worker(index: int) -> None:
+    """Name this process's worker index on every line it logs from now on."""
+    global _worker  # noqa: PLW0603 - one value per process, set once when it starts serving
+    _worker = index
 
 
 def configure_logging() -> None:

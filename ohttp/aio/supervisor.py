@@ -8,6 +8,8 @@ import signal
 from collections.abc import Callable
 from types import FrameType
 
+from ohttp.aio.logs import set_worker
+
 __all__ = ["run_workers"]
 
 log = logging.getLogger("ohttp.serving")
@@ -21,6 +23,7 @@ def run_workers(count: int, worker: Callable[[int], int], *, forward_sighup: boo
     all, and one ending on its own stops the rest (exit 1).
     """
     if count == 1:
+        set_worker(0)
         if not forward_sighup:  # a process manager's reload must not kill it (default: exit)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
         return worker(0)
@@ -30,6 +33,7 @@ def run_workers(count: int, worker: Callable[[int], int], *, forward_sighup: boo
         if pid == 0:  # child: serve, then leave without running the parent's cleanup
             code = 1
             try:
+                set_worker(index)
                 code = worker(index)
             finally:
                 os._exit(code)
