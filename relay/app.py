@@ -16,6 +16,7 @@ from aiohttp import web
 
 from ohttp.aio.guard import ConnectionTracker
 from ohttp.aio.serving import omit_server_header
+from ohttp.codings import only_chunked_transfer
 from ohttp.keys import KEYS_MEDIA_TYPE
 from relay.config import RelayConfig
 from relay.errors import (
@@ -132,7 +133,7 @@ def _not_allowed(allow: str) -> StateHandler:
 
 def _check_transfer_coding(values: list[str]) -> None:
     # RFC 9112 §6.1: only exactly "chunked" is understood; anything else is 501, body unread.
-    if values and [c.strip().lower() for v in values for c in v.split(",")] != ["chunked"]:
+    if not only_chunked_transfer(values):
         raise TransferCodingNotImplemented("transfer coding")
 
 

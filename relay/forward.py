@@ -16,6 +16,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from ohttp.chunked import CHUNKED_REQUEST_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE
+from ohttp.codings import only_identity_content
 from ohttp.encapsulation import REQUEST_MEDIA_TYPE, RESPONSE_MEDIA_TYPE
 from relay.config import RelayConfig
 from relay.errors import (
@@ -89,8 +90,7 @@ def _admit(request: web.Request, state: RelayState, length: int | None) -> str:
 def _check_content_encoding(values: list[str]) -> None:
     # RFC 9110 §8.4, §15.5.16: any coding but identity is refused before the body is read
     # (the app never decompresses: auto_decompress is off).
-    codings = (c.strip().lower() for value in values for c in value.split(","))
-    if any(c not in ("", "identity") for c in codings):
+    if not only_identity_content(values):
         raise UnsupportedContentCoding("content coding")
 
 

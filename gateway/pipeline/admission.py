@@ -23,6 +23,7 @@ from gateway.pipeline.oneshot import handle_encapsulated
 from gateway.pipeline.state import INTERNAL_ERROR, Answer, GatewayState, finish, outer_answer
 from gateway.pipeline.streamed import StreamedAnswer, answer_chunked
 from ohttp.chunked import CHUNKED_REQUEST_MEDIA_TYPE as OHTTP_CHUNKED_REQ
+from ohttp.codings import only_chunked_transfer, only_identity_content
 from ohttp.encapsulation import REQUEST_MEDIA_TYPE as OHTTP_REQ
 from ohttp.errors import EncapsulationError, OHTTPError
 
@@ -59,7 +60,7 @@ async def answer_request(
     Content-Encoding field values joined with commas (None when absent); ``transfer_encoding``
     the same for Transfer-Encoding. An answer with ``Connection: close`` ends the connection.
     """
-    if not _only_chunked(transfer_encoding):
+    if transfer_encoding is not None and not only_chunked_transfer([transfer_encoding]):
         state.metrics.count(Result.MALFORMED)
         return outer_answer(TransferCodingNotImplemented())
     if method == "POST":
@@ -82,21 +83,8 @@ def _media_type(content_type: str | None) -> str:
     return lowered
 
 
-def _only_chunked(transfer_encoding: str | None) -> bool:
-    # RFC 9112 §6.1: the one transfer coding a request may use here is exactly "chunked";
-    # anything else (gzip, chunked; chunked, chunked; identity; ...) is 501, never decoded.
-    if transfer_encoding is None:
-        return True
-    return [c.strip().lower() for c in transfer_encoding.split(",")] == ["chunked"]
-
-
 def _check_content_encoding(content_encoding: str | None) -> None:
-    # RFC 9110 §8.4, §15.5.16: an encapsulated request is never content-coded; any coding but
-    # identity is refused with 415 before a byte of the body is read.
-    if content_encoding is None:
-        return
-    codings = (c.strip().lower() for c in content_encoding.split(","))
-    if any(c not in ("", "identity") for c in codings):
+    if content_encoding is not None and not only_identity_content([content_encoding]):
         raise BadContentEncoding()
 
 
