@@ -9,6 +9,9 @@ With X25519, HKDF-SHA256 and AES-128-GCM, a one-shot request is the inner messag
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -20,11 +23,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from gateway.app import create_app
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, SettingsError, load_config
 from ohttp.aio.client import Client
 from ohttp.keys import GatewayKey, KeyRing
 from ohttp.padding import padded_size
 from ohttp.varint import decode_varint
+from tests.e2e import conftest as e2e
+from tests.support import REPO
 
 REQUEST_OVERHEAD = 7 + 32 + 16  # header, X25519 enc, AES-128-GCM tag
 RESPONSE_OVERHEAD = 16 + 16  # response nonce max(Nn, Nk), tag
@@ -206,3 +211,32 @@ async def test_chunked_padding_none_sends_pieces_unpadded(make_stack: MakeStack)
     assert request_chunks == [] and request_final not in CLASSES
     _, final = chunk_sizes(stack.recorded.responses[0], 16)
     assert final == 2  # the content terminator and an empty trailer section, nothing more
+
+
+def ciphertext_bytes(*args: str) -> int:
+    """``ohttp request -v ...`` as a subprocess: the request size the relay saw."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ohttp", "request", "-v", *args],
+        capture_output=True, cwd=REPO, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    found = re.search(r"\[(\d+) bytes of ciphertext\]", result.stderr.decode())
+    assert found is not None
+    return int(found.group(1))
+
+
+def test_request_command_pads_unless_told_not_to(stack: e2e.Stack) -> None:
+    target = ("--relay", stack.echo_relay_url, "-d", "q" * 10, "https://echo.internal/p")
+    assert ciphertext_bytes(*target) == 256 + REQUEST_OVERHEAD
+    assert ciphertext_bytes("--padding", "classes", *target) == 256 + REQUEST_OVERHEAD
+    unpadded = ciphertext_bytes("--padding", "none", *target) - REQUEST_OVERHEAD
+    assert unpadded < 256 and unpadded not in CLASSES
+
+
+def test_gateway_padding_setting() -> None:
+    assert GatewayConfig().padding == "classes"
+    environ = {"OHTTP_GATEWAY_PADDING": "none"}
+    assert load_config({}, environ=environ).padding == "none"
+    assert load_config({"padding": "classes"}, environ=environ).padding == "classes"
+    with pytest.raises(SettingsError, match="padding"):
+        GatewayConfig(padding="random")
