@@ -35,6 +35,7 @@ REQUEST_OVERHEAD = 7 + 32 + 16  # header, X25519 enc, AES-128-GCM tag
 RESPONSE_OVERHEAD = 16 + 16  # response nonce max(Nn, Nk), tag
 TAG = 16
 CLASSES = {padded_size(n) for n in range(1 << 16)}
+GATED_FIRST = b"f" * 600  # fills a class with the head: streams before the backend finishes
 STREAM_PIECES = [b"token " * 5, b"x" * 100, b"y" * 3000, b"z" * 20_000, b"!"]
 
 
@@ -44,6 +45,7 @@ class Recorded:
     responses: list[bytes] = field(default_factory=list)  # and down
     origin_bodies: list[bytes] = field(default_factory=list)  # what the backend received
     origin_lengths: list[str | None] = field(default_factory=list)  # its Content-Length
+    release: asyncio.Event = field(default_factory=asyncio.Event)  # lets /gated finish
 
 
 def origin_app(recorded: Recorded) -> web.Application:
@@ -64,16 +66,28 @@ def origin_app(recorded: Recorded) -> web.Application:
         await response.write_eof()
         return response
 
+    async def gated(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Server": "origin"})
+        await response.prepare(request)
+        await response.write(GATED_FIRST)
+        async with asyncio.timeout(10):
+            await recorded.release.wait()
+        await response.write(b"second")
+        await response.write_eof()
+        return response
+
     app = web.Application()
     app.router.add_post("/echo/{size}", echo)
     app.router.add_get("/stream", stream)
+    app.router.add_get("/gated", gated)
     return app
 
 
 def recorder_app(gateway_url: str, recorded: Recorded) -> web.Application:
-    """A relay that forwards each POST to the gateway and records both bodies."""
+    """A relay that forwards each POST to the gateway, streams the answer back as it comes,
+    and records both bodies."""
 
-    async def forward(request: web.Request) -> web.Response:
+    async def forward(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         recorded.requests.append(body)
         headers = {"Content-Type": request.content_type}
@@ -81,11 +95,16 @@ def recorder_app(gateway_url: str, recorded: Recorded) -> web.Application:
             aiohttp.ClientSession() as session,
             session.post(gateway_url, data=body, headers=headers) as answer,
         ):
-            payload = await answer.read()
+            response = web.StreamResponse(status=answer.status)
+            response.content_type = answer.content_type
+            await response.prepare(request)
+            payload = b""
+            async for piece in answer.content.iter_any():
+                payload += piece
+                await response.write(piece)
             recorded.responses.append(payload)
-            return web.Response(
-                status=answer.status, body=payload, content_type=answer.content_type
-            )
+            await response.write_eof()
+            return response
 
     app = web.Application()
     app.router.add_post("/", forward)
@@ -240,3 +259,22 @@ def test_gateway_padding_setting() -> None:
     assert load_config({"padding": "classes"}, environ=environ).padding == "classes"
     with pytest.raises(SettingsError, match="padding"):
         GatewayConfig(padding="random")
+
+
+async def test_padded_stream_still_streams_what_fills_a_class(make_stack: MakeStack) -> None:
+    stack = await make_stack("classes")
+    async with (
+        stack.client("classes") as client,
+        client.stream("GET", f"{stack.origin}/gated") as response,
+    ):
+        chunks = aiter(response)
+        received = b""
+        async with asyncio.timeout(10):
+            while len(received) < 256:  # the first class-sized chunks, before the release
+                received += await anext(chunks)
+        assert GATED_FIRST.startswith(received)
+        stack.recorded.release.set()
+        received += b"".join([chunk async for chunk in chunks])
+    assert received == GATED_FIRST + b"second"
+    chunks_seen, final = chunk_sizes(stack.recorded.responses[0], 16)
+    assert all(size in CLASSES for size in [*chunks_seen, final])
