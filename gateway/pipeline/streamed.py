@@ -21,7 +21,7 @@ from ohttp import bhttp
 from ohttp.chunked import CHUNKED_RESPONSE_MEDIA_TYPE as OHTTP_CHUNKED_RES
 from ohttp.chunked import ChunkedRequestDecoder, ChunkedResponseEncoder, ChunkLimits
 from ohttp.errors import EncapsulationError, OHTTPError
-from ohttp.padding import ChunkPadder, pad_message
+from ohttp.padding import ChunkPadder, pad_message, whole_chunks
 
 __all__ = ["StreamAborted", "StreamedAnswer", "answer_chunked"]
 
@@ -173,7 +173,7 @@ async def answer_chunked(
         state.metrics.backend_seconds.observe(perf_counter() - backend_started)
     except (InnerError, OHTTPError) as exc:
         reply = inner_reply(exc)
-        first = encoder.header() + encoder.final(pad_message(reply.encoded, state.config.padding))
+        first = _sealed_whole(encoder, reply.encoded, state.config.padding)
         return StreamedAnswer(state, started, encoder, first, rest=None, result=reply.result)
     return StreamedAnswer(state, started, encoder, first, rest=rest, result=Result.OK)
 
@@ -218,8 +218,7 @@ async def _backend_head(
     backend = state.backend
     if not isinstance(backend, StreamingBackend):
         response = await at_backend(state, partial(state.backend.handle, request))
-        whole = pad_message(encode_response(response), state.config.padding)
-        return encoder.header() + encoder.final(whole), None
+        return _sealed_whole(encoder, encode_response(response), state.config.padding), None
     streamed = await at_backend(state, partial(backend.stream, request))
     framer = bhttp.StreamingResponseEncoder()  # indeterminate length: the size is not known
     try:
@@ -230,3 +229,10 @@ async def _backend_head(
     padder = ChunkPadder(state.config.padding)
     first = [encoder.header(), *(encoder.chunk(plaintext) for plaintext in padder.feed(head))]
     return b"".join(first), _BodyStream(streamed, framer, padder)
+
+
+def _sealed_whole(encoder: ChunkedResponseEncoder, encoded: bytes, padding: str) -> bytes:
+    """A whole response, padded to its class, in chunks of class sizes (ohttp.padding)."""
+    *chunks, last = whole_chunks(pad_message(encoded, padding))
+    sealed = [encoder.header(), *(encoder.chunk(chunk) for chunk in chunks)]
+    return b"".join(sealed) + encoder.final(last)

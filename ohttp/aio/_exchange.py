@@ -42,7 +42,7 @@ from ohttp.chunked import (
 from ohttp.encapsulation import REQUEST_MEDIA_TYPE, RESPONSE_MEDIA_TYPE, encapsulate_request
 from ohttp.errors import PROBLEM_OHTTP_KEY
 from ohttp.keys import KEM, SymmetricSuite
-from ohttp.padding import Padding, pad_message
+from ohttp.padding import Padding, pad_message, whole_chunks
 
 _R = TypeVar("_R")
 _MAX_ERROR_BYTES: Final = 64 * 1024
@@ -161,7 +161,9 @@ class Chunked(Framing[ResponseStream]):
 
     def encapsulate(self, key: UsableKey, inner: bytes) -> tuple[bytes, Receive[ResponseStream]]:
         encoder = ChunkedRequestEncoder(key.config, suite=key.suite)
-        encapsulated = encoder.header() + encoder.final(inner)
+        *chunks, last = whole_chunks(inner)  # each a size class when ``inner`` is padded
+        sealed = [encoder.header(), *(encoder.chunk(chunk) for chunk in chunks)]
+        encapsulated = b"".join(sealed) + encoder.final(last)
 
         async def receive(
             response: aiohttp.ClientResponse, body: bytes, report: Report

@@ -17,20 +17,22 @@ from ohttp.padding import (
     class_floor,
     pad_message,
     padded_size,
+    whole_chunks,
 )
 
 # The classes written out, independently of the code that computes them.
-FIRST_CLASSES = [256 * k for k in range(1, 17)] + [8192, 16384, 32768, 65536]
+FIRST_CLASSES = [256 * k for k in range(1, 17)] + [8064, 16128, 32256, 64512]
 
 
 def _is_class(size: int) -> bool:
     if size <= LINEAR_LIMIT:
         return size >= MIN_CLASS and size % 256 == 0
-    return size & (size - 1) == 0
+    # A power of two less 1/64th: 63 * 2**j, from 8064 up.
+    return size % 63 == 0 and (size // 63) & (size // 63 - 1) == 0 and size >= 8064
 
 
 def test_the_classes() -> None:
-    sizes = sorted({padded_size(n) for n in range(0, 65537)})
+    sizes = sorted({padded_size(n) for n in range(0, 64513)})
     assert sizes == FIRST_CLASSES
     assert sizes[0] >= 256  # short messages all look alike
     assert min(b - a for a, b in pairwise(sizes)) >= 64
@@ -39,7 +41,7 @@ def test_the_classes() -> None:
 @pytest.mark.parametrize(
     ("size", "padded"),
     [(0, 256), (1, 256), (256, 256), (257, 512), (1000, 1024), (1100, 1280), (4096, 4096),
-     (4097, 8192), (16384, 16384), (16385, 32768), (10**6, 1 << 20)],
+     (4097, 8064), (8064, 8064), (8065, 16128), (16384, 32256), (10**6, 1032192)],
 )  # fmt: skip
 def test_padded_size(size: int, padded: int) -> None:
     assert padded_size(size) == padded
@@ -86,7 +88,7 @@ def test_padded_messages_decode_to_the_same_message(indeterminate: bool, truncat
     options = {"indeterminate": indeterminate, "truncate": truncate}
     request = pad_message(bhttp.encode_request(REQUEST, **options))
     response = pad_message(bhttp.encode_response(RESPONSE, **options))
-    assert len(request) == 512 and len(response) == 8192
+    assert len(request) == 512 and len(response) == 8064
     assert bhttp.decode_request(request) == REQUEST
     assert bhttp.decode_response(response) == RESPONSE
     bare = bhttp.Request(b"GET", b"https", b"a", b"/")  # truncated: zeros follow the path
@@ -109,7 +111,7 @@ def _cut(padder: ChunkPadder, pieces: list[bytes], tail: bytes) -> tuple[list[by
 def test_chunks_are_classes_and_carry_the_stream(pieces: list[bytes], tail: bytes) -> None:
     chunks, final = _cut(ChunkPadder(), pieces, tail)
     stream = b"".join(pieces) + tail
-    assert all(_is_class(len(chunk)) and len(chunk) <= 1 << 14 for chunk in chunks)
+    assert all(_is_class(len(chunk)) and len(chunk) <= 16128 for chunk in chunks)
     assert _is_class(len(final))
     whole = b"".join(chunks) + final
     assert whole[: len(stream)] == stream
@@ -127,9 +129,9 @@ def test_small_pieces_wait_for_a_class() -> None:
 
 
 def test_large_pieces_are_cut_at_the_chunk_size() -> None:
-    padder = ChunkPadder(max_chunk=20_000)  # not a class: the largest class within it
+    padder = ChunkPadder()  # 16384 is not a class: chunks of at most 16128
     chunks = padder.feed(bytes(40_000))
-    assert [len(chunk) for chunk in chunks] == [16384, 16384, 4096, 3072]
+    assert [len(chunk) for chunk in chunks] == [16128, 16128, 4096, 3584]
     assert padder.final() == bytes(256)  # 64 bytes held back, then padded
     with pytest.raises(ValueError, match="smallest class"):
         ChunkPadder(max_chunk=100)
@@ -140,3 +142,23 @@ def test_padding_none_sends_each_piece_at_once() -> None:
     assert padder.feed(b"tok") == [b"tok"]
     assert padder.feed(b"") == []
     assert padder.final(b"end") == b"end"
+
+
+def test_body_limits_keep_their_headroom() -> None:
+    """A padded message plus the largest HPKE overhead (1688 bytes, ML-KEM-1024 + P-384) and
+    the chunk framing stays under the power of two above its class."""
+    for size in (600_000, 1_000_000, 20_000_000):
+        padded = padded_size(size)
+        limit = 1 << padded.bit_length()
+        chunks = -(-padded // 16128)
+        assert padded + 1688 + 20 * chunks < limit
+
+
+@pytest.mark.parametrize("size", [0, 300, 16128, 20_000, 32256, 64512])
+def test_whole_chunks(size: int) -> None:
+    message = pad_message(bytes(range(256)) * (size // 256) + bytes(size % 256))
+    *chunks, last = whole_chunks(message)
+    assert b"".join([*chunks, last]) == message
+    assert all(len(chunk) == 16128 for chunk in chunks)
+    assert _is_class(len(last)) and len(last) <= 16128
+    assert whole_chunks(b"") == [b""]
