@@ -305,3 +305,15 @@ async def test_padding_keeps_large_requests_under_the_default_body_limit(
     assert response.status == 200
     assert len(stack.recorded.requests[0]) == 1032192 + REQUEST_OVERHEAD
     assert GatewayConfig().max_body == 1 << 20
+
+
+async def test_outcomes_look_alike(make_stack: MakeStack) -> None:
+    """Checklist A7.50: a refused request (inner 403) and a short answer are one size."""
+    stack = await make_stack("classes")
+    async with stack.client("classes") as client:
+        refused = await client.request("GET", "https://elsewhere.example/")
+        answered = await client.request("POST", f"{stack.origin}/echo/10", content=b"q")
+    assert (refused.status, answered.status) == (403, 200)
+    sizes = {len(body) for body in stack.recorded.responses}
+    assert sizes == {256 + RESPONSE_OVERHEAD}
+    assert {len(body) for body in stack.recorded.requests} == {256 + REQUEST_OVERHEAD}
