@@ -1,9 +1,10 @@
-"""``python -m benchmarks [micro|load|relay|gateway|streaming|report] [options]``.
+"""``python -m benchmarks [micro|load|relay|gateway|streaming|report|padding] [options]``.
 
 No subcommand (``make bench``): the micro benchmark (core hot path), the end-to-end load
 benchmark (options given here go to it), the relay-vs-nginx proxy benchmark against a static
 upstream when nginx and wrk are installed, and the streaming benchmark. ``gateway`` (the
-gateway against the bare aiohttp floor) runs only when named.
+gateway against the bare aiohttp floor) and ``padding`` (the size classes' bandwidth and CPU
+on the demo's traffic) run only when named.
 Each part also runs alone (``python -m benchmarks load --help``).
 Parts written in other modules are found at run time and skipped with a note if absent.
 """
@@ -23,6 +24,7 @@ PARTS = {
     "gateway": "benchmarks.gateway_bench",
     "streaming": "benchmarks.streaming",
     "report": "benchmarks.report",
+    "padding": "benchmarks.padding_bench",
 }
 
 

@@ -52,6 +52,8 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
      f"closed [{_DEFAULTS.max_connections}]"),
     ("shutdown_timeout", "S", "on SIGTERM, seconds requests in flight get to finish before "
      f"their connections are closed [{_DEFAULTS.shutdown_timeout:g}]"),
+    ("padding", "none|classes", "pad each response (each chunk of a chunked one) to a size "
+     f"class, so the relay cannot tell answers apart by length [{_DEFAULTS.padding}]"),
 )
 
 

@@ -103,6 +103,7 @@ class GatewayConfig:
     # On SIGTERM, requests in flight get this long; below Kubernetes' default 30 s grace period.
     shutdown_timeout: float = 25.0
     replay_cache_size: int = 1_000_000
+    padding: str = "classes"  # responses padded to size classes (ohttp.padding) or "none"
     # Set by the serving code: reload the key file on SIGHUP. Embedders leave it off.
     reload_on_sighup: bool = field(default=False, compare=False)
 
@@ -129,6 +130,7 @@ class GatewayConfig:
         require(self.max_connections > 0, "max_connections must be positive")
         require(self.shutdown_timeout >= 0, "shutdown_timeout must not be negative")
         require(self.replay_cache_size > 0, "replay_cache_size must be positive")
+        require(self.padding in ("none", "classes"), "padding must be 'none' or 'classes'")
 
     @property
     def listen_address(self) -> tuple[str, int]:

@@ -26,6 +26,7 @@ from ohttp import bhttp
 from ohttp.encapsulation import RESPONSE_MEDIA_TYPE as OHTTP_RES
 from ohttp.encapsulation import decapsulate_request
 from ohttp.errors import OHTTPError
+from ohttp.padding import pad_message
 
 __all__ = ["at_backend", "check_inner", "handle_encapsulated", "inner_answer"]
 
@@ -47,7 +48,8 @@ async def handle_encapsulated(state: GatewayState, body: bytes) -> Answer:
     except OHTTPError as exc:
         return outer_answer(exc)
     encoded, result = await inner_answer(state, inner, sealer.enc)
-    return Answer(200, _RES_HEADERS, sealer.seal(encoded), result)
+    padded = pad_message(encoded, state.config.padding)  # RFC 9292 §3.8, to a size class
+    return Answer(200, _RES_HEADERS, sealer.seal(padded), result)
 
 
 async def inner_answer(state: GatewayState, inner: bytes, enc: bytes) -> tuple[bytes, Result]:

@@ -21,6 +21,7 @@ from ohttp import bhttp
 from ohttp.chunked import CHUNKED_RESPONSE_MEDIA_TYPE as OHTTP_CHUNKED_RES
 from ohttp.chunked import ChunkedRequestDecoder, ChunkedResponseEncoder, ChunkLimits
 from ohttp.errors import EncapsulationError, OHTTPError
+from ohttp.padding import ChunkPadder, pad_message, whole_chunks
 
 __all__ = ["StreamAborted", "StreamedAnswer", "answer_chunked"]
 
@@ -52,6 +53,7 @@ class _BodyStream:
 
     streamed: StreamedResponse
     framer: bhttp.StreamingResponseEncoder
+    padder: ChunkPadder  # cuts the framed stream into chunks of class sizes (ohttp.padding)
 
 
 class StreamedAnswer:
@@ -99,13 +101,13 @@ class StreamedAnswer:
             yield self._first
             return
         yield self._first
-        encoder, framer = self._encoder, rest.framer
+        encoder, framer, padder = self._encoder, rest.framer, rest.padder
         try:
             async for piece in _with_gap_timeout(rest.streamed.body, self._state.deadlines):
-                framed = framer.content(piece)
-                if framed:  # an empty piece makes no chunk (chunked-08 §6)
-                    yield encoder.chunk(framed)
-            final = encoder.final(framer.end())
+                # An empty piece makes no chunk (chunked-08 §6): the padder returns none.
+                for plaintext in padder.feed(framer.content(piece)):
+                    yield encoder.chunk(plaintext)
+            final = encoder.final(padder.final(framer.end()))
         except TimeoutError:
             self._result = Result.BACKEND_TIMEOUT
             raise StreamAborted() from None
@@ -171,7 +173,7 @@ async def answer_chunked(
         state.metrics.backend_seconds.observe(perf_counter() - backend_started)
     except (InnerError, OHTTPError) as exc:
         reply = inner_reply(exc)
-        first = encoder.header() + encoder.final(reply.encoded)
+        first = _sealed_whole(encoder, reply.encoded, state.config.padding)
         return StreamedAnswer(state, started, encoder, first, rest=None, result=reply.result)
     return StreamedAnswer(state, started, encoder, first, rest=rest, result=Result.OK)
 
@@ -216,7 +218,7 @@ async def _backend_head(
     backend = state.backend
     if not isinstance(backend, StreamingBackend):
         response = await at_backend(state, partial(state.backend.handle, request))
-        return encoder.header() + encoder.final(encode_response(response)), None
+        return _sealed_whole(encoder, encode_response(response), state.config.padding), None
     streamed = await at_backend(state, partial(backend.stream, request))
     framer = bhttp.StreamingResponseEncoder()  # indeterminate length: the size is not known
     try:
@@ -224,4 +226,13 @@ async def _backend_head(
     except BackendError:  # a field the backend sent cannot be encoded: a 502, nothing sent
         await streamed.aclose()
         raise
-    return encoder.header() + encoder.chunk(head), _BodyStream(streamed, framer)
+    padder = ChunkPadder(state.config.padding)
+    first = [encoder.header(), *(encoder.chunk(plaintext) for plaintext in padder.feed(head))]
+    return b"".join(first), _BodyStream(streamed, framer, padder)
+
+
+def _sealed_whole(encoder: ChunkedResponseEncoder, encoded: bytes, padding: str) -> bytes:
+    """A whole response, padded to its class, in chunks of class sizes (ohttp.padding)."""
+    *chunks, last = whole_chunks(pad_message(encoded, padding))
+    sealed = [encoder.header(), *(encoder.chunk(chunk) for chunk in chunks)]
+    return b"".join(sealed) + encoder.final(last)

@@ -42,6 +42,7 @@ from ohttp.chunked import (
 from ohttp.encapsulation import REQUEST_MEDIA_TYPE, RESPONSE_MEDIA_TYPE, encapsulate_request
 from ohttp.errors import PROBLEM_OHTTP_KEY
 from ohttp.keys import KEM, SymmetricSuite
+from ohttp.padding import Padding, pad_message, whole_chunks
 
 _R = TypeVar("_R")
 _MAX_ERROR_BYTES: Final = 64 * 1024
@@ -67,7 +68,7 @@ class Exchange:
     kem: KEM
     suite: SymmetricSuite
     inner_request: bhttp.Request  # what only the gateway can read
-    inner_request_bytes: int
+    inner_request_bytes: int  # the encoded inner request, padding included
     status: int
     response_headers: tuple[tuple[str, str], ...]
     response_bytes: int
@@ -160,7 +161,9 @@ class Chunked(Framing[ResponseStream]):
 
     def encapsulate(self, key: UsableKey, inner: bytes) -> tuple[bytes, Receive[ResponseStream]]:
         encoder = ChunkedRequestEncoder(key.config, suite=key.suite)
-        encapsulated = encoder.header() + encoder.final(inner)
+        *chunks, last = whole_chunks(inner)  # each a size class when ``inner`` is padded
+        sealed = [encoder.header(), *(encoder.chunk(chunk) for chunk in chunks)]
+        encapsulated = b"".join(sealed) + encoder.final(last)
 
         async def receive(
             response: aiohttp.ClientResponse, body: bytes, report: Report
@@ -195,14 +198,17 @@ class Relay:
         url: str,
         http: Callable[[], aiohttp.ClientSession],
         observer: Callable[[Exchange], None] | None,
+        padding: str = Padding.CLASSES,
     ) -> None:
         self._url = url
         self._http = http
         self._observer = observer
+        self._padding = Padding(padding)
 
     async def attempt(self, framing: Framing[_R], key: UsableKey, dated: bhttp.Request) -> _R:
         """One round trip of ``dated`` (which carries its Date) under ``key``."""
-        inner = bhttp.encode_request(dated)
+        # RFC 9292 §3.8 padding to a size class (ohttp.padding), in both framings.
+        inner = pad_message(bhttp.encode_request(dated), self._padding)
         encapsulated, receive = framing.encapsulate(key, inner)
         with network_errors(RelayUnreachable()):
             response = await self._http().post(

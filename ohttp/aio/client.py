@@ -130,6 +130,8 @@ class Client:
     Key configurations come from exactly one source: the relay's key mirror (default), a
     ``keys_url``, a ``keys_file`` (a gateway key file or raw ``application/ohttp-keys``), or a
     ``key_config``. ``clock`` returns the current Unix time; tests inject a skewed one.
+    ``padding`` is ``"classes"`` (pad each inner request to a size class, ``ohttp.padding``)
+    or ``"none"``.
     """
 
     def __init__(
@@ -144,6 +146,7 @@ class Client:
         max_response_bytes: int = _DEFAULT_MAX_RESPONSE_BYTES,
         clock: Callable[[], float] = time.time,
         observer: Callable[[Exchange], None] | None = None,
+        padding: str = "classes",
     ) -> None:
         if sum(source is not None for source in (keys_url, keys_file, key_config)) > 1:
             raise ValueError("give at most one of keys_url, keys_file and key_config")
@@ -161,7 +164,7 @@ class Client:
             http=self._http,
             timeout=whole,
         )
-        self._relay = Relay(relay_url, self._http, observer)
+        self._relay = Relay(relay_url, self._http, observer, padding)
         self._one_shot = OneShot(whole, max_response_bytes)
         # A stream's timeout bounds each wait for data, not the whole stream.
         each_wait = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)

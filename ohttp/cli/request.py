@@ -38,6 +38,7 @@ class RequestOptions:
     verbose: bool
     timeout: float
     stream: bool = False
+    padding: str = "classes"
 
 
 def configure(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -99,6 +100,13 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
         "exits 7 after printing what arrived",
     )
     parser.add_argument(
+        "--padding",
+        choices=("none", "classes"),
+        default="classes",
+        help="pad the inner request to a size class, so the relay cannot tell similar "
+        "requests apart by length (docs/padding.md) [classes]",
+    )
+    parser.add_argument(
         "url", metavar="URL", help="the target URL, e.g. https://processing.internal/v1/summarize"
     )
 
@@ -145,6 +153,7 @@ def parse_options(args: argparse.Namespace) -> RequestOptions:
         verbose=args.verbose,
         timeout=args.timeout,
         stream=bool(getattr(args, "stream", False)),
+        padding=getattr(args, "padding", "classes"),
     )
 
 
@@ -160,6 +169,7 @@ async def send(options: RequestOptions) -> InnerResponse:
         keys_file=keys_file,
         timeout=options.timeout,
         observer=observer,
+        padding=options.padding,
     ) as client:
         return await client.request(
             options.method, options.url, headers=options.headers, content=options.content
@@ -210,6 +220,7 @@ async def send_streamed(options: RequestOptions, out: TextIO) -> int:
             keys_file=keys_file,
             timeout=options.timeout,
             observer=observer,
+            padding=options.padding,
         ) as client,
         client.stream(
             options.method, options.url, headers=options.headers, content=options.content
@@ -246,7 +257,7 @@ class _VerbosePrinter:
             f"{_text(inner.path)}",
             *(f">   {_text(name)}: {_text(value)}" for name, value in inner.headers),
             f">   [{len(inner.content)} bytes of content; "
-            f"{exchange.inner_request_bytes} bytes of Binary HTTP]",
+            f"{exchange.inner_request_bytes} bytes of Binary HTTP, padding included]",
             f"* the relay returns {exchange.status}:",
             *(f"<   {name}: {value}" for name, value in exchange.response_headers),
             f"<   [{exchange.response_bytes} bytes]",

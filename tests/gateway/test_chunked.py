@@ -93,7 +93,9 @@ class StreamingApp:
 async def streaming(make_gateway: MakeGateway) -> tuple[Gateway, StreamingApp]:
     backend_app = StreamingApp()
     backend = AiohttpAppBackend(backend_app.app(), authority=STREAM)
-    return await make_gateway(backend, backend_timeout=5.0), backend_app
+    # Incremental delivery piece by piece: padding would hold pieces under 256 bytes back
+    # (tests/e2e/test_padding.py covers streaming with padding).
+    return await make_gateway(backend, backend_timeout=5.0, padding="none"), backend_app
 
 
 def client_for(gateway: Gateway, **options: Any) -> Client:

@@ -45,7 +45,7 @@ def test_help_documents_every_option() -> None:
         "--keys", "--listen", "--backend", "--allow-target", "--config", "--workers",
         "--metrics-listen", "--tls-cert", "--tls-key", "--require-date", "--date-window",
         "--max-body", "--max-in-flight", "--backend-timeout", "--header-timeout",
-        "--max-connections",
+        "--max-connections", "--padding",
     ):  # fmt: skip
         assert option in text
     for action in parser._actions:
@@ -117,6 +117,7 @@ def test_gateway_table_and_config_from_env(tmp_path: Path, monkeypatch: pytest.M
         ("--max-body", "0"),
         ("--header-timeout", "0"),
         ("--max-connections", "0"),
+        ("--padding", "random"),
         (),  # no --keys
     ],
 )
