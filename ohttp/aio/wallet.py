@@ -323,6 +323,12 @@ class TokenSource:
             return (await self._issue(offer.challenge, key, 1))[0]
         return None
 
+    async def refill(self) -> int:
+        """Fetch one batch now (ahead of use); the number of tokens added."""
+        before = len(self.wallet)
+        await self._fill()
+        return len(self.wallet) - before
+
     async def aclose(self) -> None:
         """Stop a refill in progress and close the issuer session."""
         if self._refill is not None:

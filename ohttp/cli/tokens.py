@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:  # the client (and aiohttp) load only when tokens are fetched
-    from ohttp.aio.wallet import Wallet
+    from ohttp.aio.wallet import TokenSource, Wallet
 
 EXIT_OK: Final = 0
 EXIT_LOCAL: Final = 1
@@ -114,3 +116,44 @@ def issuer_keygen(path: Path | None, *, rotate: bool, force: bool) -> int:
     for key in keys:  # the directory's token-key values, current first
         print(encode_token_key(key))
     return EXIT_OK
+
+
+# `ohttp demo`: an issuer with one demo account, and the client's tokens -------------------
+
+_DEMO_ORIGIN: Final = "processing.internal"
+
+
+@dataclass(frozen=True)
+class DemoIssuer:
+    """The demo issuer's files and its one account."""
+
+    key: Path
+    accounts: Path
+    credential: str = field(repr=False)
+
+    def args(self, listen: str) -> list[str]:
+        return ["issuer", "--key", str(self.key), "--listen", listen,
+                "--accounts", str(self.accounts)]  # fmt: skip
+
+    def gateway_args(self, issuer_url: str) -> list[str]:
+        from ohttp.aio.wallet import directory_url
+
+        return ["--require-token", directory_url(issuer_url), "--token-origin", _DEMO_ORIGIN]
+
+
+def write_demo_issuer(directory: Path) -> DemoIssuer:
+    """A fresh issuer key and an accounts file with one random demo credential."""
+    from issuer.keys import write_issuer_key
+
+    files = DemoIssuer(directory / "issuer.pem", directory / "accounts", secrets.token_urlsafe())
+    write_issuer_key(files.key)
+    files.accounts.write_text(f"# the demo account\n{files.credential}\n")
+    return files
+
+
+def demo_token_source(issuer_url: str, files: DemoIssuer) -> TokenSource:
+    from ohttp.aio.wallet import TokenSource, Wallet, directory_url
+
+    wallet = Wallet(directory_url(issuer_url), _DEMO_ORIGIN)
+    return TokenSource(wallet, credential=files.credential, batch=8, refill_below=2)
+
