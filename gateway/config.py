@@ -159,6 +159,9 @@ def _check_token_settings(config: GatewayConfig) -> None:
                 "expected an ASCII name")  # fmt: skip
     if source is None:
         return
+    # Each worker's memory store would accept a token once per worker: until a shared store
+    # is configured, token checking runs in one worker.
+    require(config.workers == 1, "require_token needs workers = 1 (spent tokens are per process)")
     require(config.token_spent_ttl > 0, "token_spent_ttl must be positive")
     if source.startswith(("http://", "https://")):
         require(bool(urlsplit(source).hostname), "require_token: expected a URL with a host")

@@ -70,6 +70,7 @@ class IssuerState:
     keys: IssuerKeys
     accounts: frozenset[bytes] | None  # None: no accounts file, issuance is open
     store: Store
+    owns_store: bool = False  # a store passed in is the caller's to close
     directory: bytes = b""
     outcomes: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
 
@@ -107,7 +108,9 @@ def create_app(
         keys = load_issuer_keys(config.key)
     if accounts is None and config.accounts is not None:
         accounts = load_accounts(config.accounts)
-    state = IssuerState(config, keys, accounts, store if store is not None else MemoryStore())
+    state = IssuerState(
+        config, keys, accounts, MemoryStore() if store is None else store, owns_store=store is None
+    )
     app = web.Application(client_max_size=_REQUEST_LEN + 1)
     app[ISSUER_STATE] = state
     app.cleanup_ctx.append(_lifecycle)
@@ -129,7 +132,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     finally:
         if state.config.reload_on_sighup:
             loop.remove_signal_handler(signal.SIGHUP)
-        await state.store.close()
+        if state.owns_store:
+            await state.store.close()
 
 
 async def reload_files(app: web.Application) -> bool:

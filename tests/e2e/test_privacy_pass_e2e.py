@@ -175,6 +175,23 @@ async def test_no_token_gives_a_challenge_the_client_satisfies(pp: PrivacyPassSt
     assert response.status == 200
 
 
+async def test_the_chunked_path_checks_tokens_too(pp: PrivacyPassStack) -> None:
+    wallet = Wallet(directory_url(pp.issuer_url), ORIGIN)
+    source = TokenSource(wallet, credential=ACCOUNTS[1], batch=1, refill_below=0)
+    await source.refill()
+    pp.spent.extend(wallet.tokens)
+    async with Client(pp.relay_url) as client, client.stream("GET", TARGET) as response:
+        assert response.status == 401
+        assert parse_www_authenticate(response.headers["WWW-Authenticate"])
+    async with (
+        Client(pp.relay_url, tokens=source) as client,
+        client.stream("GET", TARGET) as response,
+    ):
+        assert response.status == 200
+        echoed = json.loads(await response.read())
+    assert all(name != "authorization" for name, _ in echoed["headers"])
+
+
 def test_an_account_over_its_quota_gets_no_token(pp: PrivacyPassStack) -> None:
     wallet = pp.directory / "quota-wallet.json"
     fetched = _ohttp(
