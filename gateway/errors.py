@@ -190,7 +190,7 @@ class TokenRejected(InnerError):
     """No acceptable Privacy Pass token: a 401 with ``challenge`` (a WWW-Authenticate value)."""
 
     message = "token required"
-    result: ClassVar[Result]
+    result: ClassVar[Result] = Result.TOKEN_MALFORMED  # each subclass names its own reason
 
     def __init__(self, challenge: str) -> None:
         super().__init__()
