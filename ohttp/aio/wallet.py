@@ -288,7 +288,8 @@ class TokenSource:
         self._refill: asyncio.Task[None] | None = None
 
     async def token(self) -> Token | None:
-        """A token to spend on the next request, or None if none can be had."""
+        """A token to spend on the next request; None if the wallet is empty and there is no
+        credential to fetch more. :class:`TokenFetchError` if the issuer gives none."""
         if not self.wallet and self._credential is not None:
             await self._fill()  # empty: this request has to wait for issuance
         token = self.wallet.take()
