@@ -16,10 +16,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check ohttp gateway relay benchmarks tests
+	$(BIN)/ruff check ohttp gateway relay issuer benchmarks tests
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict ohttp gateway relay benchmarks tests
+	$(BIN)/mypy --strict ohttp gateway relay issuer benchmarks tests
 
 unit: $(STAMP)
 	$(BIN)/pytest

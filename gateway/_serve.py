@@ -19,6 +19,7 @@ from pathlib import Path
 from gateway.app import create_app
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics, create_metrics_app
+from gateway.pipeline.tokens import check_token_source
 from ohttp.aio.guard import ConnectionTracker
 from ohttp.aio.keyfile import load_key_file
 from ohttp.aio.logs import configure_logging
@@ -84,6 +85,7 @@ def serve(config: GatewayConfig) -> int:
         return 2
     try:
         load_key_file(config.keys)  # fail fast, before any worker starts
+        check_token_source(config)
         _warn_if_others_can_read(config.keys)
         server_tls_context(config.tls_cert, config.tls_key)
     except (OSError, OHTTPError, ValueError, ssl.SSLError) as exc:

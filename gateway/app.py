@@ -37,6 +37,7 @@ from gateway.pipeline import (
 )
 from ohttp.aio.keyfile import load_key_file
 from ohttp.aio.serving import tracked
+from ohttp.aio.store import Store
 from ohttp.errors import EncapsulationError, OHTTPError
 from ohttp.keys import KeyRing
 
@@ -63,6 +64,7 @@ def create_app(
     keys: KeyRing | None = None,
     backend: Backend | None = None,
     metrics: GatewayMetrics | None = None,
+    store: Store | None = None,
 ) -> web.Application:
     """The gateway application; ``keys`` default to ``config.keys`` loaded from disk and
     ``backend`` to ``config.backend``. Serve ``metrics.registry`` on a separate listener.
@@ -70,7 +72,8 @@ def create_app(
     Inner requests may name the backend's own authority (``echo.internal``,
     ``processing.internal``, an origin URL's; an explicit ``backend`` only if it has an
     ``authority``) and ``config.allow_target``; ``config.backend`` says nothing about an
-    explicit ``backend``. ValueError if that allows no authority at all.
+    explicit ``backend``. ValueError if that allows no authority at all. ``store`` holds
+    the spent Privacy Pass tokens with ``config.require_token`` (default: a MemoryStore).
     """
     if keys is None:
         if config.keys is None:
@@ -78,7 +81,7 @@ def create_app(
         keys = load_key_file(config.keys)
     if backend is None:
         backend = backend_from_spec(config.backend)
-    state = GatewayState.from_config(config, keys, backend, metrics=metrics)
+    state = GatewayState.from_config(config, keys, backend, metrics=metrics, store=store)
     # Never decompress (RFC 9110 §8.4): a content-coded request is refused unread.
     app = web.Application(handler_args={"auto_decompress": False})
     app[GATEWAY_STATE] = state
@@ -103,6 +106,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         if reload_on_hup:
             loop.remove_signal_handler(signal.SIGHUP)
         await state.backend.close()
+        if state.tokens is not None:
+            await state.tokens.close()
 
 
 async def reload_keys(app: web.Application) -> bool:

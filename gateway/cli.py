@@ -54,6 +54,13 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
      f"their connections are closed [{_DEFAULTS.shutdown_timeout:g}]"),
     ("padding", "none|classes", "pad each response (each chunk of a chunked one) to a size "
      f"class, so the relay cannot tell answers apart by length [{_DEFAULTS.padding}]"),
+    ("require_token", "ISSUER_DIRECTORY_URL|FILE", "require a Privacy Pass token (type 2) from "
+     "this issuer on every inner request; see docs/privacy-pass.md [off]"),
+    ("token_origin", "NAME", "origin info of the token challenge [the backend's authority]"),
+    ("token_issuer", "NAME", "issuer name of the token challenge [the directory URL's "
+     "authority; required with a FILE]"),
+    ("token_spent_ttl", "S", "how long a spent token is remembered; longer than an issuer key "
+     f"lives [{_DEFAULTS.token_spent_ttl:g}]"),
 )
 
 

@@ -104,6 +104,11 @@ class GatewayConfig:
     shutdown_timeout: float = 25.0
     replay_cache_size: int = 1_000_000
     padding: str = "classes"  # responses padded to size classes (ohttp.padding) or "none"
+    # Privacy Pass (docs/privacy-pass.md): the issuer directory's URL or a file holding it.
+    require_token: str | None = None
+    token_origin: str | None = None  # the challenge's origin info; default: backend authority
+    token_issuer: str | None = None  # the challenge's issuer name; default: the URL authority
+    token_spent_ttl: float = 7 * 86400.0  # spent-token records; keep longer than a key lives
     # Set by the serving code: reload the key file on SIGHUP. Embedders leave it off.
     reload_on_sighup: bool = field(default=False, compare=False)
 
@@ -131,6 +136,7 @@ class GatewayConfig:
         require(self.shutdown_timeout >= 0, "shutdown_timeout must not be negative")
         require(self.replay_cache_size > 0, "replay_cache_size must be positive")
         require(self.padding in ("none", "classes"), "padding must be 'none' or 'classes'")
+        _check_token_settings(self)
 
     @property
     def listen_address(self) -> tuple[str, int]:
@@ -145,6 +151,25 @@ class GatewayConfig:
     def target_policy(self, backend_authority: str | None) -> TargetPolicy:
         """The allowlist: the backend's own authority (if it has one) plus ``allow_target``."""
         return TargetPolicy.from_authorities((backend_authority or "", *self.allow_target))
+
+
+def _check_token_settings(config: GatewayConfig) -> None:
+    source = config.require_token
+    for option in ("token_origin", "token_issuer"):
+        value = getattr(config, option)
+        require(value is None or (value.isascii() and 0 < len(value) < 256), f"{option}: "
+                "expected an ASCII name")  # fmt: skip
+    if source is None:
+        return
+    # Each worker's memory store would accept a token once per worker: until a shared store
+    # is configured, token checking runs in one worker.
+    require(config.workers == 1, "require_token needs workers = 1 (spent tokens are per process)")
+    require(config.token_spent_ttl > 0, "token_spent_ttl must be positive")
+    if source.startswith(("http://", "https://")):
+        require(bool(urlsplit(source).hostname), "require_token: expected a URL with a host")
+    else:
+        require(config.token_issuer is not None,
+                "token_issuer is required when require_token is a file")  # fmt: skip
 
 
 # Every init field is a setting, except the switch the serving code sets itself.

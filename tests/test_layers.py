@@ -36,7 +36,9 @@ CORE_MODULES = sorted(
 )
 # Third-party distributions the core may load: cryptography and what it loads, pyhpke.
 CORE_ALLOWED = frozenset({"ohttp", "cryptography", "_cffi_backend", "_openssl", "pyhpke", "gmpy2"})
-CORE_FORBIDDEN = ("asyncio", "aiohttp", "uvloop", "gateway", "relay", "ohttp.aio", "ohttp.cli")
+CORE_FORBIDDEN = (
+    "asyncio", "aiohttp", "uvloop", "gateway", "relay", "issuer", "ohttp.aio", "ohttp.cli"
+)
 
 PROBE = """
 import importlib, json, sys
@@ -111,14 +113,16 @@ def test_core_source_names_no_upper_layer(path: Path) -> None:
 @pytest.mark.parametrize("path", _sources("ohttp/aio"), ids=lambda p: str(p.relative_to(REPO)))
 def test_aio_layer_does_not_import_the_apps(path: Path) -> None:
     upward = sorted(
-        n for n in _imports(path) if any(_is_under(n, f) for f in ("gateway", "relay", "ohttp.cli"))
+        n
+        for n in _imports(path)
+        if any(_is_under(n, f) for f in ("gateway", "relay", "issuer", "ohttp.cli"))
     )
     assert upward == [], f"{path.name} imports {upward}"
 
 
 @pytest.mark.parametrize(
     "path",
-    [*_sources("gateway"), *_sources("relay")],
+    [*_sources("gateway"), *_sources("relay"), *_sources("issuer")],
     ids=lambda p: str(p.relative_to(REPO)),
 )
 def test_apps_do_not_import_the_command_line(path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The token benchmark runs and prints its four lines (a smoke test, not a timing test)."""
+"""The token benchmark runs and prints its six lines (a smoke test, not a timing test)."""
 
 from __future__ import annotations
 
@@ -15,4 +15,6 @@ def test_tokens_bench_prints_every_measurement(capsys: pytest.CaptureFixture[str
         "floor cryptography sign",
         "origin verify_token()",
         "client begin+finalize",
+        "ohttp issuer over HTTP",
+        "gateway per request",
     ]

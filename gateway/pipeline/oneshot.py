@@ -57,6 +57,8 @@ async def inner_answer(state: GatewayState, inner: bytes, enc: bytes) -> tuple[b
     try:
         request = bhttp.decode_request(inner, state.limits)
         check_inner(state, request, enc)
+        if state.tokens is not None:  # Privacy Pass: after decapsulation, before the backend
+            request = await state.tokens.check(request)
         started = perf_counter()
         response = await at_backend(state, partial(state.backend.handle, request))
         state.metrics.backend_seconds.observe(perf_counter() - started)

@@ -14,8 +14,10 @@ from gateway.errors import Result, outer_reply
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline.deadlines import BackendDeadlines
 from gateway.pipeline.keydoc import KeyDocument
+from gateway.pipeline.tokens import TokenGate
 from gateway.replay import ReplayGuard
 from ohttp import bhttp
+from ohttp.aio.store import MemoryStore, Store
 from ohttp.keys import KeyRing
 
 __all__ = ["INTERNAL_ERROR", "Answer", "GatewayState", "finish", "outer_answer"]
@@ -34,6 +36,7 @@ class GatewayState:
     limits: bhttp.Limits
     deadlines: BackendDeadlines
     in_flight: int = 0
+    tokens: TokenGate | None = None  # set with config.require_token
 
     @classmethod
     def from_config(
@@ -44,10 +47,13 @@ class GatewayState:
         *,
         metrics: GatewayMetrics | None = None,
         policy: TargetPolicy | None = None,
+        store: Store | None = None,
     ) -> GatewayState:
         """The state for ``config``. ``policy`` defaults to the backend's own authority (if
         it has one, ``backends.backend_authority``) plus ``config.allow_target``; a policy
-        that allows nothing is a configuration error (every request would get a 403)."""
+        that allows nothing is a configuration error (every request would get a 403).
+        ``store`` keeps the spent tokens (share it between workers and replicas); the default
+        is a MemoryStore."""
         if policy is None:
             policy = config.target_policy(backend_authority(backend))
         if not policy.allowed:
@@ -69,7 +75,18 @@ class GatewayState:
             ),
             limits=bhttp.Limits(max_content_bytes=config.max_body),
             deadlines=BackendDeadlines(config.backend_timeout),
+            tokens=_token_gate(config, backend, store),
         )
+
+
+def _token_gate(config: GatewayConfig, backend: Backend, store: Store | None) -> TokenGate | None:
+    if config.require_token is None:
+        return None
+    origin = config.token_origin or backend_authority(backend) or config.backend
+    return TokenGate(
+        config.require_token, origin, store if store is not None else MemoryStore(),
+        issuer=config.token_issuer, spent_ttl=config.token_spent_ttl,
+    )  # fmt: skip
 
 
 class Answer(NamedTuple):

@@ -168,6 +168,8 @@ async def answer_chunked(
     try:
         request = bhttp.decode_request(inner, state.limits)
         check_inner(state, request, decoder.enc)
+        if state.tokens is not None:  # Privacy Pass: after decapsulation, before the backend
+            request = await state.tokens.check(request)
         backend_started = perf_counter()
         first, rest = await _backend_head(state, request, encoder)
         state.metrics.backend_seconds.observe(perf_counter() - backend_started)

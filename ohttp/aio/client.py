@@ -56,7 +56,9 @@ from ohttp.aio._errors import (
 from ohttp.aio._exchange import Chunked, Exchange, Framing, OneShot, Relay
 from ohttp.aio._keyfetch import KeySource, UsableKey, key_mirror_url
 from ohttp.aio._responses import InnerResponse, ResponseStream
+from ohttp.aio.wallet import TokenSource
 from ohttp.keys import KeyConfig
+from ohttp.privacypass import Token, authorization
 
 __all__ = [
     "Client",
@@ -132,6 +134,8 @@ class Client:
     ``key_config``. ``clock`` returns the current Unix time; tests inject a skewed one.
     ``padding`` is ``"classes"`` (pad each inner request to a size class, ``ohttp.padding``)
     or ``"none"``.
+    ``tokens`` (a :class:`~ohttp.aio.wallet.TokenSource`) puts one Privacy Pass token in each
+    inner request, and answers a 401 ``PrivateToken`` challenge with a fresh one, once.
     """
 
     def __init__(
@@ -147,6 +151,7 @@ class Client:
         clock: Callable[[], float] = time.time,
         observer: Callable[[Exchange], None] | None = None,
         padding: str = "classes",
+        tokens: TokenSource | None = None,
     ) -> None:
         if sum(source is not None for source in (keys_url, keys_file, key_config)) > 1:
             raise ValueError("give at most one of keys_url, keys_file and key_config")
@@ -154,6 +159,7 @@ class Client:
             raise ValueError("the relay URL must be absolute")
         self._session = session
         self._owns_session = session is None
+        self._tokens = tokens
         self._clock = clock
         whole = aiohttp.ClientTimeout(total=timeout)
         self._keys = KeySource(
@@ -182,7 +188,9 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP session if this client created it."""
+        """Close the HTTP session if this client created it, and stop token refills."""
+        if self._tokens is not None:
+            await self._tokens.aclose()
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
@@ -230,6 +238,20 @@ class Client:
             response.close()
 
     async def _send(self, message: bhttp.Request, framing: Framing[_R]) -> _R:
+        """With tokens: one in the request, and one retry on a 401 challenge (RFC 9577 §2)."""
+        if self._tokens is None:
+            return await self._exchange(message, framing)
+        result = await self._exchange(_authorized(message, await self._tokens.token()), framing)
+        challenge = _token_challenge(result)
+        if challenge is None:
+            return result
+        token = await self._tokens.answer(challenge)
+        if token is None:
+            return result
+        framing.close(result)
+        return await self._exchange(_authorized(message, token), framing)
+
+    async def _exchange(self, message: bhttp.Request, framing: Framing[_R]) -> _R:
         """The one request flow, and the only retries RFC 9458 §6.5 allows."""
         key = await self._keys.usable()
         try:
@@ -282,3 +304,19 @@ def _inner_message(
         if not any(name.lower() == "content-type" for name, _ in fields):
             fields.append(("content-type", "application/json"))
     return build_inner_request(method, url, fields, body)
+
+
+def _authorized(message: bhttp.Request, token: Token | None) -> bhttp.Request:
+    """``message`` carrying ``token`` in ``Authorization: PrivateToken`` (RFC 9577 §2.2)."""
+    if token is None:
+        return message
+    fields = tuple(field for field in message.headers if field[0] != b"authorization")
+    value = authorization(token).encode("ascii")
+    return replace(message, headers=(*fields, (b"authorization", value)))
+
+
+def _token_challenge(result: object) -> str | None:
+    """The WWW-Authenticate of an inner 401, or None."""
+    if not isinstance(result, InnerResponse | ResponseStream) or result.status != 401:
+        return None
+    return ", ".join(result.headers.getall("WWW-Authenticate", [])) or None

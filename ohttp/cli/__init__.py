@@ -1,6 +1,7 @@
 """The ``ohttp`` command: one entry point, one module per group of subcommands.
 
-This package is the only part of ``ohttp`` that imports the apps (``gateway``, ``relay``).
+This package is the only part of ``ohttp`` that imports the apps (``gateway``, ``relay``,
+``issuer``).
 
 Each module named in ``_COMMAND_MODULES`` exposes ``configure(subparsers)``, which adds its
 subcommands and sets ``handler`` (a callable taking the parsed namespace and returning an exit
@@ -21,6 +22,8 @@ _COMMAND_MODULES = (
     "relay.cli",  # relay
     "ohttp.cli.request",  # request
     "ohttp.cli.demo",  # demo
+    "issuer.cli",  # issuer
+    "ohttp.cli.tokens",  # tokens fetch
 )
 
 

@@ -31,6 +31,8 @@ from typing import Any, Final
 
 from ohttp.aio.client import Client, ClientError, Exchange, InnerResponse
 from ohttp.aio.keyfile import save_key_file
+from ohttp.aio.wallet import TokenSource
+from ohttp.cli.tokens import DemoIssuer, demo_token_source, write_demo_issuer
 from ohttp.keys import GatewayKey
 
 LOOPBACK: Final = "127.0.0.1"
@@ -70,6 +72,7 @@ class _Run:
     response_bytes: int = 0
     files_written: int = 0
     content_in_logs: int = 0
+    tokens_fetched: int = 0
 
 
 def configure(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -122,23 +125,26 @@ def _demo(directory: Path) -> None:
     logs = directory / "logs"
     logs.mkdir()
     suite = key.config.suites[0]
+    issuer_files = write_demo_issuer(directory)
     _section("Setup")
     _row(
         "keys",
         f"a fresh {key.config.kem.name} key, id {key.key_id} "
         f"({_name(suite.kdf.name)}, {_name(suite.aead.name)}), in {directory}",
     )
-    with _services(key_file, workdir, logs) as (gateway, relay):
+    with _services(key_file, workdir, logs, issuer_files) as (gateway, relay, issuer):
         _row(
             "gateway",
             f"{gateway.url}  pid {gateway.process.pid}  backend: "
             "private processing at processing.internal",
         )
         _row("relay", f"{relay.url}  pid {relay.process.pid}  forwards to the gateway")
-        measured = asyncio.run(_send_samples(relay.url + "/"))
+        _row("issuer", f"{issuer.url}  pid {issuer.process.pid}  tokens (Privacy Pass)")
+        tokens = demo_token_source(issuer.url, issuer_files)
+        measured = asyncio.run(_send_samples(relay.url + "/", tokens))
     print(
-        f"\nStopped the relay (pid {relay.process.pid}) and the gateway "
-        f"(pid {gateway.process.pid})."
+        f"\nStopped the relay (pid {relay.process.pid}), the gateway "
+        f"(pid {gateway.process.pid}) and the issuer (pid {issuer.process.pid})."
     )
     # Measured after the processes exited, so their logs are complete.
     measured.files_written = sum(1 for path in workdir.rglob("*") if path.is_file())
@@ -147,13 +153,22 @@ def _demo(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def _services(key_file: Path, workdir: Path, logs: Path) -> Iterator[tuple[_Service, _Service]]:
-    gateway_port, relay_port = _free_port(), _free_port()
+def _services(
+    key_file: Path, workdir: Path, logs: Path, issuer_files: DemoIssuer
+) -> Iterator[tuple[_Service, _Service, _Service]]:
+    gateway_port, relay_port, issuer_port = _free_port(), _free_port(), _free_port()
     started: list[_Service] = []
     try:
+        issuer = _start(
+            "issuer",
+            issuer_files.args(f"{LOOPBACK}:{issuer_port}"),
+            port=issuer_port, workdir=workdir, logs=logs, started=started,
+        )  # fmt: skip
+        _wait_healthy(issuer)  # the gateway fetches its keys on the first request
         gateway = _start(
             "gateway",
-            ["gateway", "--keys", str(key_file), "--listen", f"{LOOPBACK}:{gateway_port}"],
+            ["gateway", "--keys", str(key_file), "--listen", f"{LOOPBACK}:{gateway_port}",
+             *issuer_files.gateway_args(issuer.url)],
             port=gateway_port,
             workdir=workdir,
             logs=logs,
@@ -175,7 +190,7 @@ def _services(key_file: Path, workdir: Path, logs: Path) -> Iterator[tuple[_Serv
         )
         for service in started:
             _wait_healthy(service)
-        yield gateway, relay
+        yield gateway, relay, issuer
     finally:
         for service in reversed(started):
             _stop(service.process)
@@ -252,7 +267,7 @@ def _free_port() -> int:
 # The requests ---------------------------------------------------------------------------
 
 
-async def _send_samples(relay_url: str) -> _Run:
+async def _send_samples(relay_url: str, tokens: TokenSource) -> _Run:
     from gateway.processing.samples import (
         ENGLISH_CHAT,
         ENGLISH_DRAFT,
@@ -261,7 +276,13 @@ async def _send_samples(relay_url: str) -> _Run:
     )
 
     measured = _Run()
-    async with Client(relay_url, observer=measured.exchanges.append) as client:
+    try:  # one batch ahead of the requests: issuance apart from spending
+        measured.tokens_fetched = await tokens.refill()
+    except ClientError as exc:
+        raise DemoError(f"fetching tokens from the issuer failed: {exc}") from None
+    _row("tokens", f"{measured.tokens_fetched} fetched for the demo account; the gateway "
+         "takes one per request")  # fmt: skip
+    async with Client(relay_url, observer=measured.exchanges.append, tokens=tokens) as client:
         for title, chat in (
             ("a French group chat", FRENCH_CHAT),
             ("an English group chat", ENGLISH_CHAT),
@@ -397,6 +418,11 @@ def _print_who_saw_what(measured: _Run) -> None:
             f"{count} requests decrypted with key id "
             f"{', '.join(map(str, key_ids))}: {plaintext} bytes of Binary HTTP "
             f"({content} bytes of content); connections from the relay's address only",
+        ),
+        (
+            "issuer",
+            f"the demo account and {measured.tokens_fetched} blinded token requests, all at "
+            "once before the first request; not which requests the tokens paid for",
         ),
         (
             "backend",

@@ -111,6 +111,12 @@ def configure(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
         metavar="SECONDS",
         help="with --rotate: how long older keys still decrypt (default two days)",
     )
+    keygen.add_argument(
+        "--issuer",
+        action="store_true",
+        help="a Privacy Pass issuer key (2048-bit RSA, PKCS#8 PEM) for `ohttp issuer`; with "
+        "--rotate: publish a next key and make the previous next key current",
+    )
     keygen.set_defaults(handler=_keygen)
 
     keys = subparsers.add_parser("keys", help="inspect key configurations")
@@ -155,6 +161,11 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _keygen_action(args: argparse.Namespace) -> int:
+    if args.issuer:
+        from ohttp.cli.tokens import issuer_keygen
+
+        return issuer_keygen(args.out or args.rotate, rotate=args.rotate is not None,
+                             force=args.force)
     if args.rotate is not None:
         if args.private_key_hex is not None or args.seed_hex is not None:
             raise _CommandError("--rotate always generates a fresh key")

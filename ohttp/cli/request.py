@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Final, TextIO
 
 if TYPE_CHECKING:  # the client (and aiohttp) load only when a request is sent
     from ohttp.aio.client import ClientError, Exchange, InnerResponse, ResponseStream
+    from ohttp.aio.wallet import TokenSource
 
 EXIT_OK: Final = 0
 EXIT_LOCAL: Final = 1
@@ -39,6 +40,7 @@ class RequestOptions:
     timeout: float
     stream: bool = False
     padding: str = "classes"
+    wallet: Path | None = None
 
 
 def configure(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -107,6 +109,13 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
         "requests apart by length (docs/padding.md) [classes]",
     )
     parser.add_argument(
+        "--wallet",
+        type=Path,
+        metavar="FILE",
+        help="spend one Privacy Pass token from this wallet (`ohttp tokens fetch`) inside the "
+        "encapsulated request",
+    )
+    parser.add_argument(
         "url", metavar="URL", help="the target URL, e.g. https://processing.internal/v1/summarize"
     )
 
@@ -154,6 +163,7 @@ def parse_options(args: argparse.Namespace) -> RequestOptions:
         timeout=args.timeout,
         stream=bool(getattr(args, "stream", False)),
         padding=getattr(args, "padding", "classes"),
+        wallet=getattr(args, "wallet", None),
     )
 
 
@@ -170,6 +180,7 @@ async def send(options: RequestOptions) -> InnerResponse:
         timeout=options.timeout,
         observer=observer,
         padding=options.padding,
+        tokens=_token_source(options.wallet),
     ) as client:
         return await client.request(
             options.method, options.url, headers=options.headers, content=options.content
@@ -221,6 +232,7 @@ async def send_streamed(options: RequestOptions, out: TextIO) -> int:
             timeout=options.timeout,
             observer=observer,
             padding=options.padding,
+            tokens=_token_source(options.wallet),
         ) as client,
         client.stream(
             options.method, options.url, headers=options.headers, content=options.content
@@ -264,6 +276,21 @@ class _VerbosePrinter:
         ]
         self._out.write("\n".join(lines) + "\n")
         self._out.flush()
+
+
+def _token_source(wallet: Path | None) -> TokenSource | None:
+    """The wallet's tokens, spent one per request; ValueError if there are none."""
+    if wallet is None:
+        return None
+    from ohttp.aio.wallet import TokenSource, Wallet, WalletError
+
+    try:
+        loaded = Wallet.load(wallet)
+    except WalletError as exc:
+        raise ValueError(f"{exc}: {wallet}") from None
+    if not loaded:
+        raise ValueError(f"the wallet holds no tokens: {wallet}")
+    return TokenSource(loaded)
 
 
 def _parse_header(line: str) -> tuple[str, str]:

@@ -43,7 +43,10 @@ SCHEME = "PrivateToken"
 
 # RFC 9110 §5.6.2 token, §5.6.4 quoted-string, §11.2 token68; OWS / BWS are SP and HTAB.
 _TCHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_QUOTED = r'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
+# Unrolled (runs of qdtext between quoted-pairs): one step per run rather than per character,
+# and no two ways to match the same text, so a failing match stays linear.
+_QDTEXT = r"[\t !#-\[\]-~\x80-\xff]*"
+_QUOTED = rf'"{_QDTEXT}(?:\\[\t -~\x80-\xff]{_QDTEXT})*"'
 _OWS = r"[ \t]*"
 _PARAM = re.compile(rf"({_TCHARS}){_OWS}={_OWS}({_TCHARS}|{_QUOTED})")
 _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")

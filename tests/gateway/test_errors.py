@@ -111,6 +111,13 @@ def test_date_and_replay_answers_look_alike() -> None:
     assert json.loads(date.response.content)["type"] == PROBLEM_DATE
 
 
+def _instance(cls: type[GatewayError]) -> GatewayError:
+    # A token refusal carries the challenge its 401 sends back.
+    if issubclass(cls, errors_module.TokenRejected):
+        return cls('PrivateToken challenge="AAA=", token-key="AAA="')
+    return cls()
+
+
 def test_every_gateway_error_has_an_answer_and_fixed_message() -> None:
     classes = [
         getattr(errors_module, name)
@@ -121,7 +128,7 @@ def test_every_gateway_error_has_an_answer_and_fixed_message() -> None:
     ]
     assert len(classes) >= 8
     for cls in classes:
-        exc = cls()
+        exc = _instance(cls)
         assert str(exc) == cls.message
         assert outer_reply(exc) is not None or inner_reply(exc).response.status != 500
 
@@ -143,7 +150,7 @@ ERROR_CLASSES = [
 @pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda cls: cls.__name__)
 def test_every_error_belongs_to_exactly_one_plane(cls: type[GatewayError]) -> None:
     assert issubclass(cls, OuterError) != issubclass(cls, InnerError)
-    outer, inner = outer_reply(cls()), inner_reply(cls())
+    outer, inner = outer_reply(_instance(cls)), inner_reply(_instance(cls))
     if issubclass(cls, OuterError):  # RFC 9458 §5.2: a plain status, never sealed
         assert outer is not None
         assert inner.response.status == 500  # the fallback: no inner entry
