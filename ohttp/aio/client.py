@@ -130,6 +130,8 @@ class Client:
     Key configurations come from exactly one source: the relay's key mirror (default), a
     ``keys_url``, a ``keys_file`` (a gateway key file or raw ``application/ohttp-keys``), or a
     ``key_config``. ``clock`` returns the current Unix time; tests inject a skewed one.
+    ``prefer_pq``: among the offered configurations, a post-quantum KEM (X-Wing, ML-KEM
+    hybrids) is used when there is one; ``False`` prefers a classical one.
     """
 
     def __init__(
@@ -144,6 +146,7 @@ class Client:
         max_response_bytes: int = _DEFAULT_MAX_RESPONSE_BYTES,
         clock: Callable[[], float] = time.time,
         observer: Callable[[Exchange], None] | None = None,
+        prefer_pq: bool = True,
     ) -> None:
         if sum(source is not None for source in (keys_url, keys_file, key_config)) > 1:
             raise ValueError("give at most one of keys_url, keys_file and key_config")
@@ -160,6 +163,7 @@ class Client:
             key_config=key_config,
             http=self._http,
             timeout=whole,
+            prefer_pq=prefer_pq,
         )
         self._relay = Relay(relay_url, self._http, observer)
         self._one_shot = OneShot(whole, max_response_bytes)
