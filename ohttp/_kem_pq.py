@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from typing import cast
 
 from cryptography.hazmat.primitives.asymmetric import ec, mlkem, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -79,11 +80,9 @@ def _exchange(private: _GroupPrivate, public: _GroupPublic) -> bytes:
 
     OpenSSL refuses an all-zero X25519 result (a small-order point); X-Wing would accept it,
     but only a malicious sender produces one, and refusing it costs honest peers nothing."""
-    if isinstance(private, x25519.X25519PrivateKey):
-        assert isinstance(public, x25519.X25519PublicKey)
-        return private.exchange(public)
-    assert isinstance(public, ec.EllipticCurvePublicKey)
-    return private.exchange(_ECDH, public)
+    if isinstance(private, x25519.X25519PrivateKey):  # the public key is of the same group
+        return private.exchange(cast(x25519.X25519PublicKey, public))
+    return private.exchange(_ECDH, cast(ec.EllipticCurvePublicKey, public))
 
 
 _X25519 = _Group(32, 32, None, 0)
