@@ -16,6 +16,14 @@ seal of the response (each with its key set-up). Client floor: one X25519 key ge
 the public key serialized, one exchange, the same 10 HMACs, one AES-GCM seal and one open.
 Suite: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM (RFC 9458 Appendix A).
 
+X-Wing (``x-wing ...`` rows): the same, with an X-Wing key (MLKEM768-X25519, 0x647A) instead.
+Its floors are bare ``cryptography`` and ``hashlib`` calls: gateway, one ML-KEM-768
+decapsulation (key already loaded), loading the X25519 half of ``enc`` and one exchange, the
+SHA3-256 combiner, the 8 HMACs left once the KEM has no ExtractAndExpand, and the two AES-GCM
+calls; client, one ML-KEM-768 encapsulation, one X25519 key generation with serialization and
+one exchange, the combiner, the 8 HMACs and the two AES-GCM calls. Compare the ``x-wing``
+rows with the X25519 rows of the same size for the price of post-quantum security.
+
 Timing: process CPU time (the machine is shared); all cases interleaved, repeat after repeat.
 µs/op is the best sample (interference only ever adds time); the ratio is the median, over
 repeats, of each sample divided by the floor sample taken just before it, which cancels most
@@ -25,6 +33,7 @@ of the drift of a loaded machine.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import sys
@@ -34,6 +43,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.asymmetric import mlkem
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -139,6 +149,45 @@ class Fixture:
         return (encapsulated + opened) / number / 1000
 
 
+class XWingFixture(Fixture):
+    """The same work with an X-Wing gateway key; floors of bare ML-KEM-768 and X25519 calls."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.key = GatewayKey.generate(1, KEM.X_WING)
+        self.ring = KeyRing([self.key])
+        self.config = self.key.config
+        self.body, _ = encapsulate_request(self.config, self.payload)
+        self.enc = self.body[7 : 7 + 1120]
+        seed = hashlib.shake_256(self.key.private_key).digest(96)  # X-Wing expandKey
+        self.mlkem_private = mlkem.MLKEM768PrivateKey.from_seed_bytes(seed[:64])
+        self.mlkem_public = self.mlkem_private.public_key()
+        self.gateway_private = X25519PrivateKey.from_private_bytes(seed[64:])
+        self.gateway_public = self.gateway_private.public_key()
+        self.combiner_input = os.urandom(32 * 4 + 6)
+        self.hmac_inputs = self.hmac_inputs[2:]  # no eae_prk / shared_secret (no DHKEM)
+
+    def gateway_floor(self) -> None:
+        self.mlkem_private.decapsulate(self.enc[:1088])
+        self.gateway_private.exchange(X25519PublicKey.from_public_bytes(self.enc[1088:]))
+        hashlib.sha3_256(self.combiner_input).digest()
+        for key, message in self.hmac_inputs:
+            _hmac(key, message)
+        AESGCM(self.aead_key).decrypt(self.nonce, self.sealed, b"")
+        AESGCM(self.aead_key).encrypt(self.nonce, self.payload, b"")
+
+    def client_floor(self) -> None:
+        self.mlkem_public.encapsulate()
+        ephemeral = X25519PrivateKey.generate()
+        ephemeral.public_key().public_bytes_raw()
+        ephemeral.exchange(self.gateway_public)
+        hashlib.sha3_256(self.combiner_input).digest()
+        for key, message in self.hmac_inputs:
+            _hmac(key, message)
+        AESGCM(self.aead_key).encrypt(self.nonce, self.payload, b"")
+        AESGCM(self.aead_key).decrypt(self.nonce, self.sealed, b"")
+
+
 def _per_op(function: Callable[[], object], number: int) -> float:
     start = time.process_time_ns()
     for _ in range(number):
@@ -194,13 +243,28 @@ def run(number: int, repeat: int) -> list[Row]:
             "client floor": partial(_per_op, fixture.client_floor),
             "client": fixture.client_batch,
         }
+        xwing = XWingFixture(size)
+        cases |= {
+            "x-wing gateway floor": partial(_per_op, xwing.gateway_floor),
+            "x-wing gateway": partial(_per_op, xwing.gateway),
+            "x-wing client floor": partial(_per_op, xwing.client_floor),
+            "x-wing client": xwing.client_batch,
+        }
         samples = _measure(cases | _bhttp_cases(size), scaled, repeat)
         for name, values in samples.items():
-            side = name.split()[0]
-            floor = samples.get(f"{side} floor") if side in ("gateway", "client") else None
+            floor = samples.get(_floor_of(name))
             ratio = None if floor is None else _paired_ratio(values, floor)
             rows.append(Row(size, name, min(values), ratio))
     return rows
+
+
+def _floor_of(case: str) -> str:
+    """The floor a case is measured against: "x-wing gateway" -> "x-wing gateway floor"."""
+    words = case.removesuffix(" floor").split()
+    side = words[:2] if words[0] == "x-wing" else words[:1]
+    if side[-1] not in ("gateway", "client"):
+        return ""
+    return " ".join(side) + " floor"
 
 
 def _size_label(size: int) -> str:
@@ -213,14 +277,14 @@ def format_table(rows: list[Row], markdown: bool) -> str:
     if markdown:
         lines += ["| " + " | ".join(header) + " |", "|---|---|---:|---:|"]
     else:
-        lines.append(f"{header[0]:>7}  {header[1]:<22} {header[2]:>9} {header[3]:>8}")
+        lines.append(f"{header[0]:>7}  {header[1]:<24} {header[2]:>9} {header[3]:>8}")
     for row in rows:
         ratio = "" if row.ratio is None else f"{row.ratio:.2f}"
         cells = (_size_label(row.size), row.case, f"{row.micros:.1f}", ratio)
         if markdown:
             lines.append("| " + " | ".join(cells) + " |")
         else:
-            lines.append(f"{cells[0]:>7}  {cells[1]:<22} {cells[2]:>9} {cells[3]:>8}")
+            lines.append(f"{cells[0]:>7}  {cells[1]:<24} {cells[2]:>9} {cells[3]:>8}")
     return "\n".join(lines)
 
 

@@ -2,7 +2,10 @@
 
 Written on ``cryptography`` (DH exchange, the RFC 9180 §4 LabeledExtract / LabeledExpand key
 schedule on HMAC, AES-GCM / ChaCha20-Poly1305); it covers every suite. ``pyhpke`` runs only
-DeriveKeyPair here; the tests use it as an independent oracle (``tests/pyhpke_oracle.py``).
+DHKEM DeriveKeyPair here; the tests use it as an independent oracle (``tests/pyhpke_oracle.py``).
+Helpers live beside it: ``_hkdf`` (HKDF and the labeled variants), ``_kem_dh`` (the KEM table
+and DH key material) and ``_kem_pq`` (ML-KEM and the ML-KEM hybrids of draft-ietf-hpke-pq,
+X-Wing among them, whose Decap output is the shared secret itself).
 
 Everything that depends only on the key, the suite and the info string (suite ids, the public
 key bytes, ``psk_id_hash``, ``info_hash`` and so the key schedule context) is computed once in
@@ -30,10 +33,21 @@ from typing import Protocol, TypeVar, cast
 import pyhpke
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
-from cryptography.hazmat.primitives.asymmetric import ec, x448, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from ohttp import _kem_pq
+from ohttp._hkdf import Labeled as _Labeled
+from ohttp._hkdf import expand, extract
+from ohttp._kem_dh import KEMS as _KEMS
+from ohttp._kem_dh import KemParams as _KemParams
+from ohttp._kem_dh import PrivateObject as _PrivateObject
+from ohttp._kem_dh import PublicObject as _PublicObject
+from ohttp._kem_dh import exchange as _exchange
+from ohttp._kem_dh import generate as _generate
+from ohttp._kem_dh import load_private as _load_private
+from ohttp._kem_dh import load_public as _load_public
+from ohttp._kem_dh import private_bytes as _private_bytes
+from ohttp._kem_dh import public_bytes as _public_bytes
 from ohttp.errors import DecryptionError
 
 __all__ = [
@@ -55,32 +69,12 @@ __all__ = [
     "response_nonce_length",
 ]
 
-_HPKE_VERSION = b"HPKE-v1"
 _MODE_BASE = b"\x00"
 _TAG_LENGTH = 16  # Nt of every AEAD RFC 9180 §7.3 defines
 
 
 # --- algorithm tables (RFC 9180 §7.1-7.3) -------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
-class _KemParams:
-    kem_id: int
-    n_secret: int
-    n_enc: int
-    n_sk: int
-    hash: hashes.HashAlgorithm
-    curve: ec.EllipticCurve | None  # None for X25519 / X448
-    zero_dh: bytes  # Ndh zero bytes
-
-
-_KEMS: dict[int, _KemParams] = {
-    0x0010: _KemParams(0x0010, 32, 65, 32, hashes.SHA256(), ec.SECP256R1(), bytes(32)),
-    0x0011: _KemParams(0x0011, 48, 97, 48, hashes.SHA384(), ec.SECP384R1(), bytes(48)),
-    0x0012: _KemParams(0x0012, 64, 133, 66, hashes.SHA512(), ec.SECP521R1(), bytes(66)),
-    0x0020: _KemParams(0x0020, 32, 32, 32, hashes.SHA256(), None, bytes(32)),
-    0x0021: _KemParams(0x0021, 64, 56, 56, hashes.SHA512(), None, bytes(56)),
-}
 
 _KDFS: dict[int, hashes.HashAlgorithm] = {
     0x0001: hashes.SHA256(),
@@ -98,9 +92,10 @@ _AEADS: dict[int, tuple[_AeadFactory, int, int]] = {
 
 
 def kem_public_key_length(kem_id: int) -> int | None:
-    """Npk (= Nenc) of a KEM, or ``None`` when the KEM is not supported."""
+    """Npk of a KEM (= Nenc for DHKEMs, not for the post-quantum KEMs), or ``None`` when the
+    KEM is not supported."""
     params = _KEMS.get(kem_id)
-    return None if params is None else params.n_enc
+    return None if params is None else params.n_pk
 
 
 def kem_private_key_length(kem_id: int) -> int | None:
@@ -110,92 +105,9 @@ def kem_private_key_length(kem_id: int) -> int | None:
 
 
 def is_supported(kem_id: int, kdf_id: int, aead_id: int) -> bool:
-    """Whether this module can run the suite (every KEM, KDF, AEAD of RFC 9180 but export-only)."""
+    """Whether this module can run the suite (every KEM, KDF, AEAD of RFC 9180 but export-only,
+    and the ML-KEM and hybrid KEMs of draft-ietf-hpke-pq)."""
     return kem_id in _KEMS and kdf_id in _KDFS and aead_id in _AEADS
-
-
-# --- HKDF (RFC 5869) and the labeled variants (RFC 9180 §4) --------------------------------
-
-
-def _hmac(key: bytes, data: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
-    mac = hmac.HMAC(key, algorithm)
-    mac.update(data)
-    return mac.finalize()
-
-
-def extract(algorithm: hashes.HashAlgorithm, salt: bytes, ikm: bytes) -> bytes:
-    """HKDF-Extract; an empty salt means Nh zero bytes (RFC 5869 §2.2), which HMAC pads to."""
-    return _hmac(salt, ikm, algorithm)
-
-
-_NO_KEY = b""
-
-
-def expand(
-    algorithm: hashes.HashAlgorithm,
-    prk: bytes,
-    info: bytes,
-    length: int,
-    prk_mac: hmac.HMAC | None = None,
-) -> bytes:
-    """HKDF-Expand (RFC 5869 §2.3); ``prk_mac`` is HMAC already keyed with ``prk``."""
-    digest_size = algorithm.digest_size
-    if length > 255 * digest_size:
-        raise ValueError("HKDF-Expand length too large")
-    keyed = hmac.HMAC(prk, algorithm) if prk_mac is None else prk_mac
-    output = b""
-    block = b""
-    counter = 1
-    while len(output) < length:
-        mac = keyed.copy()
-        mac.update(block + info + bytes((counter,)))
-        block = mac.finalize()
-        output += block
-        counter += 1
-    return output[:length]
-
-
-class _Labeled:
-    """LabeledExtract / LabeledExpand (RFC 9180 §4) for one hash and suite id.
-
-    Speed without changing a single output bit: the empty-salt HMAC state is keyed once and
-    copied, and a PRK feeding several expansions is keyed once (``keyed``) and copied per
-    expansion, which is cheaper than keying HMAC again.
-    """
-
-    __slots__ = ("_empty_salt", "algorithm", "prefix")
-
-    def __init__(self, algorithm: hashes.HashAlgorithm, suite_id: bytes) -> None:
-        self.algorithm = algorithm
-        self.prefix = _HPKE_VERSION + suite_id
-        self._empty_salt = hmac.HMAC(b"", algorithm)
-
-    def extract(self, salt: bytes, label: bytes, ikm: bytes) -> bytes:
-        mac = hmac.HMAC(salt, self.algorithm) if salt else self._empty_salt.copy()
-        mac.update(self.prefix + label + ikm)
-        return mac.finalize()
-
-    def keyed(self, prk: bytes) -> hmac.HMAC:
-        return hmac.HMAC(prk, self.algorithm)
-
-    def expand_info(self, label: bytes, length: int) -> bytes:
-        """The constant head of ``labeled_info``: I2OSP(L, 2) || "HPKE-v1" || suite_id || label."""
-        return struct.pack(">H", length) + self.prefix + label
-
-    def expand_keyed(
-        self, prk_mac: hmac.HMAC, head: bytes, info: bytes, length: int, *, last: bool = False
-    ) -> bytes:
-        """LabeledExpand with a keyed PRK and a precomputed :meth:`expand_info` head; with
-        ``last`` the keyed state is consumed instead of copied."""
-        if length <= self.algorithm.digest_size:
-            mac = prk_mac if last else prk_mac.copy()
-            mac.update(head + info + b"\x01")
-            return mac.finalize()[:length]
-        return expand(self.algorithm, _NO_KEY, head + info, length, prk_mac)
-
-    def expand(self, prk: bytes, label: bytes, info: bytes, length: int) -> bytes:
-        head = self.expand_info(label, length)
-        return self.expand_keyed(self.keyed(prk), head, info, length, last=True)
 
 
 # --- suites -------------------------------------------------------------------------------
@@ -382,86 +294,25 @@ def _extract_and_expand(suite: Suite, dh: bytes, kem_context: bytes) -> bytes:
 
 # --- KEM keys -------------------------------------------------------------------------------
 
-_ECDH = ec.ECDH()
-_PrivateObject = x25519.X25519PrivateKey | x448.X448PrivateKey | ec.EllipticCurvePrivateKey
-_PublicObject = x25519.X25519PublicKey | x448.X448PublicKey | ec.EllipticCurvePublicKey
-
-
-def _load_public(kem: _KemParams, data: bytes) -> _PublicObject:
-    """DeserializePublicKey (RFC 9180 §7.1.1); ``ValueError`` when invalid."""
-    if len(data) != kem.n_enc:
-        raise ValueError("public key of the wrong length")
-    if kem.curve is not None:
-        if data[0] != 0x04:  # RFC 9180 §7.1.1: uncompressed points only
-            raise ValueError("public key not an uncompressed point")
-        return ec.EllipticCurvePublicKey.from_encoded_point(kem.curve, data)
-    if kem.kem_id == 0x0020:
-        return x25519.X25519PublicKey.from_public_bytes(data)
-    return x448.X448PublicKey.from_public_bytes(data)
-
-
-def _public_bytes(kem: _KemParams, key: _PublicObject) -> bytes:
-    if kem.curve is not None:
-        return key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
-    return cast(x25519.X25519PublicKey | x448.X448PublicKey, key).public_bytes_raw()
-
-
-def _load_private(kem: _KemParams, data: bytes) -> _PrivateObject:
-    """DeserializePrivateKey (RFC 9180 §7.1.2); ``ValueError`` when invalid."""
-    if len(data) != kem.n_sk:
-        raise ValueError("private key of the wrong length")
-    if kem.curve is not None:
-        scalar = int.from_bytes(data, "big")
-        if scalar == 0:
-            raise ValueError("invalid private key")
-        return ec.derive_private_key(scalar, kem.curve)  # rejects scalar >= order
-    if kem.kem_id == 0x0020:
-        return x25519.X25519PrivateKey.from_private_bytes(data)
-    return x448.X448PrivateKey.from_private_bytes(data)
-
-
-def _private_bytes(kem: _KemParams, key: _PrivateObject) -> bytes:
-    if kem.curve is not None:
-        scalar = cast(ec.EllipticCurvePrivateKey, key).private_numbers().private_value
-        return scalar.to_bytes(kem.n_sk, "big")
-    return cast(x25519.X25519PrivateKey | x448.X448PrivateKey, key).private_bytes_raw()
-
-
-def _exchange(kem: _KemParams, private: _PrivateObject, public: _PublicObject) -> bytes:
-    """DH, dispatched on the KEM (no isinstance on the hot path); an all-zero result, which
-    X25519 and X448 give for small-order points, is refused (RFC 9180 §7.1.4)."""
-    if kem.kem_id == 0x0020:
-        dh = cast(x25519.X25519PrivateKey, private).exchange(cast(x25519.X25519PublicKey, public))
-    elif kem.curve is not None:
-        dh = cast(ec.EllipticCurvePrivateKey, private).exchange(
-            _ECDH, cast(ec.EllipticCurvePublicKey, public)
-        )
-    else:
-        dh = cast(x448.X448PrivateKey, private).exchange(cast(x448.X448PublicKey, public))
-    if dh == kem.zero_dh:  # OpenSSL refuses this too; checked again so no key derives from it
-        raise ValueError("all-zero shared secret")
-    return dh
-
-
-def _generate(kem: _KemParams) -> _PrivateObject:
-    if kem.curve is not None:
-        return ec.generate_private_key(kem.curve)
-    if kem.kem_id == 0x0020:
-        return x25519.X25519PrivateKey.generate()
-    return x448.X448PrivateKey.generate()
-
 
 class PrivateKey:
     """A KEM private key, loaded once; the gateway keeps one per key id."""
 
-    __slots__ = ("_kem", "_key", "_receivers", "public_bytes", "raw")
+    __slots__ = ("_kem", "_key", "_pq", "_receivers", "public_bytes", "raw")
 
     def __init__(self, kem_id: int, raw: bytes) -> None:
         kem = _kem(kem_id)
         self._kem = kem
-        self._key = _load_private(kem, raw)
         self.raw = bytes(raw)
-        self.public_bytes = _public_bytes(kem, self._key.public_key())
+        # Exactly one of _key (a DHKEM) and _pq (a draft-ietf-hpke-pq KEM) is set.
+        self._key: _PrivateObject | None = None
+        self._pq: _kem_pq.PQPrivateKey | None = None
+        if kem.pq is not None:
+            self._pq = _kem_pq.PQPrivateKey(kem.pq, self.raw)
+            self.public_bytes = self._pq.public_bytes
+        else:
+            self._key = _load_private(kem, raw)
+            self.public_bytes = _public_bytes(kem, self._key.public_key())
         self._receivers: dict[tuple[Suite, bytes], Receiver] = {}
 
     @property
@@ -471,12 +322,16 @@ class PrivateKey:
     @classmethod
     def generate(cls, kem_id: int) -> PrivateKey:
         kem = _kem(kem_id)
+        if kem.pq is not None:
+            return cls(kem_id, _kem_pq.generate(kem.pq))
         return cls(kem_id, _private_bytes(kem, _generate(kem)))
 
     @classmethod
     def derive(cls, kem_id: int, ikm: bytes) -> PrivateKey:
-        """DeriveKeyPair(ikm) of RFC 9180 §7.1.3, run by pyhpke."""
+        """DeriveKeyPair(ikm): RFC 9180 §7.1.3 run by pyhpke, or draft-ietf-hpke-pq's."""
         kem = _kem(kem_id)
+        if kem.pq is not None:
+            return cls(kem_id, _kem_pq.derive(kem.pq, ikm))
         if len(ikm) < kem.n_sk:  # RFC 9180 §7.1.3: ikm SHOULD have Nsk bytes
             raise ValueError("seed shorter than Nsk")
         any_suite = pyhpke.CipherSuite.new(
@@ -493,7 +348,10 @@ class PrivateKey:
         return prepared
 
     def _decap(self, suite: Suite, enc: bytes) -> bytes:
-        """DHKEM Decap (RFC 9180 §4.1); ``ValueError`` for an invalid or small-order enc."""
+        """Decap: DHKEM (RFC 9180 §4.1) or a PQ KEM, whose output is the shared secret itself;
+        ``ValueError`` for an invalid or small-order enc."""
+        if self._key is None:
+            return cast(_kem_pq.PQPrivateKey, self._pq).decap(enc)
         dh = _exchange(self._kem, self._key, _load_public(self._kem, enc))
         return _extract_and_expand(suite, dh, enc + self.public_bytes)
 
@@ -549,12 +407,13 @@ class Receiver(_Prepared):
 class PublicKey:
     """A KEM public key, validated and loaded once (the client side)."""
 
-    __slots__ = ("_kem", "_key", "_senders", "raw")
+    __slots__ = ("_kem", "_key", "_pq", "_senders", "raw")
 
     def __init__(self, kem_id: int, raw: bytes) -> None:
         kem = _kem(kem_id)
         self._kem = kem
-        self._key = _load_public(kem, raw)
+        self._key = None if kem.pq is not None else _load_public(kem, raw)
+        self._pq = None if kem.pq is None else _kem_pq.PQPublicKey(kem.pq, bytes(raw))
         self.raw = bytes(raw)
         self._senders: dict[tuple[Suite, bytes], Sender] = {}
 
@@ -572,7 +431,7 @@ class PublicKey:
     def _encap(self, suite: Suite, ephemeral: _PrivateObject) -> tuple[bytes, bytes]:
         """DHKEM Encap (RFC 9180 §4.1) with the given ephemeral key."""
         enc = _public_bytes(self._kem, ephemeral.public_key())
-        dh = _exchange(self._kem, ephemeral, self._key)
+        dh = _exchange(self._kem, ephemeral, cast(_PublicObject, self._key))
         return _extract_and_expand(suite, dh, enc + self.raw), enc
 
 
@@ -586,7 +445,14 @@ class Sender(_Prepared):
         self._key = key
 
     def setup(self, ephemeral_private_key: bytes | None = None) -> tuple[bytes, Context]:
-        """SetupBaseS(pkR, info) -> (enc, context); the ephemeral key is injectable for tests."""
+        """SetupBaseS(pkR, info) -> (enc, context); the ephemeral key is injectable for tests
+        (DHKEMs only: ``cryptography`` offers no derandomized ML-KEM encapsulation)."""
+        pq = self._key._pq
+        if pq is not None:
+            if ephemeral_private_key is not None:
+                raise ValueError("a post-quantum KEM takes no injected ephemeral key")
+            shared_secret, enc = pq.encap()
+            return enc, _key_schedule(self.suite, shared_secret, self._context)
         kem = self.suite.kem
         ephemeral = (
             _generate(kem)

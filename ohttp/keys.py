@@ -45,13 +45,23 @@ KEYS_MEDIA_TYPE = "application/ohttp-keys"
 
 
 class KEM(IntEnum):
-    """HPKE KEM identifiers (RFC 9180 §7.1)."""
+    """HPKE KEM identifiers (RFC 9180 §7.1; the post-quantum ones of draft-ietf-hpke-pq §7)."""
 
     P256 = 0x0010
     P384 = 0x0011
     P521 = 0x0012
     X25519 = 0x0020
     X448 = 0x0021
+    MLKEM768 = 0x0041
+    MLKEM1024 = 0x0042
+    MLKEM768_P256 = 0x0050
+    MLKEM1024_P384 = 0x0051
+    X_WING = 0x647A  # MLKEM768-X25519 of draft-ietf-hpke-pq: X-Wing
+
+    @property
+    def post_quantum(self) -> bool:
+        """Whether the KEM resists a quantum attacker (ML-KEM alone or in a hybrid)."""
+        return self in _PQ_KEMS
 
 
 class KDF(IntEnum):
@@ -83,6 +93,9 @@ DEFAULT_SUITES: tuple[SymmetricSuite, ...] = (
     SymmetricSuite(KDF.HKDF_SHA256, AEAD.CHACHA20_POLY1305),
 )
 
+_PQ_KEMS = frozenset(
+    (KEM.MLKEM768, KEM.MLKEM1024, KEM.MLKEM768_P256, KEM.MLKEM1024_P384, KEM.X_WING)
+)
 _MAX_SUITES = 65532 // 4  # cipher_suites<4..2^16-4> (RFC 9458 §3.1)
 _KEM_IDS = frozenset(int(kem) for kem in KEM)
 _KDF_IDS = frozenset(int(kdf) for kdf in KDF)

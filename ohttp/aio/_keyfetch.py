@@ -77,6 +77,7 @@ class KeySource:
         key_config: KeyConfig | None,
         http: Callable[[], aiohttp.ClientSession],
         timeout: aiohttp.ClientTimeout,
+        prefer_pq: bool = True,
     ) -> None:
         # By default the keys come from the relay itself (its key mirror).
         self._from_relay = keys_url is None and keys_file is None and key_config is None
@@ -86,6 +87,7 @@ class KeySource:
         self._http = http
         self._timeout = timeout
         self._key: UsableKey | None = None
+        self._prefer_pq = prefer_pq
 
     async def usable(self) -> UsableKey:
         """The cached key while fresh, else a newly loaded one."""
@@ -112,7 +114,8 @@ class KeySource:
         else:
             assert self._url is not None
             configs, lifetime = await self._fetch(self._url)
-        key = _choose_key(configs, None if lifetime is None else time.monotonic() + lifetime)
+        expires = None if lifetime is None else time.monotonic() + lifetime
+        key = _choose_key(_preferred_first(configs, self._prefer_pq), expires)
         self._key = key
         return key
 
@@ -152,6 +155,15 @@ def _read_key_file(path: Path) -> list[KeyConfig]:
         return [key.config for key in load_key_file(path).current()]
     except (OHTTPError, ValueError, OSError) as exc:
         raise KeyFetchError("the key file holds no valid key configuration") from exc
+
+
+def _preferred_first(configs: Iterable[KeyConfig], prefer_pq: bool) -> list[KeyConfig]:
+    """The configurations with the preferred kind of KEM first, each kind in the offered order.
+
+    Post-quantum first by default: a recorded request stays private even once a quantum
+    computer exists ("harvest now, decrypt later"); classical first saves about 1.1 KB a
+    request (an X-Wing enc is 1120 bytes against 32 for X25519)."""
+    return sorted(configs, key=lambda config: config.kem.post_quantum != prefer_pq)
 
 
 def _choose_key(configs: Iterable[KeyConfig], expires: float | None) -> UsableKey:

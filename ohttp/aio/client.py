@@ -136,6 +136,8 @@ class Client:
     or ``"none"``.
     ``tokens`` (a :class:`~ohttp.aio.wallet.TokenSource`) puts one Privacy Pass token in each
     inner request, and answers a 401 ``PrivateToken`` challenge with a fresh one, once.
+    ``prefer_pq``: among the offered configurations, a post-quantum KEM (X-Wing, ML-KEM
+    hybrids) is used when there is one; ``False`` prefers a classical one.
     """
 
     def __init__(
@@ -152,6 +154,7 @@ class Client:
         observer: Callable[[Exchange], None] | None = None,
         padding: str = "classes",
         tokens: TokenSource | None = None,
+        prefer_pq: bool = True,
     ) -> None:
         if sum(source is not None for source in (keys_url, keys_file, key_config)) > 1:
             raise ValueError("give at most one of keys_url, keys_file and key_config")
@@ -169,6 +172,7 @@ class Client:
             key_config=key_config,
             http=self._http,
             timeout=whole,
+            prefer_pq=prefer_pq,
         )
         self._relay = Relay(relay_url, self._http, observer, padding)
         self._one_shot = OneShot(whole, max_response_bytes)

@@ -193,3 +193,28 @@ def _retired(key: GatewayKey, retire_at: int) -> GatewayKey:
     if key.not_before is not None and key.not_before >= retire_at:
         return key  # a key scheduled for later is not the one being replaced
     return GatewayKey(key.config, key.private_key, key.not_before, retire_at)
+
+
+def add_key(
+    path: str | Path,
+    kem: KEM,
+    *,
+    key_id: int | None = None,
+    suites: Iterable[SymmetricSuite] = DEFAULT_SUITES,
+) -> GatewayKey:
+    """Add a fresh key of ``kem`` beside the keys of a key file, retiring none of them.
+
+    This is how one file serves, say, an X-Wing and an X25519 key in one key list, each under
+    its own key id (RFC 9458 §3.2 allows several configurations). ``key_id`` defaults to the
+    next free id; an id already in use is a ``KeyConfigError``. To replace a key of the same
+    KEM, rotate instead (:func:`add_next_key`).
+    """
+    existing = list(load_key_file(path))
+    used = {key.key_id for key in existing}
+    if key_id is None:
+        key_id = _next_key_id(used, max(used, default=0))
+    elif key_id in used:
+        raise KeyConfigError(f"key id {key_id} is already in the key file")
+    new_key = GatewayKey.generate(key_id, kem, suites)
+    save_key_file(path, [*existing, new_key], force=True)
+    return new_key

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final, TypeVar
 
-from ohttp.aio.keyfile import add_next_key, load_key_file, parse_key_file, save_key_file
+from ohttp.aio.keyfile import add_key, add_next_key, load_key_file, parse_key_file, save_key_file
 from ohttp.errors import KeyConfigError
 from ohttp.keys import (
     AEAD,
@@ -60,7 +60,7 @@ def _enum_parser(enum: type[_Enum], aliases: dict[str, _Enum]) -> Callable[[str]
     return parse
 
 
-_parse_kem = _enum_parser(KEM, {})
+_parse_kem = _enum_parser(KEM, {"MLKEM768X25519": KEM.X_WING})
 _parse_kdf = _enum_parser(
     KDF, {"SHA256": KDF.HKDF_SHA256, "SHA384": KDF.HKDF_SHA384, "SHA512": KDF.HKDF_SHA512}
 )
@@ -87,8 +87,21 @@ def configure(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     target.add_argument(
         "--rotate", type=Path, metavar="FILE", help="add the next key id to an existing key file"
     )
-    keygen.add_argument("--key-id", type=int, default=1, metavar="N", help="0..255 (default 1)")
-    keygen.add_argument("--kem", type=_parse_kem, help="x25519 (default), x448, p256, p384, p521")
+    target.add_argument(
+        "--add",
+        type=Path,
+        metavar="FILE",
+        help="add a key of --kem beside the keys of an existing key file (retires none)",
+    )
+    keygen.add_argument(
+        "--key-id", type=int, metavar="N", help="0..255 (default 1; with --add the next free id)"
+    )
+    keygen.add_argument(
+        "--kem",
+        type=_parse_kem,
+        help="x25519 (default), x448, p256, p384, p521; post-quantum: x-wing "
+        "(= mlkem768-x25519), mlkem768-p256, mlkem1024-p384, mlkem768, mlkem1024",
+    )
     keygen.add_argument(
         "--kdf", type=_parse_kdf, action="append", help="hkdf-sha256 (default), -sha384, -sha512"
     )
@@ -166,6 +179,8 @@ def _keygen_action(args: argparse.Namespace) -> int:
 
         return issuer_keygen(args.out or args.rotate, rotate=args.rotate is not None,
                              force=args.force)
+    if args.add is not None:
+        return _add_action(args)
     if args.rotate is not None:
         if args.private_key_hex is not None or args.seed_hex is not None:
             raise _CommandError("--rotate always generates a fresh key")
@@ -176,18 +191,34 @@ def _keygen_action(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.valid_for is not None or args.overlap is not None:
         raise _CommandError("--valid-for and --overlap go with --rotate")
-    if not 0 <= args.key_id <= 255:
+    key_id = 1 if args.key_id is None else args.key_id
+    if not 0 <= key_id <= 255:
         raise _CommandError("--key-id must be within 0..255")
     kem = args.kem or KEM.X25519
     suites = _suites(args)
     if args.private_key_hex is not None:
-        key = GatewayKey.from_private_bytes(args.key_id, kem, args.private_key_hex, suites)
+        key = GatewayKey.from_private_bytes(key_id, kem, args.private_key_hex, suites)
     elif args.seed_hex is not None:
-        key = GatewayKey.derive(args.key_id, kem, args.seed_hex, suites)
+        key = GatewayKey.derive(key_id, kem, args.seed_hex, suites)
     else:
-        key = GatewayKey.generate(args.key_id, kem, suites)
+        key = GatewayKey.generate(key_id, kem, suites)
     save_key_file(args.out, [key], force=args.force)
     print(encode_key_configs([key.config]).hex())
+    return EXIT_OK
+
+
+def _add_action(args: argparse.Namespace) -> int:
+    """``--add FILE --kem KEM [--key-id N]``: one more key, under its own key id."""
+    if args.kem is None:
+        raise _CommandError("--add needs --kem")
+    if args.private_key_hex is not None or args.seed_hex is not None:
+        raise _CommandError("--add always generates a fresh key")
+    if args.valid_for is not None or args.overlap is not None:
+        raise _CommandError("--valid-for and --overlap go with --rotate")
+    if args.key_id is not None and not 0 <= args.key_id <= 255:
+        raise _CommandError("--key-id must be within 0..255")
+    add_key(args.add, args.kem, key_id=args.key_id, suites=_suites(args))
+    print(_public_hex(args.add))
     return EXIT_OK
 
 

@@ -41,6 +41,7 @@ class RequestOptions:
     stream: bool = False
     padding: str = "classes"
     wallet: Path | None = None
+    prefer_pq: bool = True
 
 
 def configure(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -116,6 +117,13 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
         "encapsulated request",
     )
     parser.add_argument(
+        "--prefer-kem",
+        choices=("pq", "classical"),
+        default="pq",
+        help="which key configuration to use when the gateway offers both kinds: post-quantum "
+        "(X-Wing, ML-KEM hybrids; default) or classical (X25519, P-256, ...)",
+    )
+    parser.add_argument(
         "url", metavar="URL", help="the target URL, e.g. https://processing.internal/v1/summarize"
     )
 
@@ -164,6 +172,7 @@ def parse_options(args: argparse.Namespace) -> RequestOptions:
         stream=bool(getattr(args, "stream", False)),
         padding=getattr(args, "padding", "classes"),
         wallet=getattr(args, "wallet", None),
+        prefer_pq=getattr(args, "prefer_kem", "pq") == "pq",
     )
 
 
@@ -181,6 +190,7 @@ async def send(options: RequestOptions) -> InnerResponse:
         observer=observer,
         padding=options.padding,
         tokens=_token_source(options.wallet),
+        prefer_pq=options.prefer_pq,
     ) as client:
         return await client.request(
             options.method, options.url, headers=options.headers, content=options.content
@@ -233,6 +243,7 @@ async def send_streamed(options: RequestOptions, out: TextIO) -> int:
             observer=observer,
             padding=options.padding,
             tokens=_token_source(options.wallet),
+            prefer_pq=options.prefer_pq,
         ) as client,
         client.stream(
             options.method, options.url, headers=options.headers, content=options.content
@@ -263,7 +274,8 @@ class _VerbosePrinter:
             *(f">   {name}: {value}" for name, value in exchange.request_headers),
             f">   [{exchange.request_bytes} bytes of ciphertext]",
             f"* the gateway decrypts it with key id {exchange.key_id} "
-            f"({_name(exchange.kem.name)}, {_name(suite.kdf.name)}, {_name(suite.aead.name)}) "
+            f"({_name(exchange.kem.name)}{', post-quantum' if exchange.kem.post_quantum else ''}, "
+            f"{_name(suite.kdf.name)}, {_name(suite.aead.name)}) "
             f"and sees, from the relay's address only:",
             f">   {_text(inner.method)} {_text(inner.scheme)}://{_text(inner.authority)}"
             f"{_text(inner.path)}",
