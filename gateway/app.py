@@ -103,6 +103,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         if reload_on_hup:
             loop.remove_signal_handler(signal.SIGHUP)
         await state.backend.close()
+        await state.replay.close()
 
 
 async def reload_keys(app: web.Application) -> bool:

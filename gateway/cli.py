@@ -52,6 +52,8 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
      f"closed [{_DEFAULTS.max_connections}]"),
     ("shutdown_timeout", "S", "on SIGTERM, seconds requests in flight get to finish before "
      f"their connections are closed [{_DEFAULTS.shutdown_timeout:g}]"),
+    ("state", "URL", "shared state (replay records) on Redis: redis://HOST:PORT/DB, rediss://, "
+     "unix://; by default this process's memory, shared by the workers with --workers > 1"),
 )
 
 

@@ -26,6 +26,7 @@ from ohttp.aio.settings import (
     require,
     require_together,
 )
+from ohttp.aio.store import STATE_SCHEMES
 
 __all__ = [
     "ECHO_AUTHORITY",
@@ -103,6 +104,10 @@ class GatewayConfig:
     # On SIGTERM, requests in flight get this long; below Kubernetes' default 30 s grace period.
     shutdown_timeout: float = 25.0
     replay_cache_size: int = 1_000_000
+    # Shared state (replay records): a Redis URL; None is this process's memory, or the
+    # supervisor's store shared by all workers with workers > 1. Not printed: it may hold a
+    # password.
+    state: str | None = field(default=None, repr=False)
     # Set by the serving code: reload the key file on SIGHUP. Embedders leave it off.
     reload_on_sighup: bool = field(default=False, compare=False)
 
@@ -129,6 +134,10 @@ class GatewayConfig:
         require(self.max_connections > 0, "max_connections must be positive")
         require(self.shutdown_timeout >= 0, "shutdown_timeout must not be negative")
         require(self.replay_cache_size > 0, "replay_cache_size must be positive")
+        require(
+            self.state is None or self.state.startswith(STATE_SCHEMES),
+            "state: expected a redis://, rediss:// or unix:// URL",
+        )
 
     @property
     def listen_address(self) -> tuple[str, int]:

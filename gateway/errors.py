@@ -50,6 +50,7 @@ __all__ = [
     "Replay",
     "ReplayCacheFull",
     "Result",
+    "StateUnavailable",
     "TransferCodingNotImplemented",
     "inner_reply",
     "outer_reply",
@@ -74,6 +75,7 @@ class Result(StrEnum):
     BACKEND_ERROR = "backend_error"
     BACKEND_TIMEOUT = "backend_timeout"
     OVERLOADED = "overloaded"
+    STATE_UNAVAILABLE = "state_unavailable"
 
 
 class GatewayError(Exception):
@@ -143,6 +145,12 @@ class ReplayCacheFull(InnerError):
     """The replay cache holds as many live requests as it may: no room to remember this one."""
 
     message = "replay cache full"
+
+
+class StateUnavailable(InnerError):
+    """The shared state store (replay records) did not answer: the request cannot be checked."""
+
+    message = "state store unavailable"
 
 
 class BackendError(InnerError):
@@ -255,6 +263,16 @@ _INNER: dict[type[BaseException], InnerReply] = {
     BackendError: _inner(502, "bad gateway", Result.BACKEND_ERROR),
     ReplayCacheFull: _inner(503, "service unavailable", Result.OVERLOADED),
 }
+# The store is back within seconds or the operator is on it: come back soon, with a fresh
+# request (a request the gateway could not check was not processed).
+_INNER[StateUnavailable] = InnerReply(
+    bhttp.Response(
+        status=503,
+        headers=((b"content-type", PROBLEM_JSON.encode()), (b"retry-after", b"1")),
+        content=_problem("about:blank", "service unavailable", 503),
+    ),
+    Result.STATE_UNAVAILABLE,
+)
 _DATE_BODY = _problem(PROBLEM_DATE, "date not acceptable", 400)
 _INNER_FALLBACK = _inner(500, "internal error", Result.BACKEND_ERROR)
 

@@ -46,15 +46,17 @@ async def handle_encapsulated(state: GatewayState, body: bytes) -> Answer:
         state.metrics.decapsulate_seconds.observe(perf_counter() - started)
     except OHTTPError as exc:
         return outer_answer(exc)
-    encoded, result = await inner_answer(state, inner, sealer.enc)
+    encoded, result = await inner_answer(state, inner, sealer.enc, sealer.key_id)
     return Answer(200, _RES_HEADERS, sealer.seal(encoded), result)
 
 
-async def inner_answer(state: GatewayState, inner: bytes, enc: bytes) -> tuple[bytes, Result]:
+async def inner_answer(
+    state: GatewayState, inner: bytes, enc: bytes, key_id: int
+) -> tuple[bytes, Result]:
     """Inner layer (RFC 9458 §5.2): every answer is an encoded Binary HTTP response."""
     try:
         request = bhttp.decode_request(inner, state.limits)
-        check_inner(state, request, enc)
+        await check_inner(state, request, enc, key_id)
         started = perf_counter()
         response = await at_backend(state, partial(state.backend.handle, request))
         state.metrics.backend_seconds.observe(perf_counter() - started)
@@ -64,7 +66,9 @@ async def inner_answer(state: GatewayState, inner: bytes, enc: bytes) -> tuple[b
         return reply.encoded, reply.result
 
 
-def check_inner(state: GatewayState, request: bhttp.Request, enc: bytes) -> None:
+async def check_inner(
+    state: GatewayState, request: bhttp.Request, enc: bytes, key_id: int
+) -> None:
     # RFC 9458 §6.3, §6.10: no tunnels, no protocol switches, allowlisted targets only.
     if request.method == b"CONNECT":
         raise ForbiddenTarget()
@@ -83,7 +87,7 @@ def check_inner(state: GatewayState, request: bhttp.Request, enc: bytes) -> None
     if not state.policy.allows(request.scheme, authority):
         raise ForbiddenTarget()
     # Last, so only requests that reach the backend occupy the replay cache (RFC 9458 §6.5).
-    state.replay.check(date, enc)
+    await state.replay.check(date, key_id, enc)
 
 
 async def at_backend(state: GatewayState, call: Callable[[], Awaitable[_T]]) -> _T:

@@ -16,6 +16,7 @@ from gateway.pipeline.deadlines import BackendDeadlines
 from gateway.pipeline.keydoc import KeyDocument
 from gateway.replay import ReplayGuard
 from ohttp import bhttp
+from ohttp.aio.store import Store, open_store
 from ohttp.keys import KeyRing
 
 __all__ = ["INTERNAL_ERROR", "Answer", "GatewayState", "finish", "outer_answer"]
@@ -44,10 +45,12 @@ class GatewayState:
         *,
         metrics: GatewayMetrics | None = None,
         policy: TargetPolicy | None = None,
+        store: Store | None = None,
     ) -> GatewayState:
         """The state for ``config``. ``policy`` defaults to the backend's own authority (if
         it has one, ``backends.backend_authority``) plus ``config.allow_target``; a policy
-        that allows nothing is a configuration error (every request would get a 403)."""
+        that allows nothing is a configuration error (every request would get a 403).
+        ``store`` defaults to the one ``config.state`` names (``ohttp.aio.store.open_store``)."""
         if policy is None:
             policy = config.target_policy(backend_authority(backend))
         if not policy.allowed:
@@ -56,6 +59,9 @@ class GatewayState:
             metrics = GatewayMetrics()
         if isinstance(backend, HttpOriginBackend):
             metrics.pool_use = backend.pool_use
+        if store is None:
+            store = open_store(config.state, max_entries=config.replay_cache_size)
+        store_errors = metrics.store_errors
         return cls(
             config=config,
             keys=KeyDocument(keys),
@@ -65,7 +71,8 @@ class GatewayState:
             replay=ReplayGuard(
                 config.date_window,
                 require_date=config.require_date,
-                max_entries=config.replay_cache_size,
+                store=store,
+                on_unavailable=lambda reason: store_errors.labels(reason).inc(),
             ),
             limits=bhttp.Limits(max_content_bytes=config.max_body),
             deadlines=BackendDeadlines(config.backend_timeout),

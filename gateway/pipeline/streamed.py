@@ -165,7 +165,8 @@ async def answer_chunked(
     encoder = decoder.response_encoder()
     try:
         request = bhttp.decode_request(inner, state.limits)
-        check_inner(state, request, decoder.enc)
+        # key_id is known once the header is read, which it is here
+        await check_inner(state, request, decoder.enc, decoder.key_id or 0)
         backend_started = perf_counter()
         first, rest = await _backend_head(state, request, encoder)
         state.metrics.backend_seconds.observe(perf_counter() - backend_started)
