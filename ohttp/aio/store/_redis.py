@@ -21,7 +21,7 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ohttp.aio.store._base import StoreUnavailable
@@ -56,8 +56,8 @@ def _translated() -> Iterator[None]:
         raise StoreUnavailable("timeout") from None
     except (RedisConnectionError, OSError):
         raise StoreUnavailable("connection") from None
-    except ResponseError as exc:  # Redis refusing writes at maxmemory answers "OOM ..."
-        raise StoreUnavailable("full" if str(exc).startswith("OOM") else "error") from None
+    except OutOfMemoryError:  # at maxmemory with noeviction, Redis refuses writes
+        raise StoreUnavailable("full") from None
     except RedisError:
         raise StoreUnavailable("error") from None
 
