@@ -114,11 +114,12 @@ class SharedStoreServer:
         _inherited[:] = [self._child_ends[index]]
 
     def start(self) -> None:
+        threading.Thread(target=self.serve_forever, name="ohttp-store", daemon=True).start()
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until the process ends (``start`` runs it in a thread)."""
         for sock in self._child_ends:
             sock.close()
-        threading.Thread(target=self._run, name="ohttp-store", daemon=True).start()
-
-    def _run(self) -> None:
         asyncio.run(self._serve())
 
     async def _serve(self) -> None:
