@@ -9,6 +9,8 @@ the run on a free loopback port; skipped with a note if it is not installed). Fo
 - **concurrent**: ``--concurrency`` callers at once, as under load: calls/s (wall) and the
   caller's CPU µs per call. The shared store pipelines on its one socket; the Redis store
   uses its connection pool;
+- Redis once more with ``pipeline=False`` (every call its own command), to show what the
+  store's pipelining of calls made in one turn of the event loop saves;
 - **replay check**: ``ReplayGuard.check`` (hash, Date parse, ``add``) sequentially, the whole
   per-request cost the gateway adds for replay protection, in µs.
 
@@ -30,10 +32,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from email.utils import formatdate
-from pathlib import Path
 
 from gateway.replay import ReplayGuard
 from ohttp.aio.store import MemoryStore, SharedStoreServer, Store, open_store
+from ohttp.aio.store._redis import RedisStore
 
 Row = tuple[str, str, float, float]  # (store, measurement, value, caller CPU µs per call)
 
@@ -74,7 +76,7 @@ def redis_store() -> Iterator[Callable[[], Store] | None]:
         )  # fmt: skip
         try:
             _wait_for_port(port)
-            yield lambda: open_store(f"redis://127.0.0.1:{port}/0", timeout=2.0)
+            yield lambda: RedisStore(f"redis://127.0.0.1:{port}/0", timeout=2.0)
         finally:
             process.terminate()
             process.wait()
@@ -90,6 +92,13 @@ def _wait_for_port(port: int) -> None:
     raise RuntimeError("redis-server did not start")
 
 
+def _unpipelined(make: Callable[[], Store]) -> Store:
+    store = make()
+    assert isinstance(store, RedisStore)
+    store._pipeline = False
+    return store
+
+
 async def _timed(calls: int, run: Callable[[], Awaitable[None]]) -> tuple[float, float]:
     """(wall µs, CPU µs) per call."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -97,7 +106,9 @@ async def _timed(calls: int, run: Callable[[], Awaitable[None]]) -> tuple[float,
     return ((time.perf_counter() - wall) / calls * 1e6, (time.process_time() - cpu) / calls * 1e6)
 
 
-async def _measure(store: Store, calls: int, concurrency: int, tag: int) -> dict[str, tuple]:
+async def _measure(
+    store: Store, calls: int, concurrency: int, tag: int
+) -> dict[str, tuple[float, float]]:
     keys = [b"bench:%d:%d" % (tag, i) for i in range(calls)]
 
     async def sequential() -> None:
@@ -135,6 +146,7 @@ def run(calls: int, concurrency: int, rounds: int) -> list[Row]:
         }
         if redis is not None:
             factories["redis"] = redis
+            factories["redis, no pipeline"] = lambda: _unpipelined(redis)
         stores = {name: make() for name, make in factories.items()}
 
         async def all_rounds() -> None:
@@ -161,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     args = parser.parse_args(argv)
     rows = run(args.calls, args.concurrency, args.rounds)
-    print(f"| store | measurement | value | caller CPU µs/call |")
+    print("| store | measurement | value | caller CPU µs/call |")
     print("|---|---|---:|---:|")
     for name, what, value, cpu in sorted(rows, key=lambda r: (r[1], r[0])):
         unit = "calls/s" if what == "concurrent" else "µs/call"
