@@ -91,4 +91,8 @@ def serve(config: GatewayConfig) -> int:
     except (OSError, OHTTPError, ValueError, ssl.SSLError) as exc:
         logger.error("startup_failed", extra={"error": type(exc).__name__, "detail": str(exc)})
         return 1
-    return run_workers(config.workers, partial(_worker, config), forward_sighup=True)
+    # Without Redis, the workers share the supervisor's store (ohttp.aio.store._shared).
+    shared = config.replay_cache_size if config.state is None else None
+    return run_workers(
+        config.workers, partial(_worker, config), forward_sighup=True, shared_store=shared
+    )

@@ -108,6 +108,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await state.backend.close()
         if state.tokens is not None:
             await state.tokens.close()
+        await state.replay.close()
 
 
 async def reload_keys(app: web.Application) -> bool:

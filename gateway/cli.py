@@ -61,6 +61,8 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
      "authority; required with a FILE]"),
     ("token_spent_ttl", "S", "how long a spent token is remembered; longer than an issuer key "
      f"lives [{_DEFAULTS.token_spent_ttl:g}]"),
+    ("state", "URL", "shared state (replay records) on Redis: redis://HOST:PORT/DB, rediss://, "
+     "unix://; by default this process's memory, shared by the workers with --workers > 1"),
 )
 
 

@@ -26,6 +26,7 @@ from ohttp.aio.settings import (
     require,
     require_together,
 )
+from ohttp.aio.store import STATE_SCHEMES
 
 __all__ = [
     "ECHO_AUTHORITY",
@@ -109,6 +110,10 @@ class GatewayConfig:
     token_origin: str | None = None  # the challenge's origin info; default: backend authority
     token_issuer: str | None = None  # the challenge's issuer name; default: the URL authority
     token_spent_ttl: float = 7 * 86400.0  # spent-token records; keep longer than a key lives
+    # Shared state (replay records): a Redis URL; None is this process's memory, or the
+    # supervisor's store shared by all workers with workers > 1. Not printed: it may hold a
+    # password.
+    state: str | None = field(default=None, repr=False)
     # Set by the serving code: reload the key file on SIGHUP. Embedders leave it off.
     reload_on_sighup: bool = field(default=False, compare=False)
 
@@ -137,6 +142,10 @@ class GatewayConfig:
         require(self.replay_cache_size > 0, "replay_cache_size must be positive")
         require(self.padding in ("none", "classes"), "padding must be 'none' or 'classes'")
         _check_token_settings(self)
+        require(
+            self.state is None or self.state.startswith(STATE_SCHEMES),
+            "state: expected a redis://, rediss:// or unix:// URL",
+        )
 
     @property
     def listen_address(self) -> tuple[str, int]:
@@ -161,9 +170,6 @@ def _check_token_settings(config: GatewayConfig) -> None:
                 "expected an ASCII name")  # fmt: skip
     if source is None:
         return
-    # Each worker's memory store would accept a token once per worker: until a shared store
-    # is configured, token checking runs in one worker.
-    require(config.workers == 1, "require_token needs workers = 1 (spent tokens are per process)")
     require(config.token_spent_ttl > 0, "token_spent_ttl must be positive")
     if source.startswith(("http://", "https://")):
         require(bool(urlsplit(source).hostname), "require_token: expected a URL with a host")

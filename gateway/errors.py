@@ -50,6 +50,7 @@ __all__ = [
     "Replay",
     "ReplayCacheFull",
     "Result",
+    "StateUnavailable",
     "TokenChallengeMismatch",
     "TokenForged",
     "TokenKeysUnavailable",
@@ -57,7 +58,6 @@ __all__ = [
     "TokenMissing",
     "TokenRejected",
     "TokenSpent",
-    "TokenStoreUnavailable",
     "TokenUnknownKey",
     "TransferCodingNotImplemented",
     "inner_reply",
@@ -91,6 +91,7 @@ class Result(StrEnum):
     TOKEN_WRONG_CHALLENGE = "token_wrong_challenge"  # noqa: S105 - a metric label
     TOKEN_FORGED = "token_forged"  # noqa: S105 - a metric label
     TOKEN_SPENT = "token_spent"  # noqa: S105 - a metric label
+    STATE_UNAVAILABLE = "state_unavailable"
 
 
 class GatewayError(Exception):
@@ -162,6 +163,13 @@ class ReplayCacheFull(InnerError):
     message = "replay cache full"
 
 
+class StateUnavailable(InnerError):
+    """The shared state store (replay records, spent tokens) did not answer: the request
+    cannot be checked."""
+
+    message = "state store unavailable"
+
+
 class BackendError(InnerError):
     """The backend failed to produce a response: an inner 502.
 
@@ -219,12 +227,6 @@ class TokenForged(TokenRejected):
 
 class TokenSpent(TokenRejected):
     result = Result.TOKEN_SPENT
-
-
-class TokenStoreUnavailable(InnerError):
-    """The spent-token store cannot answer: refuse (fail closed) rather than risk a reuse."""
-
-    message = "token store unavailable"
 
 
 class TokenKeysUnavailable(InnerError):
@@ -318,9 +320,18 @@ _INNER: dict[type[BaseException], InnerReply] = {
     BackendTimeout: _inner(504, "gateway timeout", Result.BACKEND_TIMEOUT),
     BackendError: _inner(502, "bad gateway", Result.BACKEND_ERROR),
     ReplayCacheFull: _inner(503, "service unavailable", Result.OVERLOADED),
-    TokenStoreUnavailable: _inner(503, "service unavailable", Result.OVERLOADED),
     TokenKeysUnavailable: _inner(503, "service unavailable", Result.OVERLOADED),
 }
+# The store is back within seconds or the operator is on it: come back soon, with a fresh
+# request (a request the gateway could not check was not processed).
+_INNER[StateUnavailable] = InnerReply(
+    bhttp.Response(
+        status=503,
+        headers=((b"content-type", PROBLEM_JSON.encode()), (b"retry-after", b"1")),
+        content=_problem("about:blank", "service unavailable", 503),
+    ),
+    Result.STATE_UNAVAILABLE,
+)
 _DATE_BODY = _problem(PROBLEM_DATE, "date not acceptable", 400)
 _INNER_FALLBACK = _inner(500, "internal error", Result.BACKEND_ERROR)
 

@@ -75,6 +75,13 @@ class GatewayMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        # Rare (an outage): a prometheus counter's lock costs nothing that matters here.
+        self.store_errors = Counter(
+            "ohttp_gateway_store_errors",
+            "State store failures by reason (ohttp.aio.store.REASONS)",
+            ["reason"],
+            registry=self.registry,
+        )
         self.registry.register(self)
 
     def count(self, result: Result) -> None:

@@ -35,7 +35,7 @@ from issuer.errors import (
 )
 from issuer.keys import IssuerKeys, account_digest, load_accounts, load_issuer_keys
 from ohttp.aio.serving import tracked
-from ohttp.aio.store import MemoryStore, Store, StoreUnavailable
+from ohttp.aio.store import Store, StoreUnavailable, open_store
 from ohttp.errors import OHTTPError
 from ohttp.privacypass import NK, TOKEN_TYPE_BLIND_RSA, TokenRequest, encode_token_key, issue
 
@@ -101,7 +101,8 @@ def create_app(
     store: Store | None = None,
 ) -> web.Application:
     """The issuer application. ``keys`` and ``accounts`` default to the configured files;
-    ``store`` (where the quota counters live; share it between replicas) to a MemoryStore."""
+    ``store`` (where the quota counters live; share it between replicas) to the one
+    ``config.state`` names (``ohttp.aio.store.open_store``)."""
     if keys is None:
         if config.key is None:
             raise ValueError("an issuer key or key file is required")
@@ -109,7 +110,8 @@ def create_app(
     if accounts is None and config.accounts is not None:
         accounts = load_accounts(config.accounts)
     state = IssuerState(
-        config, keys, accounts, MemoryStore() if store is None else store, owns_store=store is None
+        config, keys, accounts, open_store(config.state) if store is None else store,
+        owns_store=store is None,
     )
     app = web.Application(client_max_size=_REQUEST_LEN + 1)
     app[ISSUER_STATE] = state

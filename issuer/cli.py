@@ -32,6 +32,8 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
      f"[{_DEFAULTS.shutdown_timeout:g}]"),
     ("directory_max_age", "S", "Cache-Control max-age of the issuer directory "
      f"[{_DEFAULTS.directory_max_age}]"),
+    ("state", "URL", "where the quota counters live: redis://HOST:PORT/DB or rediss://..., "
+     "shared by replicas (docs/state.md) [this process's memory]"),
 )
 
 

@@ -19,6 +19,7 @@ from ohttp.aio.settings import (
     require,
     require_together,
 )
+from ohttp.aio.store import STATE_SCHEMES
 
 __all__ = ["ENV_PREFIX", "IssuerConfig", "SettingsError", "load_config"]
 
@@ -40,6 +41,9 @@ class IssuerConfig:
     max_connections: int = 1024
     shutdown_timeout: float = 25.0
     directory_max_age: int = 300  # Cache-Control of the directory: bounds a rotation's reach
+    # The quota counters: a Redis URL shared by replicas (docs/state.md); None is this
+    # process's memory. Not printed: it may hold a password.
+    state: str | None = field(default=None, repr=False)
     # Set by the serving code: reload the key and accounts files on SIGHUP.
     reload_on_sighup: bool = field(default=False, compare=False)
 
@@ -52,6 +56,8 @@ class IssuerConfig:
         require(self.max_connections > 0, "max_connections must be positive")
         require(self.shutdown_timeout >= 0, "shutdown_timeout must not be negative")
         require(self.directory_max_age >= 0, "directory_max_age must not be negative")
+        require(self.state is None or self.state.startswith(STATE_SCHEMES),
+                "state: expected a redis://, rediss:// or unix:// URL")  # fmt: skip
 
     @property
     def listen_address(self) -> tuple[str, int]:

@@ -1,6 +1,6 @@
 """Serving the issuer through the shared shell (``ohttp.aio.serving``): one process.
 
-One worker: the quota lives in the store given to ``create_app``, and the memory store is per
+One worker: the quota lives in the store of the ``state`` setting; the memory store is per
 process. Replicas that share a store (its Redis backend) agree on every account's quota.
 """
 

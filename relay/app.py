@@ -16,6 +16,7 @@ from aiohttp import web
 
 from ohttp.aio.guard import ConnectionTracker
 from ohttp.aio.serving import omit_server_header
+from ohttp.aio.store import open_store
 from ohttp.codings import only_chunked_transfer
 from ohttp.keys import KEYS_MEDIA_TYPE
 from relay.config import RelayConfig
@@ -43,7 +44,7 @@ def create_app(config: RelayConfig, metrics: RelayMetrics | None = None) -> web.
                                 partial(setattr, metrics, "connections"))
     limiter = None
     if config.rate_limit:
-        limiter = RateLimiter(config.rate_limit, config.rate_limit_window)
+        limiter = RateLimiter(open_store(config.state), config.rate_limit, config.rate_limit_window)
     # Never decompress a client body (RFC 9458 §6.2: bytes out == bytes in).
     app = web.Application(handler_args={"auto_decompress": False})
     state = app[STATE_KEY] = RelayState(config, metrics, tracker, limiter)
@@ -92,6 +93,8 @@ async def _upstream_resources(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(*refreshers, return_exceptions=True)
     for pool in state.pools.values():
         pool.close()
+    if state.limiter is not None:
+        await state.limiter.close()
 
 
 def _guarded(state: RelayState, handler: StateHandler) -> Handler:

@@ -45,6 +45,9 @@ _FLAG_HELP: tuple[tuple[str, str, str], ...] = (
      "(default 15)"),
     ("shutdown_timeout", "SECONDS", "on SIGTERM, seconds forwards in flight get to finish "
      "(default 25)"),
+    ("state", "URL", "shared state (rate-limit counters) on Redis: redis://HOST:PORT/DB, "
+     "rediss://, unix://; by default this process's memory, shared by the workers with "
+     "--workers > 1"),
 )
 
 
@@ -93,7 +96,11 @@ def run(config: RelayConfig) -> int:
     from ohttp.aio.supervisor import run_workers  # loads only when it runs
 
     configure_logging()
-    return run_workers(config.workers, partial(_worker, config), forward_sighup=False)
+    # Without Redis, the workers share the supervisor's store (ohttp.aio.store._shared).
+    shared = 1_000_000 if config.state is None and config.rate_limit else None
+    return run_workers(
+        config.workers, partial(_worker, config), forward_sighup=False, shared_store=shared
+    )
 
 
 def _worker(config: RelayConfig, index: int) -> int:

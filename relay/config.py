@@ -22,6 +22,7 @@ from ohttp.aio.settings import (
     require,
     require_together,
 )
+from ohttp.aio.store import STATE_SCHEMES
 
 __all__ = [
     "ENV_PREFIX",
@@ -107,6 +108,9 @@ class RelayConfig:
     upstream_idle_timeout: float = 15.0
     # On SIGTERM, forwards in flight get this long; below Kubernetes' default 30 s grace period.
     shutdown_timeout: float = 25.0
+    # Shared state (rate-limit counters): a Redis URL; None is this process's memory, or the
+    # supervisor's store shared by all workers. Not printed: it may hold a password.
+    state: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -142,6 +146,8 @@ def _validate(config: RelayConfig) -> None:
     token = config.gateway_token
     require(token is None or re.fullmatch(r"[\x21-\x7e]+", token) is not None,
             "gateway_token must be visible ASCII without spaces")
+    require(config.state is None or config.state.startswith(STATE_SCHEMES),
+            "state: expected a redis://, rediss:// or unix:// URL")
 
 
 def parse_gateways(values: tuple[str, ...]) -> tuple[GatewayTarget, ...]:

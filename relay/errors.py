@@ -62,6 +62,14 @@ class Overloaded(RelayError):
     headers = MappingProxyType({"Retry-After": "1"})
 
 
+class StateUnavailable(RelayError):
+    """The shared state store (rate-limit counters) did not answer: refused, never let through
+    unchecked (fail closed). The message is the store's fixed reason code."""
+
+    status, text, result = 503, "service unavailable", Result.STATE_UNAVAILABLE
+    headers = MappingProxyType({"Retry-After": "1"})
+
+
 class UnsupportedMediaType(RelayError):
     status, text, result = 415, "unsupported media type", Result.UNSUPPORTED_MEDIA_TYPE
 

@@ -27,7 +27,6 @@ from relay.errors import (
     GatewayRefused,
     GatewayUnavailable,
     Overloaded,
-    RateLimited,
     RequestTooLarge,
     UnsupportedContentCoding,
     UnsupportedMediaType,
@@ -52,6 +51,8 @@ def forward_handler(name: str) -> StateHandler:
 
     async def handle(request: web.Request, state: RelayState) -> web.StreamResponse:
         length = request.content_length
+        if state.limiter is not None:  # first, as before: the rate limit, then the rest
+            await state.limiter.admit(request.remote)
         media_type = _admit(request, state, length)
         state.in_flight += 1
         try:
@@ -63,14 +64,10 @@ def forward_handler(name: str) -> StateHandler:
 
 
 def _admit(request: web.Request, state: RelayState, length: int | None) -> str:
-    """Checks that need no body: rate limit, in-flight cap, media type, size (RFC 9458 §5).
+    """Checks that need no body: in-flight cap, media type, size (RFC 9458 §5).
 
     Returns the request's media type (one of REQUEST_TYPES).
     """
-    if state.limiter is not None:
-        wait = state.limiter.check(request.remote)
-        if wait is not None:
-            raise RateLimited(wait)
     if state.in_flight >= state.config.max_in_flight:
         raise Overloaded("in-flight cap")
     content_types = request.headers.getall("Content-Type", ())

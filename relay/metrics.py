@@ -38,6 +38,7 @@ class Result(enum.StrEnum):
     OVERLOADED = "overloaded"  # 503: in-flight cap
     KEYS_SERVED = "keys_served"
     KEYS_UNAVAILABLE = "keys_unavailable"
+    STATE_UNAVAILABLE = "state_unavailable"  # 503: the state store did not answer
 
 
 class Direction(enum.StrEnum):

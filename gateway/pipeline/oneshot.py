@@ -47,16 +47,18 @@ async def handle_encapsulated(state: GatewayState, body: bytes) -> Answer:
         state.metrics.decapsulate_seconds.observe(perf_counter() - started)
     except OHTTPError as exc:
         return outer_answer(exc)
-    encoded, result = await inner_answer(state, inner, sealer.enc)
+    encoded, result = await inner_answer(state, inner, sealer.enc, sealer.key_id)
     padded = pad_message(encoded, state.config.padding)  # RFC 9292 §3.8, to a size class
     return Answer(200, _RES_HEADERS, sealer.seal(padded), result)
 
 
-async def inner_answer(state: GatewayState, inner: bytes, enc: bytes) -> tuple[bytes, Result]:
+async def inner_answer(
+    state: GatewayState, inner: bytes, enc: bytes, key_id: int
+) -> tuple[bytes, Result]:
     """Inner layer (RFC 9458 §5.2): every answer is an encoded Binary HTTP response."""
     try:
         request = bhttp.decode_request(inner, state.limits)
-        check_inner(state, request, enc)
+        await check_inner(state, request, enc, key_id)
         if state.tokens is not None:  # Privacy Pass: after decapsulation, before the backend
             request = await state.tokens.check(request)
         started = perf_counter()
@@ -68,7 +70,9 @@ async def inner_answer(state: GatewayState, inner: bytes, enc: bytes) -> tuple[b
         return reply.encoded, reply.result
 
 
-def check_inner(state: GatewayState, request: bhttp.Request, enc: bytes) -> None:
+async def check_inner(
+    state: GatewayState, request: bhttp.Request, enc: bytes, key_id: int
+) -> None:
     # RFC 9458 §6.3, §6.10: no tunnels, no protocol switches, allowlisted targets only.
     if request.method == b"CONNECT":
         raise ForbiddenTarget()
@@ -87,7 +91,7 @@ def check_inner(state: GatewayState, request: bhttp.Request, enc: bytes) -> None
     if not state.policy.allows(request.scheme, authority):
         raise ForbiddenTarget()
     # Last, so only requests that reach the backend occupy the replay cache (RFC 9458 §6.5).
-    state.replay.check(date, enc)
+    await state.replay.check(date, key_id, enc)
 
 
 async def at_backend(state: GatewayState, call: Callable[[], Awaitable[_T]]) -> _T:

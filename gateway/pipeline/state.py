@@ -17,7 +17,7 @@ from gateway.pipeline.keydoc import KeyDocument
 from gateway.pipeline.tokens import TokenGate
 from gateway.replay import ReplayGuard
 from ohttp import bhttp
-from ohttp.aio.store import MemoryStore, Store
+from ohttp.aio.store import Store, open_store
 from ohttp.keys import KeyRing
 
 __all__ = ["INTERNAL_ERROR", "Answer", "GatewayState", "finish", "outer_answer"]
@@ -52,8 +52,8 @@ class GatewayState:
         """The state for ``config``. ``policy`` defaults to the backend's own authority (if
         it has one, ``backends.backend_authority``) plus ``config.allow_target``; a policy
         that allows nothing is a configuration error (every request would get a 403).
-        ``store`` keeps the spent tokens (share it between workers and replicas); the default
-        is a MemoryStore."""
+        ``store`` keeps replay records and spent tokens (share it between workers and
+        replicas); it defaults to the one ``config.state`` names (``open_store``)."""
         if policy is None:
             policy = config.target_policy(backend_authority(backend))
         if not policy.allowed:
@@ -62,6 +62,9 @@ class GatewayState:
             metrics = GatewayMetrics()
         if isinstance(backend, HttpOriginBackend):
             metrics.pool_use = backend.pool_use
+        if store is None:
+            store = open_store(config.state, max_entries=config.replay_cache_size)
+        store_errors = metrics.store_errors
         return cls(
             config=config,
             keys=KeyDocument(keys),
@@ -71,7 +74,8 @@ class GatewayState:
             replay=ReplayGuard(
                 config.date_window,
                 require_date=config.require_date,
-                max_entries=config.replay_cache_size,
+                store=store,
+                on_unavailable=lambda reason: store_errors.labels(reason).inc(),
             ),
             limits=bhttp.Limits(max_content_bytes=config.max_body),
             deadlines=BackendDeadlines(config.backend_timeout),
@@ -79,12 +83,12 @@ class GatewayState:
         )
 
 
-def _token_gate(config: GatewayConfig, backend: Backend, store: Store | None) -> TokenGate | None:
+def _token_gate(config: GatewayConfig, backend: Backend, store: Store) -> TokenGate | None:
     if config.require_token is None:
         return None
     origin = config.token_origin or backend_authority(backend) or config.backend
     return TokenGate(
-        config.require_token, origin, store if store is not None else MemoryStore(),
+        config.require_token, origin, store,
         issuer=config.token_issuer, spent_ttl=config.token_spent_ttl,
     )  # fmt: skip
 

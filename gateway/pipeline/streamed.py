@@ -167,7 +167,8 @@ async def answer_chunked(
     encoder = decoder.response_encoder()
     try:
         request = bhttp.decode_request(inner, state.limits)
-        check_inner(state, request, decoder.enc)
+        # key_id is known once the header is read, which it is here
+        await check_inner(state, request, decoder.enc, decoder.key_id or 0)
         if state.tokens is not None:  # Privacy Pass: after decapsulation, before the backend
             request = await state.tokens.check(request)
         backend_started = perf_counter()

@@ -24,13 +24,13 @@ import aiohttp
 
 from gateway.config import GatewayConfig
 from gateway.errors import (
+    StateUnavailable,
     TokenChallengeMismatch,
     TokenForged,
     TokenKeysUnavailable,
     TokenMalformed,
     TokenMissing,
     TokenSpent,
-    TokenStoreUnavailable,
     TokenUnknownKey,
 )
 from ohttp import bhttp
@@ -121,7 +121,7 @@ class TokenGate:
         try:
             fresh = await self._store.add(_SPENT_PREFIX + record, self._spent_ttl)
         except StoreUnavailable:
-            raise TokenStoreUnavailable() from None
+            raise StateUnavailable() from None
         if not fresh:
             raise TokenSpent(keys.www_authenticate)
         headers = tuple(f for f in request.headers if not _is_private_token(f))

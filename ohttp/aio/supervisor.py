@@ -9,14 +9,21 @@ from collections.abc import Callable
 from types import FrameType
 
 from ohttp.aio.logs import set_worker
+from ohttp.aio.store import SharedStoreServer
 
 __all__ = ["run_workers"]
 
 log = logging.getLogger("ohttp.serving")
 
 
-def run_workers(count: int, worker: Callable[[int], int], *, forward_sighup: bool) -> int:
+def run_workers(
+    count: int, worker: Callable[[int], int], *, forward_sighup: bool,
+    shared_store: int | None = None,
+) -> int:  # fmt: skip
     """Run ``worker(index)`` in this process, or in ``count`` forked children; the exit code.
+
+    With ``shared_store`` (its maximum number of keys) and several workers, this process owns
+    a store the workers share: ``ohttp.aio.store.open_store(None)`` in a worker returns it.
 
     SIGHUP is passed on (when ``forward_sighup``, for the worker's own handler) or else ignored,
     with one worker as with several. Children are supervised by PID: SIGTERM/SIGINT stop them
@@ -28,16 +35,24 @@ def run_workers(count: int, worker: Callable[[int], int], *, forward_sighup: boo
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
         return worker(0)
     children: set[int] = set()
+    store = None if shared_store is None else SharedStoreServer(shared_store)
+    if store is not None:
+        for _ in range(count):
+            store.pair()
     for index in range(count):
         pid = os.fork()
         if pid == 0:  # child: serve, then leave without running the parent's cleanup
             code = 1
             try:
                 set_worker(index)
+                if store is not None:
+                    store.in_child(index)
                 code = worker(index)
             finally:
                 os._exit(code)
         children.add(pid)
+    if store is not None:
+        store.start()  # a thread, started after the last fork
     log.info("workers_started", extra={"workers": count})
     return _supervise(children, forward_sighup)
 

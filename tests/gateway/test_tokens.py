@@ -11,13 +11,13 @@ import pytest
 from gateway.config import GatewayConfig, SettingsError
 from gateway.errors import (
     Result,
+    StateUnavailable,
     TokenChallengeMismatch,
     TokenForged,
     TokenMalformed,
     TokenMissing,
     TokenRejected,
     TokenSpent,
-    TokenStoreUnavailable,
     TokenUnknownKey,
     inner_reply,
 )
@@ -114,7 +114,7 @@ def test_every_refusal_is_the_same_401_but_its_metric(directory: Path) -> None:
     response = replies[0].response
     assert response.status == 401
     assert (b"www-authenticate", challenge.encode()) in response.headers
-    assert inner_reply(TokenStoreUnavailable()).response.status == 503
+    assert inner_reply(StateUnavailable()).response.status == 503
     assert inner_reply(TokenSpent(challenge)).result is Result.TOKEN_SPENT
 
 
@@ -124,7 +124,7 @@ class _DownStore(MemoryStore):
 
 
 async def test_store_down_fails_closed(directory: Path, pair: IssuerKeyPair) -> None:
-    with pytest.raises(TokenStoreUnavailable):
+    with pytest.raises(StateUnavailable):
         await _gate(directory, _DownStore()).check(_request(authorization(_token(pair))))
 
 

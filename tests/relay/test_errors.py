@@ -41,6 +41,8 @@ CASES: list[Case] = [
      Result.GATEWAY_SERVER_ERROR),
     (errors.KeysUnavailable("x"), 502, "keys unavailable", {}, Result.KEYS_UNAVAILABLE),
     (errors.KeysTimeout("x"), 504, "gateway timeout", {}, Result.KEYS_UNAVAILABLE),
+    (errors.StateUnavailable("timeout"), 503, "service unavailable", {"Retry-After": "1"},
+     Result.STATE_UNAVAILABLE),
 ]
 
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
+
+# The closed set of reasons, safe as log fields and metric labels: "timeout" (no answer in
+# time), "connection" (cannot connect, or the connection broke), "full" (no room for a new
+# key), "error" (the store answered with an error), "closed" (the store was closed).
+REASONS: Final = ("timeout", "connection", "full", "error", "closed")
 
 
 class StoreUnavailable(Exception):
-    """The store could not answer (down, slow or full). Callers fail closed on it."""
+    """The store could not answer (down, slow or full). Callers fail closed on it.
+
+    ``reason`` is one of :data:`REASONS`.
+    """
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -27,6 +35,14 @@ class Store(Protocol):
         """Add one to the counter ``key`` and return its new value.
 
         A counter that did not exist starts at 1 and expires ``ttl`` seconds later.
+        """
+        ...
+
+    async def setdefault(self, key: bytes, value: bytes, ttl: float) -> bytes:
+        """Record ``value`` under ``key`` for ``ttl`` seconds if it is absent; the recorded value.
+
+        Every caller that races on an absent key gets the one value that won (a secret that all
+        workers and replicas must share, such as the relay's rate-limit key of a window).
         """
         ...
 

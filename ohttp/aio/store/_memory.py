@@ -14,6 +14,9 @@ class MemoryStore:
 
     At ``max_entries`` live keys it refuses new ones with ``StoreUnavailable("full")`` rather
     than evict: evicting a replay record or a spent token would let its copy through.
+
+    The ``*_now`` methods are the same operations without a coroutine, for a caller that owns
+    the store in its own thread (the supervisor's shared store, :mod:`._shared`).
     """
 
     def __init__(
@@ -21,7 +24,7 @@ class MemoryStore:
     ) -> None:
         self.max_entries = max_entries
         self._clock = clock
-        self._values: dict[bytes, tuple[int, float]] = {}  # key -> (value, expiry)
+        self._values: dict[bytes, tuple[int | bytes, float]] = {}  # key -> (value, expiry)
         self._expiries: list[tuple[float, bytes]] = []
 
     def __len__(self) -> int:
@@ -29,23 +32,13 @@ class MemoryStore:
         return len(self._values)
 
     async def add(self, key: bytes, ttl: float) -> bool:
-        now = self._clock()
-        self._evict_expired(now)
-        if key in self._values:
-            return False
-        self._insert(key, 1, now + ttl)
-        return True
+        return self.add_now(key, ttl)
 
     async def incr(self, key: bytes, ttl: float) -> int:
-        now = self._clock()
-        self._evict_expired(now)
-        current = self._values.get(key)
-        if current is None:
-            self._insert(key, 1, now + ttl)
-            return 1
-        value = current[0] + 1
-        self._values[key] = (value, current[1])
-        return value
+        return self.incr_now(key, ttl)
+
+    async def setdefault(self, key: bytes, value: bytes, ttl: float) -> bytes:
+        return self.setdefault_now(key, value, ttl)
 
     async def ping(self) -> None:
         return None
@@ -54,8 +47,36 @@ class MemoryStore:
         self._values.clear()
         self._expiries.clear()
 
-    def _insert(self, key: bytes, value: int, expiry: float) -> None:
-        if len(self._values) >= self.max_entries:
+    def add_now(self, key: bytes, ttl: float) -> bool:
+        now = self._clock()
+        self._evict_expired(now)
+        if key in self._values:
+            return False
+        self._insert(key, 1, now + ttl)
+        return True
+
+    def incr_now(self, key: bytes, ttl: float) -> int:
+        now = self._clock()
+        self._evict_expired(now)
+        current = self._values.get(key)
+        if current is None or not isinstance(current[0], int):
+            self._insert(key, 1, now + ttl)
+            return 1
+        value = current[0] + 1
+        self._values[key] = (value, current[1])
+        return value
+
+    def setdefault_now(self, key: bytes, value: bytes, ttl: float) -> bytes:
+        now = self._clock()
+        self._evict_expired(now)
+        current = self._values.get(key)
+        if current is not None and isinstance(current[0], bytes):
+            return current[0]
+        self._insert(key, value, now + ttl)
+        return value
+
+    def _insert(self, key: bytes, value: int | bytes, expiry: float) -> None:
+        if key not in self._values and len(self._values) >= self.max_entries:
             raise StoreUnavailable("full")
         self._values[key] = (value, expiry)
         heapq.heappush(self._expiries, (expiry, key))
