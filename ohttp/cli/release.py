@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
 from ohttp.aio.release import ReleaseError, measure, measure_wheel
 
 
