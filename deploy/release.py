@@ -54,6 +54,7 @@ def _normal(info: tarfile.TarInfo, epoch: int) -> tarfile.TarInfo:
     info.mtime = epoch
     info.uid = info.gid = 0
     info.uname = info.gname = ""
+    info.pax_headers = {}  # setuptools writes the build time there too
     executable = info.isdir() or info.mode & 0o100
     info.mode = 0o755 if executable else 0o644
     return info
