@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint typecheck unit clean
+.PHONY: test demo bench lint typecheck unit clean release lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,14 +12,14 @@ $(BIN)/python:
 # Reinstall only when the project's metadata changes.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,deploy,release]'
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check ohttp gateway relay issuer benchmarks tests
+	$(BIN)/ruff check ohttp gateway relay issuer benchmarks tests deploy
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict ohttp gateway relay issuer benchmarks tests
+	$(BIN)/mypy --strict ohttp gateway relay issuer benchmarks tests deploy
 
 unit: $(STAMP)
 	$(BIN)/pytest
@@ -37,5 +37,18 @@ $(VENV)/.installed-bench: $(STAMP)
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks
 
+# The sdist and the wheel of HEAD, built reproducibly into dist/ with the hash-locked build
+# tools, the CycloneDX SBOM of the runtime dependencies, and the measurement (docs/transparency.md).
+release: $(STAMP)
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-build.lock
+	$(BIN)/python deploy/release.py --out dist
+
+# Regenerate the hash-locked requirements files (docs/deploy.md, "Supply chain").
+lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
+		--no-emit-find-links -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --no-emit-index-url \
+		--no-emit-find-links -o requirements-build.lock requirements-build.in
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

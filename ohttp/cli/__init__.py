@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "ohttp.cli.demo",  # demo
     "issuer.cli",  # issuer
     "ohttp.cli.tokens",  # tokens fetch
+    "ohttp.cli.release",  # release measure
 )
 
 
