@@ -52,6 +52,10 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
      f"closed [{_DEFAULTS.max_connections}]"),
     ("shutdown_timeout", "S", "on SIGTERM, seconds requests in flight get to finish before "
      f"their connections are closed [{_DEFAULTS.shutdown_timeout:g}]"),
+    ("body_timeout", "S", "seconds the whole request body may take to arrive after its head; "
+     f"slower ones get 408 and are closed [{_DEFAULTS.body_timeout:g}]"),
+    ("keepalive_timeout", "S", "seconds an idle client connection is kept open between "
+     f"requests [{_DEFAULTS.keepalive_timeout:g}]"),
 )
 
 

@@ -103,6 +103,10 @@ class GatewayConfig:
     # On SIGTERM, requests in flight get this long; below Kubernetes' default 30 s grace period.
     shutdown_timeout: float = 25.0
     replay_cache_size: int = 1_000_000
+    body_timeout: float = 30.0  # the whole request body must arrive within this of its head
+    # An idle client connection is closed after this; longer than the relay's
+    # upstream_idle_timeout (15 s) by a margin, so a relay never reuses one being closed.
+    keepalive_timeout: float = 30.0
     # Set by the serving code: reload the key file on SIGHUP. Embedders leave it off.
     reload_on_sighup: bool = field(default=False, compare=False)
 
@@ -129,6 +133,8 @@ class GatewayConfig:
         require(self.max_connections > 0, "max_connections must be positive")
         require(self.shutdown_timeout >= 0, "shutdown_timeout must not be negative")
         require(self.replay_cache_size > 0, "replay_cache_size must be positive")
+        require(self.body_timeout > 0, "body_timeout must be positive")
+        require(self.keepalive_timeout > 0, "keepalive_timeout must be positive")
 
     @property
     def listen_address(self) -> tuple[str, int]:

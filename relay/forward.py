@@ -1,6 +1,7 @@
 """Forwarding one client POST to the gateway and its answer back (RFC 9458 §6.2).
 
-The request is admitted without reading its body, the body is sent upstream with a fresh
+The request is admitted without reading its body (it takes an in-flight slot only once the
+body is complete or starts streaming upstream), the body is sent upstream with a fresh
 minimal header set, and the gateway's answer comes back with only the fields a client needs.
 Every refusal is raised as a ``relay.errors`` exception; the route wrapper answers it.
 """
@@ -53,11 +54,12 @@ def forward_handler(name: str) -> StateHandler:
     async def handle(request: web.Request, state: RelayState) -> web.StreamResponse:
         length = request.content_length
         media_type = _admit(request, state, length)
-        state.in_flight += 1
+        slot = InFlightSlot(state)
         try:
-            return await _forward(request, state, state.pools[name], media_type, length)
+            return await _forward(request, state, state.pools[name], media_type, length,
+                                  slot=slot)
         finally:
-            state.in_flight -= 1
+            slot.release()
 
     return handle
 
@@ -71,8 +73,6 @@ def _admit(request: web.Request, state: RelayState, length: int | None) -> str:
         wait = state.limiter.check(request.remote)
         if wait is not None:
             raise RateLimited(wait)
-    if state.in_flight >= state.config.max_in_flight:
-        raise Overloaded("in-flight cap")
     content_types = request.headers.getall("Content-Type", ())
     # Exact match, no parameters: RFC 9458 §9 registers the types without parameters.
     media_type = content_types[0].strip().lower() if len(content_types) == 1 else None
@@ -152,13 +152,38 @@ async def _read_small(request: web.Request, length: int, deadline: float) -> byt
     return bytes(collected)
 
 
+class InFlightSlot:
+    """A request's place among ``max_in_flight``, taken once its body is complete or its
+    streaming upstream begins (issue 13, finding 1: a stalled body holds no slot)."""
+
+    __slots__ = ("_held", "_state")
+
+    def __init__(self, state: RelayState) -> None:
+        self._state = state
+        self._held = False
+
+    def take(self) -> None:
+        state = self._state
+        if state.in_flight >= state.config.max_in_flight:
+            raise Overloaded("in-flight cap")
+        state.in_flight += 1
+        self._held = True
+
+    def release(self) -> None:
+        """Give the slot back (idempotent)."""
+        if self._held:
+            self._held = False
+            self._state.in_flight -= 1
+
+
 async def _send_streamed(request: web.Request, state: RelayState, pool: UpstreamPool,
                         headers: bytes, length: int | None, *,
-                        deadline: float) -> UpstreamResponse:
+                        deadline: float, slot: InFlightSlot) -> UpstreamResponse:
     """Send a large or unsized body upstream as it arrives."""
     first = await _read_some(request, deadline)
     if not first:
         raise EmptyRequest("no body")
+    slot.take()
     state.metrics.add_bytes(Direction.UPSTREAM, len(first))
     if length is not None:
         headers += b"content-length: %d\r\n" % length
@@ -167,17 +192,20 @@ async def _send_streamed(request: web.Request, state: RelayState, pool: Upstream
 
 
 async def _forward(request: web.Request, state: RelayState, pool: UpstreamPool,
-                   media_type: str, length: int | None) -> web.StreamResponse:
+                   media_type: str, length: int | None, *,
+                   slot: InFlightSlot) -> web.StreamResponse:
     started = time.monotonic()
     deadline = started + state.config.body_timeout
     headers = _upstream_headers(request, media_type, state.config)
     if length is not None and length <= SMALL_BODY:
         # The common case, inline: the small body in the same write as the head.
         body = await _read_small(request, length, deadline)
+        slot.take()
         state.metrics.add_bytes(Direction.UPSTREAM, len(body))
         response = await pool.request("POST", headers, body, chunked=False)
     else:
-        response = await _send_streamed(request, state, pool, headers, length, deadline=deadline)
+        response = await _send_streamed(request, state, pool, headers, length, deadline=deadline,
+                                        slot=slot)
     state.metrics.observe_latency(time.monotonic() - started)
     try:
         return await _respond(request, state, response)

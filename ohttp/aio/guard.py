@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
+from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
 
-__all__ = ["ConnectionTracker"]
+__all__ = ["ConnectionTracker", "send_and_close"]
 
 
 _OVER_CAPACITY = (
@@ -138,3 +139,16 @@ class ConnectionTracker:
             return _GuardedProtocol(self, server())  # type: ignore[return-value]
 
         return make
+
+
+async def send_and_close(request: web.Request, response: web.StreamResponse) -> None:
+    """Send ``response`` now, then close the connection.
+
+    ``Connection: close`` and ``force_close()`` alone leave aiohttp "lingering" up to 10 s
+    to read an unread request body, which a client that stalls its body would keep.
+    """
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    if request.transport is not None:
+        request.transport.close()  # asyncio writes what is buffered before closing
