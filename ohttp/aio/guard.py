@@ -30,11 +30,12 @@ _OVER_CAPACITY = (
 class _GuardedProtocol:
     """Wraps aiohttp's per-connection protocol to add a connection cap and a header deadline.
 
-    The head must be complete within ``header_timeout`` of the connection opening or the
-    previous response ending. The deadline is checked lazily: one timer per period that
-    re-arms itself while a request is handled or the connection has been idle for less than
-    the limit, so a request costs two attribute writes instead of cancelling and scheduling a
-    timer.
+    The first head must be complete within ``header_timeout`` of the connection opening.
+    After a response the connection may idle for ``keepalive_timeout``; once a byte of the
+    next request arrived, its head must be complete within ``header_timeout`` of that byte.
+    The deadline is checked lazily: one timer per period that re-arms itself while a request
+    is handled or the connection has been idle for less than the limit, so a request costs a
+    few attribute writes instead of cancelling and scheduling a timer.
     """
 
     def __init__(self, tracker: ConnectionTracker, inner: RequestHandler) -> None:
@@ -46,6 +47,8 @@ class _GuardedProtocol:
         self._admitted = False
         self.busy = False  # a request head is complete and its handler runs
         self.idle_since = 0.0  # loop time the connection opened or the last handler ended
+        self._head_since: float | None = None  # first byte of the next head after a response
+        self._served = False  # a response ended: the keep-alive limit applies while idle
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
@@ -69,12 +72,22 @@ class _GuardedProtocol:
     def request_ended(self) -> None:
         self.busy = False
         self.idle_since = self._loop.time()
+        self._head_since = None
+        self._served = True
+
+    def _due(self, now: float) -> float:
+        tracker = self._tracker
+        if self.busy:  # a handler's own deadlines apply; look again later
+            return now + min(tracker.header_timeout, tracker.idle_timeout)
+        if not self._served:
+            return self.idle_since + tracker.header_timeout
+        if self._head_since is not None:
+            return self._head_since + tracker.header_timeout
+        return self.idle_since + tracker.idle_timeout
 
     def _check(self) -> None:
         now = self._loop.time()
-        limit = self._tracker.header_timeout
-        # While a handler runs its own deadlines apply; look again later.
-        due = now + limit if self.busy else self.idle_since + limit
+        due = self._due(now)
         if due > now:
             self._timer = self._loop.call_at(due, self._check)
             return
@@ -83,6 +96,8 @@ class _GuardedProtocol:
             self._transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self._head_since is None and self._served and not self.busy:
+            self._head_since = self._loop.time()
         if self._admitted:
             self.inner.data_received(data)
 
@@ -113,12 +128,19 @@ class ConnectionTracker:
     ``on_count`` hears the number of open connections whenever it changes (for a gauge).
     A handler marks its request with ``guard_of(request.protocol)`` or is wrapped by
     :func:`tracked`, so the head deadline never cuts off a request being handled.
+    ``keepalive_timeout`` bounds the idle time between requests (``header_timeout`` if None).
     """
 
     max_connections: int
     header_timeout: float
     on_count: Callable[[int], None] = lambda _: None
+    keepalive_timeout: float | None = None
     _guards: dict[RequestHandler, _GuardedProtocol] = field(default_factory=dict)
+
+    @property
+    def idle_timeout(self) -> float:
+        """How long a connection may idle between requests."""
+        return self.header_timeout if self.keepalive_timeout is None else self.keepalive_timeout
 
     def admit(self, guard: _GuardedProtocol) -> bool:
         if len(self._guards) >= self.max_connections:

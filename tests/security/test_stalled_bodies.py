@@ -50,14 +50,14 @@ def _wait_all_closed(sockets: list[socket.socket], deadline: float) -> int:
     open_count = len(sockets)
     while open_count and (remaining := deadline - time.monotonic()) > 0:
         for key, _ in selector.select(remaining):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            ready = key.fileobj
+            assert isinstance(ready, socket.socket)
             try:
-                data = sock.recv(65536)
+                data = ready.recv(65536)
             except ConnectionError:
                 data = b""
             if not data:
-                selector.unregister(sock)
+                selector.unregister(ready)
                 open_count -= 1
     selector.close()
     return open_count
