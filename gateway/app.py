@@ -35,7 +35,7 @@ from gateway.pipeline import (
     answer_request,
     read_chunks,
 )
-from ohttp.aio.guard import send_and_close
+from ohttp.aio.guard import send_and_close, write_within
 from ohttp.aio.keyfile import load_key_file
 from ohttp.aio.serving import tracked
 from ohttp.errors import EncapsulationError, OHTTPError
@@ -161,8 +161,9 @@ async def _send_streamed(request: web.Request, answer: StreamedAnswer) -> web.St
     response = web.StreamResponse(status=answer.status, headers=answer.headers)
     try:
         await response.prepare(request)
+        write_timeout = request.app[GATEWAY_STATE].config.write_timeout
         async for piece in answer:
-            await response.write(piece)
+            await write_within(request, response, piece, write_timeout)
     except StreamAborted:
         # chunked-08 §7.1: end the connection without ending the message, so the client sees
         # truncation and never a complete response.

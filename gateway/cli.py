@@ -56,6 +56,8 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
      f"slower ones get 408 and are closed [{_DEFAULTS.body_timeout:g}]"),
     ("keepalive_timeout", "S", "seconds an idle client connection is kept open between "
      f"requests [{_DEFAULTS.keepalive_timeout:g}]"),
+    ("write_timeout", "S", "seconds a client may take no bytes of a response before it is "
+     f"abandoned and the connection closed [{_DEFAULTS.write_timeout:g}]"),
 )
 
 

@@ -107,6 +107,9 @@ class GatewayConfig:
     # An idle client connection is closed after this; longer than the relay's
     # upstream_idle_timeout (15 s) by a margin, so a relay never reuses one being closed.
     keepalive_timeout: float = 30.0
+    # The longest a client may take no bytes of a response before it is abandoned (a stall
+    # limit, as nginx's send_timeout: a slow but steady download is not cut off).
+    write_timeout: float = 30.0
     # Set by the serving code: reload the key file on SIGHUP. Embedders leave it off.
     reload_on_sighup: bool = field(default=False, compare=False)
 
@@ -135,6 +138,7 @@ class GatewayConfig:
         require(self.replay_cache_size > 0, "replay_cache_size must be positive")
         require(self.body_timeout > 0, "body_timeout must be positive")
         require(self.keepalive_timeout > 0, "keepalive_timeout must be positive")
+        require(self.write_timeout > 0, "write_timeout must be positive")
 
     @property
     def listen_address(self) -> tuple[str, int]:

@@ -14,7 +14,7 @@ from functools import partial
 
 from aiohttp import web
 
-from ohttp.aio.guard import ConnectionTracker, send_and_close
+from ohttp.aio.guard import ConnectionTracker, client_gone, send_and_close
 from ohttp.aio.serving import omit_server_header
 from ohttp.codings import only_chunked_transfer
 from ohttp.keys import KEYS_MEDIA_TYPE
@@ -111,6 +111,8 @@ def _guarded(state: RelayState, handler: StateHandler) -> Handler:
                 raise NotFound("absolute-form target")
             _check_transfer_coding(request.headers.getall("Transfer-Encoding", []))
             return await handler(request, state)
+        except ConnectionError as exc:  # the client left: a normal event, logged as one
+            return client_gone(request, exc)
         except RelayError as error:
             response = to_response(error, state.metrics)
             if response.headers.get("Connection") == "close":

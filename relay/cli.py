@@ -45,6 +45,8 @@ _FLAG_HELP: tuple[tuple[str, str, str], ...] = (
      "(default 15)"),
     ("shutdown_timeout", "SECONDS", "on SIGTERM, seconds forwards in flight get to finish "
      "(default 25)"),
+    ("write_timeout", "SECONDS", "a client taking no bytes of a response for this long is "
+     "abandoned: connection closed, gateway connection released (default 30)"),
 )
 
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from multidict import CIMultiDict
 
+from ohttp.aio.guard import write_within
 from ohttp.chunked import CHUNKED_REQUEST_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE
 from ohttp.codings import only_identity_content
 from ohttp.encapsulation import REQUEST_MEDIA_TYPE, RESPONSE_MEDIA_TYPE
@@ -266,7 +267,8 @@ async def _copy_body(request: web.Request, state: RelayState, upstream: Upstream
     """Stream the gateway's body; on failure close the client connection so it sees truncation."""
     try:
         async for piece in upstream.chunks():
-            await response.write(piece)  # each piece is written (flushed) as it arrives
+            # each piece is written (flushed) as it arrives; a client that stalls is dropped
+            await write_within(request, response, piece, state.config.write_timeout)
             state.metrics.add_bytes(Direction.DOWNSTREAM, len(piece))
     except UpstreamError as exc:
         state.metrics.count(exc.result)  # the head is sent: only the metric can tell

@@ -10,6 +10,7 @@ if a release changes them, this is the module to adapt.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
@@ -18,7 +19,15 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
 
-__all__ = ["ConnectionTracker", "send_and_close"]
+__all__ = [
+    "ConnectionTracker",
+    "WriteStalled",
+    "client_gone",
+    "send_and_close",
+    "write_within",
+]
+
+log = logging.getLogger("ohttp.serving")
 
 
 _OVER_CAPACITY = (
@@ -92,8 +101,15 @@ class _GuardedProtocol:
             self._timer = self._loop.call_at(due, self._check)
             return
         self._timer = None
-        if self._transport is not None:
-            self._transport.close()
+        transport = cast(asyncio.WriteTransport | None, self._transport)
+        if transport is None:
+            return
+        if transport.get_write_buffer_size():
+            # A response the client has not taken for this long: close() would keep it
+            # (and the connection) until the client reads; abort drops both.
+            transport.abort()
+        else:
+            transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._head_since is None and self._served and not self.busy:
@@ -174,3 +190,39 @@ async def send_and_close(request: web.Request, response: web.StreamResponse) -> 
     await response.write_eof()
     if request.transport is not None:
         request.transport.close()  # asyncio writes what is buffered before closing
+
+
+class WriteStalled(ConnectionError):
+    """The client took no bytes of a response for ``write_timeout`` seconds."""
+
+
+async def write_within(
+    request: web.BaseRequest, response: web.StreamResponse, data: bytes, timeout: float
+) -> None:
+    """``response.write(data)``, or abort the connection if the client stalls that long.
+
+    A write waits only while the client is not taking bytes (the transport's buffer is over
+    its high-water mark), so this bounds a stall, not a slow but steady download (as nginx's
+    ``send_timeout``). Aborting drops the unsent bytes, so nothing stays pinned.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await response.write(data)
+    except TimeoutError:
+        if request.transport is not None:
+            request.transport.abort()
+        raise WriteStalled() from None
+
+
+def client_gone(request: web.BaseRequest, exc: ConnectionError) -> web.StreamResponse:
+    """Log a client's disconnect as the normal event it is, at info with a fixed code.
+
+    Returns a response for the handler to return: aiohttp cannot send it and drops it
+    quietly, where a ``ConnectionError`` raised from a handler would be logged as an error
+    with a traceback.
+    """
+    code = "write_stalled" if isinstance(exc, WriteStalled) else "connection_lost"
+    log.info("client_disconnected", extra={"code": code})
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=499)  # never sent: the transport is gone
