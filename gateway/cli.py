@@ -58,6 +58,8 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
      f"requests [{_DEFAULTS.keepalive_timeout:g}]"),
     ("write_timeout", "S", "seconds a client may take no bytes of a response before it is "
      f"abandoned and the connection closed [{_DEFAULTS.write_timeout:g}]"),
+    ("max_content_chunks", "N", "content chunks an indeterminate-length inner message may "
+     f"have; more is an inner 413 [{_DEFAULTS.max_content_chunks}]"),
 )
 
 

@@ -110,6 +110,8 @@ class GatewayConfig:
     # The longest a client may take no bytes of a response before it is abandoned (a stall
     # limit, as nginx's send_timeout: a slow but steady download is not cut off).
     write_timeout: float = 30.0
+    # Content chunks of an indeterminate-length inner message; more is an inner 413.
+    max_content_chunks: int = 4096
     # Set by the serving code: reload the key file on SIGHUP. Embedders leave it off.
     reload_on_sighup: bool = field(default=False, compare=False)
 
@@ -139,6 +141,7 @@ class GatewayConfig:
         require(self.body_timeout > 0, "body_timeout must be positive")
         require(self.keepalive_timeout > 0, "keepalive_timeout must be positive")
         require(self.write_timeout > 0, "write_timeout must be positive")
+        require(self.max_content_chunks > 0, "max_content_chunks must be positive")
 
     @property
     def listen_address(self) -> tuple[str, int]:

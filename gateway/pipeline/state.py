@@ -67,7 +67,9 @@ class GatewayState:
                 require_date=config.require_date,
                 max_entries=config.replay_cache_size,
             ),
-            limits=bhttp.Limits(max_content_bytes=config.max_body),
+            limits=bhttp.Limits(
+                max_content_bytes=config.max_body, max_content_chunks=config.max_content_chunks
+            ),
             deadlines=BackendDeadlines(config.backend_timeout),
         )
 
