@@ -36,6 +36,7 @@ from relay.errors import (
     UpstreamError,
 )
 from relay.h1 import ResponseHead
+from relay.headers import passed_fields
 from relay.metrics import Direction, Result
 from relay.state import RelayState, StateHandler
 from relay.upstream import UpstreamPool, UpstreamResponse
@@ -43,8 +44,6 @@ from relay.upstream import UpstreamPool, UpstreamResponse
 REQUEST_TYPES = frozenset({REQUEST_MEDIA_TYPE, CHUNKED_REQUEST_MEDIA_TYPE})
 RESPONSE_TYPES = frozenset({RESPONSE_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE})
 SMALL_BODY = 64 * 1024  # bodies up to this size are read whole and sent in one write
-# Only these gateway response fields reach the client; Content-Length is set from framing.
-DOWNSTREAM_FIELDS = frozenset({"content-type", "cache-control", "retry-after", "incremental"})
 _SF_BOOLEAN = frozenset({"?0", "?1"})  # RFC 8941 §3.3.6, the Incremental field's type
 _DELTA_SECONDS = re.compile(r"[0-9]{1,6}")
 
@@ -237,7 +236,7 @@ async def _respond(request: web.Request, state: RelayState,
                    upstream: UpstreamResponse) -> web.StreamResponse:
     head = upstream.head
     status = _passed_status(head)
-    headers = CIMultiDict((n, v) for n, v in head.headers if n in DOWNSTREAM_FIELDS)
+    headers = CIMultiDict(passed_fields(head.headers))  # only valid values of known fields
     if head.content_length is not None and head.content_length <= SMALL_BODY:
         return await _respond_small(state, upstream, status, headers)
     response = web.StreamResponse(status=status, headers=headers)
