@@ -41,7 +41,10 @@ logger = logging.getLogger("gateway")
 async def _serve_worker(config: GatewayConfig, index: int) -> None:
     metrics = GatewayMetrics()
     app = create_app(replace(config, reload_on_sighup=True), metrics=metrics)
-    tracker = ConnectionTracker(config.max_connections, config.header_timeout)
+    tracker = ConnectionTracker(
+        config.max_connections, config.header_timeout,
+        keepalive_timeout=config.keepalive_timeout,
+    )  # fmt: skip
     app[TRACKER] = tracker  # the gateway's routes mark their requests (tracked)
     metrics_app = None
     if config.metrics_address is not None:

@@ -20,7 +20,6 @@ import asyncio
 import logging
 import signal
 from collections.abc import AsyncIterator
-from functools import partial
 
 from aiohttp import StreamReader, hdrs, web
 
@@ -28,6 +27,7 @@ from gateway.backends import Backend, backend_from_spec
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import (
+    BodyDeadline,
     GatewayState,
     KeyDocument,
     StreamAborted,
@@ -35,6 +35,7 @@ from gateway.pipeline import (
     answer_request,
     read_chunks,
 )
+from ohttp.aio.guard import send_and_close, write_within
 from ohttp.aio.keyfile import load_key_file
 from ohttp.aio.serving import tracked
 from ohttp.aio.store import Store
@@ -136,13 +137,15 @@ async def _healthz(_: web.Request) -> web.Response:
 async def _gateway_resource(request: web.Request) -> web.StreamResponse:
     # The handling itself is gateway.pipeline's, shared with the ASGI middleware so both
     # transports give byte-identical answers.
+    state = request.app[GATEWAY_STATE]
+    body = BodyDeadline(state.config.body_timeout)  # the head is complete: the body's clock
     answer = await answer_request(
-        request.app[GATEWAY_STATE],
+        state,
         request.method,
         request.headers.get(hdrs.CONTENT_TYPE),
         request.content_length,
-        partial(_read_body, request.content),
-        body_chunks=request.content.iter_any,
+        lambda length, limit: body.read(_read_body(request.content, length, limit)),
+        body_chunks=lambda: body.chunks(request.content.iter_any()),
         content_encoding=_joined(request.headers.getall(hdrs.CONTENT_ENCODING, [])),
         transfer_encoding=_joined(request.headers.getall(hdrs.TRANSFER_ENCODING, [])),
     )
@@ -150,7 +153,7 @@ async def _gateway_resource(request: web.Request) -> web.StreamResponse:
         return await _send_streamed(request, answer)
     response = web.Response(status=answer.status, headers=answer.headers, body=answer.body)
     if answer.headers.get("Connection") == "close":
-        response.force_close()  # the header alone does not end an aiohttp connection
+        await send_and_close(request, response)  # the header alone does not end it
     return response
 
 
@@ -164,8 +167,9 @@ async def _send_streamed(request: web.Request, answer: StreamedAnswer) -> web.St
     response = web.StreamResponse(status=answer.status, headers=answer.headers)
     try:
         await response.prepare(request)
+        write_timeout = request.app[GATEWAY_STATE].config.write_timeout
         async for piece in answer:
-            await response.write(piece)
+            await write_within(request, response, piece, write_timeout)
     except StreamAborted:
         # chunked-08 §7.1: end the connection without ending the message, so the client sees
         # truncation and never a complete response.

@@ -63,6 +63,14 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
      f"lives [{_DEFAULTS.token_spent_ttl:g}]"),
     ("state", "URL", "shared state (replay records) on Redis: redis://HOST:PORT/DB, rediss://, "
      "unix://; by default this process's memory, shared by the workers with --workers > 1"),
+    ("body_timeout", "S", "seconds the whole request body may take to arrive after its head; "
+     f"slower ones get 408 and are closed [{_DEFAULTS.body_timeout:g}]"),
+    ("keepalive_timeout", "S", "seconds an idle client connection is kept open between "
+     f"requests [{_DEFAULTS.keepalive_timeout:g}]"),
+    ("write_timeout", "S", "seconds a client may take no bytes of a response before it is "
+     f"abandoned and the connection closed [{_DEFAULTS.write_timeout:g}]"),
+    ("max_content_chunks", "N", "content chunks an indeterminate-length inner message may "
+     f"have; more is an inner 413 [{_DEFAULTS.max_content_chunks}]"),
 )
 
 

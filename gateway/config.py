@@ -114,6 +114,15 @@ class GatewayConfig:
     # supervisor's store shared by all workers with workers > 1. Not printed: it may hold a
     # password.
     state: str | None = field(default=None, repr=False)
+    body_timeout: float = 30.0  # the whole request body must arrive within this of its head
+    # An idle client connection is closed after this; longer than the relay's
+    # upstream_idle_timeout (15 s) by a margin, so a relay never reuses one being closed.
+    keepalive_timeout: float = 30.0
+    # The longest a client may take no bytes of a response before it is abandoned (a stall
+    # limit, as nginx's send_timeout: a slow but steady download is not cut off).
+    write_timeout: float = 30.0
+    # Content chunks of an indeterminate-length inner message; more is an inner 413.
+    max_content_chunks: int = 4096
     # Set by the serving code: reload the key file on SIGHUP. Embedders leave it off.
     reload_on_sighup: bool = field(default=False, compare=False)
 
@@ -146,6 +155,10 @@ class GatewayConfig:
             self.state is None or self.state.startswith(STATE_SCHEMES),
             "state: expected a redis://, rediss:// or unix:// URL",
         )
+        require(self.body_timeout > 0, "body_timeout must be positive")
+        require(self.keepalive_timeout > 0, "keepalive_timeout must be positive")
+        require(self.write_timeout > 0, "write_timeout must be positive")
+        require(self.max_content_chunks > 0, "max_content_chunks must be positive")
 
     @property
     def listen_address(self) -> tuple[str, int]:

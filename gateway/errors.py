@@ -37,6 +37,7 @@ __all__ = [
     "BadContentEncoding",
     "BadMediaType",
     "BadMethod",
+    "BodyTimeout",
     "BodyTooLarge",
     "DateOutOfWindow",
     "ExpectNotAllowed",
@@ -92,6 +93,7 @@ class Result(StrEnum):
     TOKEN_FORGED = "token_forged"  # noqa: S105 - a metric label
     TOKEN_SPENT = "token_spent"  # noqa: S105 - a metric label
     STATE_UNAVAILABLE = "state_unavailable"
+    BODY_TIMEOUT = "body_timeout"
 
 
 class GatewayError(Exception):
@@ -133,6 +135,12 @@ class TransferCodingNotImplemented(OuterError):
 
 class BodyTooLarge(OuterError):
     message = "request body too large"
+
+
+class BodyTimeout(OuterError):
+    """The request body did not arrive within ``body_timeout`` of its head (slow body)."""
+
+    message = "request body timed out"
 
 
 class Overloaded(OuterError):
@@ -272,6 +280,8 @@ _OUTER: dict[type[BaseException], OuterReply] = {
     # so the connection is closed.
     TransferCodingNotImplemented: _plain(501, Result.MALFORMED, Connection="close"),
     Overloaded: _plain(503, Result.OVERLOADED, **{"Retry-After": "1"}),
+    # RFC 9110 §15.5.9: 408, and the connection is closed (the rest of the body is unread).
+    BodyTimeout: _plain(408, Result.BODY_TIMEOUT, Connection="close"),
     DecryptionError: _key_problem(Result.DECRYPT_FAILED),
     DecapsulationError: _key_problem(Result.KEY_UNKNOWN),
     MalformedError: _plain(400, Result.MALFORMED),

@@ -55,9 +55,10 @@ class _Truncated(BinaryHTTPError):
 class _Budget:
     """What a message may still use under its Limits. Units check first and spend last."""
 
-    __slots__ = ("content_bytes", "fields", "informational", "section_bytes")
+    __slots__ = ("chunks", "content_bytes", "fields", "informational", "section_bytes")
 
     def __init__(self, limits: Limits) -> None:
+        self.chunks = limits.max_content_chunks
         self.fields = limits.max_fields
         self.section_bytes = limits.max_field_section_bytes
         self.content_bytes = limits.max_content_bytes
@@ -313,8 +314,13 @@ class _StreamingDecoder:
 
     def _content_length(self, buf: bytes, pos: int, end: int, events: list[StreamEvent]) -> int:
         length, pos = _varint(buf, pos, end)
-        self._budget.check_content(length)
-        self._budget.content_bytes -= length
+        budget = self._budget
+        budget.check_content(length)
+        if length and not self._known:
+            if budget.chunks <= 0:
+                raise MessageTooLargeError("too many content chunks")
+            budget.chunks -= 1
+        budget.content_bytes -= length
         self._remaining = length
         if length:
             self._state = _CONTENT_BYTES

@@ -50,13 +50,16 @@ class Limits:
 
     ``max_fields`` counts field lines across all sections, ``max_field_section_bytes`` the
     encoded bytes of all field sections plus request control data, ``max_content_bytes`` the
-    content, ``max_informational`` the interim responses before a final one.
+    content, ``max_informational`` the interim responses before a final one,
+    ``max_content_chunks`` the content chunks of an indeterminate-length message (each costs
+    a parsing step: a million one-byte chunks would take the CPU for most of a second).
     """
 
     max_fields: int = 256
     max_field_section_bytes: int = 64 * 1024
     max_content_bytes: int = 16 * 1024 * 1024
     max_informational: int = 16
+    max_content_chunks: int = 4096
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from functools import partial
 
 from aiohttp import web
 
-from ohttp.aio.guard import ConnectionTracker
+from ohttp.aio.guard import ConnectionTracker, client_gone, send_and_close
 from ohttp.aio.serving import omit_server_header
 from ohttp.aio.store import open_store
 from ohttp.codings import only_chunked_transfer
@@ -114,8 +114,13 @@ def _guarded(state: RelayState, handler: StateHandler) -> Handler:
                 raise NotFound("absolute-form target")
             _check_transfer_coding(request.headers.getall("Transfer-Encoding", []))
             return await handler(request, state)
+        except ConnectionError as exc:  # the client left: a normal event, logged as one
+            return client_gone(request, exc)
         except RelayError as error:
-            return to_response(error, state.metrics)
+            response = to_response(error, state.metrics)
+            if response.headers.get("Connection") == "close":
+                await send_and_close(request, response)  # the header alone does not end it
+            return response
         finally:
             if guard is not None:
                 guard.request_ended()

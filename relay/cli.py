@@ -48,6 +48,8 @@ _FLAG_HELP: tuple[tuple[str, str, str], ...] = (
     ("state", "URL", "shared state (rate-limit counters) on Redis: redis://HOST:PORT/DB, "
      "rediss://, unix://; by default this process's memory, shared by the workers with "
      "--workers > 1"),
+    ("write_timeout", "SECONDS", "a client taking no bytes of a response for this long is "
+     "abandoned: connection closed, gateway connection released (default 30)"),
 )
 
 

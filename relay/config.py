@@ -111,6 +111,8 @@ class RelayConfig:
     # Shared state (rate-limit counters): a Redis URL; None is this process's memory, or the
     # supervisor's store shared by all workers. Not printed: it may hold a password.
     state: str | None = field(default=None, repr=False)
+    # The longest a client may take no bytes of a response before it is abandoned.
+    write_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -135,7 +137,7 @@ def _validate(config: RelayConfig) -> None:
         require(getattr(config, name) >= 1, f"{name} must be at least 1")
     seconds = ("header_timeout", "body_timeout", "connect_timeout", "upstream_timeout",
                "rate_limit_window", "key_cache_default_ttl", "key_cache_max_ttl",
-               "upstream_idle_timeout")
+               "upstream_idle_timeout", "write_timeout")
     for name in seconds:
         require(getattr(config, name) > 0, f"{name} must be positive")
     require(config.rate_limit >= 0 and config.key_cache_min_ttl >= 0

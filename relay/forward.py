@@ -1,6 +1,7 @@
 """Forwarding one client POST to the gateway and its answer back (RFC 9458 §6.2).
 
-The request is admitted without reading its body, the body is sent upstream with a fresh
+The request is admitted without reading its body (it takes an in-flight slot only once the
+body is complete or starts streaming upstream), the body is sent upstream with a fresh
 minimal header set, and the gateway's answer comes back with only the fields a client needs.
 Every refusal is raised as a ``relay.errors`` exception; the route wrapper answers it.
 """
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from multidict import CIMultiDict
 
+from ohttp.aio.guard import write_within
 from ohttp.chunked import CHUNKED_REQUEST_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE
 from ohttp.codings import only_identity_content
 from ohttp.encapsulation import REQUEST_MEDIA_TYPE, RESPONSE_MEDIA_TYPE
@@ -33,6 +35,7 @@ from relay.errors import (
     UpstreamError,
 )
 from relay.h1 import ResponseHead
+from relay.headers import passed_fields
 from relay.metrics import Direction, Result
 from relay.state import RelayState, StateHandler
 from relay.upstream import UpstreamPool, UpstreamResponse
@@ -40,8 +43,6 @@ from relay.upstream import UpstreamPool, UpstreamResponse
 REQUEST_TYPES = frozenset({REQUEST_MEDIA_TYPE, CHUNKED_REQUEST_MEDIA_TYPE})
 RESPONSE_TYPES = frozenset({RESPONSE_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE})
 SMALL_BODY = 64 * 1024  # bodies up to this size are read whole and sent in one write
-# Only these gateway response fields reach the client; Content-Length is set from framing.
-DOWNSTREAM_FIELDS = frozenset({"content-type", "cache-control", "retry-after", "incremental"})
 _SF_BOOLEAN = frozenset({"?0", "?1"})  # RFC 8941 §3.3.6, the Incremental field's type
 _DELTA_SECONDS = re.compile(r"[0-9]{1,6}")
 
@@ -54,22 +55,21 @@ def forward_handler(name: str) -> StateHandler:
         if state.limiter is not None:  # first, as before: the rate limit, then the rest
             await state.limiter.admit(request.remote)
         media_type = _admit(request, state, length)
-        state.in_flight += 1
+        slot = InFlightSlot(state)
         try:
-            return await _forward(request, state, state.pools[name], media_type, length)
+            return await _forward(request, state, state.pools[name], media_type, length,
+                                  slot=slot)
         finally:
-            state.in_flight -= 1
+            slot.release()
 
     return handle
 
 
 def _admit(request: web.Request, state: RelayState, length: int | None) -> str:
-    """Checks that need no body: in-flight cap, media type, size (RFC 9458 §5).
+    """Checks that need no body: media type, coding, size (RFC 9458 §5).
 
     Returns the request's media type (one of REQUEST_TYPES).
     """
-    if state.in_flight >= state.config.max_in_flight:
-        raise Overloaded("in-flight cap")
     content_types = request.headers.getall("Content-Type", ())
     # Exact match, no parameters: RFC 9458 §9 registers the types without parameters.
     media_type = content_types[0].strip().lower() if len(content_types) == 1 else None
@@ -149,13 +149,38 @@ async def _read_small(request: web.Request, length: int, deadline: float) -> byt
     return bytes(collected)
 
 
+class InFlightSlot:
+    """A request's place among ``max_in_flight``, taken once its body is complete or its
+    streaming upstream begins (issue 13, finding 1: a stalled body holds no slot)."""
+
+    __slots__ = ("_held", "_state")
+
+    def __init__(self, state: RelayState) -> None:
+        self._state = state
+        self._held = False
+
+    def take(self) -> None:
+        state = self._state
+        if state.in_flight >= state.config.max_in_flight:
+            raise Overloaded("in-flight cap")
+        state.in_flight += 1
+        self._held = True
+
+    def release(self) -> None:
+        """Give the slot back (idempotent)."""
+        if self._held:
+            self._held = False
+            self._state.in_flight -= 1
+
+
 async def _send_streamed(request: web.Request, state: RelayState, pool: UpstreamPool,
                         headers: bytes, length: int | None, *,
-                        deadline: float) -> UpstreamResponse:
+                        deadline: float, slot: InFlightSlot) -> UpstreamResponse:
     """Send a large or unsized body upstream as it arrives."""
     first = await _read_some(request, deadline)
     if not first:
         raise EmptyRequest("no body")
+    slot.take()
     state.metrics.add_bytes(Direction.UPSTREAM, len(first))
     if length is not None:
         headers += b"content-length: %d\r\n" % length
@@ -164,17 +189,20 @@ async def _send_streamed(request: web.Request, state: RelayState, pool: Upstream
 
 
 async def _forward(request: web.Request, state: RelayState, pool: UpstreamPool,
-                   media_type: str, length: int | None) -> web.StreamResponse:
+                   media_type: str, length: int | None, *,
+                   slot: InFlightSlot) -> web.StreamResponse:
     started = time.monotonic()
     deadline = started + state.config.body_timeout
     headers = _upstream_headers(request, media_type, state.config)
     if length is not None and length <= SMALL_BODY:
         # The common case, inline: the small body in the same write as the head.
         body = await _read_small(request, length, deadline)
+        slot.take()
         state.metrics.add_bytes(Direction.UPSTREAM, len(body))
         response = await pool.request("POST", headers, body, chunked=False)
     else:
-        response = await _send_streamed(request, state, pool, headers, length, deadline=deadline)
+        response = await _send_streamed(request, state, pool, headers, length, deadline=deadline,
+                                        slot=slot)
     state.metrics.observe_latency(time.monotonic() - started)
     try:
         return await _respond(request, state, response)
@@ -205,7 +233,7 @@ async def _respond(request: web.Request, state: RelayState,
                    upstream: UpstreamResponse) -> web.StreamResponse:
     head = upstream.head
     status = _passed_status(head)
-    headers = CIMultiDict((n, v) for n, v in head.headers if n in DOWNSTREAM_FIELDS)
+    headers = CIMultiDict(passed_fields(head.headers))  # only valid values of known fields
     if head.content_length is not None and head.content_length <= SMALL_BODY:
         return await _respond_small(state, upstream, status, headers)
     response = web.StreamResponse(status=status, headers=headers)
@@ -235,7 +263,8 @@ async def _copy_body(request: web.Request, state: RelayState, upstream: Upstream
     """Stream the gateway's body; on failure close the client connection so it sees truncation."""
     try:
         async for piece in upstream.chunks():
-            await response.write(piece)  # each piece is written (flushed) as it arrives
+            # each piece is written (flushed) as it arrives; a client that stalls is dropped
+            await write_within(request, response, piece, state.config.write_timeout)
             state.metrics.add_bytes(Direction.DOWNSTREAM, len(piece))
     except UpstreamError as exc:
         state.metrics.count(exc.result)  # the head is sent: only the metric can tell

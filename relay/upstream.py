@@ -13,6 +13,7 @@ pool per gateway and never retries (RFC 9458 §6.5): any failure is reported onc
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator
@@ -234,6 +235,24 @@ class UpstreamConnection(asyncio.Protocol):
     def reusable(self) -> bool:
         return self.body_done and not self.closed and self._error is None
 
+    def peer_closed(self) -> bool:
+        """Whether the gateway has closed (or written to) this idle connection already.
+
+        The event loop learns of a FIN only on its next turn; a zero-timeout poll of the socket
+        sees it now, before a request is written to a connection the gateway already closed
+        (issue 13, finding 6). An idle connection is never readable unless the peer closed it
+        or sent bytes nobody asked for: either way it is not reused.
+        """
+        transport = self.transport
+        sock = None if transport is None else transport.get_extra_info("socket")
+        if sock is None:
+            return True
+        try:
+            readable, _, _ = select.select((sock.fileno(),), (), (), 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
     def reset(self) -> None:
         self._idle = True
         self.head = None
@@ -361,7 +380,8 @@ class UpstreamPool:
         now = time.monotonic()
         while self._idle:
             conn = self._idle.pop()
-            if not conn.closed and now - conn.idle_since < self._idle_timeout:
+            fresh = not conn.closed and now - conn.idle_since < self._idle_timeout
+            if fresh and not conn.peer_closed():
                 return conn
             conn.close()
         return None

@@ -16,7 +16,7 @@ unless something failed.
 from __future__ import annotations
 
 from gateway.pipeline.admission import BodyChunks, BodyReader, answer_request, read_chunks
-from gateway.pipeline.deadlines import BackendDeadlines
+from gateway.pipeline.deadlines import BackendDeadlines, BodyDeadline
 from gateway.pipeline.keydoc import KeyDocument
 from gateway.pipeline.oneshot import handle_encapsulated, inner_answer
 from gateway.pipeline.state import Answer, GatewayState
@@ -26,6 +26,7 @@ __all__ = [
     "Answer",
     "BackendDeadlines",
     "BodyChunks",
+    "BodyDeadline",
     "BodyReader",
     "GatewayState",
     "KeyDocument",

@@ -97,13 +97,8 @@ async def _answer_post(
     *,
     encoding: str | None,
 ) -> Answer | StreamedAnswer:
-    metrics = state.metrics
-    if state.in_flight >= state.config.max_in_flight:
-        metrics.count(Result.OVERLOADED)
-        return outer_answer(Overloaded())
     started = perf_counter()
-    state.in_flight += 1
-    metrics.in_flight += 1
+    slot = _Slot(state)
     answer: Answer | StreamedAnswer = INTERNAL_ERROR
     try:
         try:
@@ -118,9 +113,10 @@ async def _answer_post(
                     if body_chunks is not None
                     else _one_read(read_body, content_length, limit)
                 )
-                answer = await answer_chunked(state, content_length, chunks, started)
+                answer = await answer_chunked(state, content_length, slot.after(chunks), started)
             else:
                 data = await read_body(content_length, limit)
+                slot.take()
                 if not data:
                     raise EncapsulationError("empty request")
                 answer = await handle_encapsulated(state, data)
@@ -134,8 +130,44 @@ async def _answer_post(
         answer = INTERNAL_ERROR
     finally:
         if not isinstance(answer, StreamedAnswer):  # a stream accounts for itself when closed
-            finish(state, started, answer.result)
+            slot.end(started, answer.result)
     return answer
+
+
+class _Slot:
+    """A request's place among ``max_in_flight``, taken only once its body is complete.
+
+    Issue 13, finding 1: a client that sends a head and stalls holds no slot, so stalled
+    bodies cannot lock others out (``body_timeout`` ends them).
+    """
+
+    __slots__ = ("_held", "_state")
+
+    def __init__(self, state: GatewayState) -> None:
+        self._state = state
+        self._held = False
+
+    def take(self) -> None:
+        state = self._state
+        if state.in_flight >= state.config.max_in_flight:
+            raise Overloaded()
+        state.in_flight += 1
+        state.metrics.in_flight += 1
+        self._held = True
+
+    async def after(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        """``chunks``, taking the slot once they are all read (before the request verifies)."""
+        async for piece in chunks:
+            yield piece
+        self.take()
+
+    def end(self, started: float, result: Result | None) -> None:
+        if self._held:
+            finish(self._state, started, result)  # gives the slot back
+            return
+        if result is not None:
+            self._state.metrics.count(result)
+        self._state.metrics.total_seconds.observe(perf_counter() - started)
 
 
 _GONE = Answer(0, {}, b"", None)  # the client left: nothing answered, nothing counted

@@ -1,12 +1,14 @@
-"""One timer for every backend call's deadline."""
+"""One timer for every backend call's deadline; one deadline for each request body."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from typing import TypeVar
 
-__all__ = ["BackendDeadlines"]
+from gateway.errors import BodyTimeout
+
+__all__ = ["BackendDeadlines", "BodyDeadline"]
 
 _T = TypeVar("_T")
 
@@ -74,3 +76,34 @@ class BackendDeadlines:
             if task not in self._expired:
                 self._expired.add(task)
                 task.cancel()
+
+
+class BodyDeadline:
+    """The whole request body must arrive by one deadline, set when its head was complete.
+
+    A deadline for the whole body, not per read: a client trickling a byte a second is cut
+    off as surely as one that sends nothing. Past it, reads raise ``BodyTimeout`` (a 408).
+    """
+
+    __slots__ = ("_due",)
+
+    def __init__(self, timeout: float) -> None:
+        self._due = asyncio.get_running_loop().time() + timeout
+
+    async def read(self, awaitable: Awaitable[_T]) -> _T:
+        """``await awaitable`` (a body read), or ``BodyTimeout`` once the deadline passed."""
+        try:
+            async with asyncio.timeout_at(self._due):
+                return await awaitable
+        except TimeoutError:
+            raise BodyTimeout() from None
+
+    async def chunks(self, body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        """``body``'s pieces, each read within the deadline."""
+        iterator = aiter(body)
+        while True:
+            try:
+                piece = await self.read(anext(iterator))
+            except StopAsyncIteration:
+                return
+            yield piece

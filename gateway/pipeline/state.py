@@ -77,7 +77,9 @@ class GatewayState:
                 store=store,
                 on_unavailable=lambda reason: store_errors.labels(reason).inc(),
             ),
-            limits=bhttp.Limits(max_content_bytes=config.max_body),
+            limits=bhttp.Limits(
+                max_content_bytes=config.max_body, max_content_chunks=config.max_content_chunks
+            ),
             deadlines=BackendDeadlines(config.backend_timeout),
             tokens=_token_gate(config, backend, store),
         )

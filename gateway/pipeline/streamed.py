@@ -6,6 +6,7 @@ a ``200 message/ohttp-chunked-res``, forwarding the backend's body as it is prod
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -196,10 +197,7 @@ async def _read_chunked_request(
         size += len(piece)
         if size > limit:  # enforced while reading when no Content-Length bounds it
             raise BodyTooLarge()
-        opened = perf_counter()
-        for part in decoder.feed(piece):  # key lookup, then each chunk as it completes
-            plaintext += part
-        crypto_seconds += perf_counter() - opened
+        crypto_seconds += await _feed(decoder, piece, plaintext)
     if size == 0:
         raise EncapsulationError("empty request")
     if content_length is not None and size != content_length:
@@ -209,6 +207,24 @@ async def _read_chunked_request(
         plaintext += part
     state.metrics.decapsulate_seconds.observe(crypto_seconds + perf_counter() - opened)
     return bytes(plaintext)
+
+
+# Issue 13, finding 4: a piece of the smallest chunks costs an AEAD operation per 18 bytes;
+# fed in slices with a yield between them, no piece blocks the loop for long (~3 ms a slice).
+_FEED_SLICE = 8192
+
+
+async def _feed(decoder: ChunkedRequestDecoder, piece: bytes, plaintext: bytearray) -> float:
+    """Decrypt what ``piece`` completes into ``plaintext``; the seconds spent decrypting."""
+    spent = 0.0
+    for start in range(0, len(piece), _FEED_SLICE):
+        if start:
+            await asyncio.sleep(0)
+        opened = perf_counter()
+        for part in decoder.feed(piece[start : start + _FEED_SLICE]):  # each chunk completed
+            plaintext += part
+        spent += perf_counter() - opened
+    return spent
 
 
 async def _backend_head(

@@ -10,14 +10,24 @@ if a release changes them, this is the module to adapt.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
+from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
 
-__all__ = ["ConnectionTracker"]
+__all__ = [
+    "ConnectionTracker",
+    "WriteStalled",
+    "client_gone",
+    "send_and_close",
+    "write_within",
+]
+
+log = logging.getLogger("ohttp.serving")
 
 
 _OVER_CAPACITY = (
@@ -29,11 +39,12 @@ _OVER_CAPACITY = (
 class _GuardedProtocol:
     """Wraps aiohttp's per-connection protocol to add a connection cap and a header deadline.
 
-    The head must be complete within ``header_timeout`` of the connection opening or the
-    previous response ending. The deadline is checked lazily: one timer per period that
-    re-arms itself while a request is handled or the connection has been idle for less than
-    the limit, so a request costs two attribute writes instead of cancelling and scheduling a
-    timer.
+    The first head must be complete within ``header_timeout`` of the connection opening.
+    After a response the connection may idle for ``keepalive_timeout``; once a byte of the
+    next request arrived, its head must be complete within ``header_timeout`` of that byte.
+    The deadline is checked lazily: one timer per period that re-arms itself while a request
+    is handled or the connection has been idle for less than the limit, so a request costs a
+    few attribute writes instead of cancelling and scheduling a timer.
     """
 
     def __init__(self, tracker: ConnectionTracker, inner: RequestHandler) -> None:
@@ -45,6 +56,8 @@ class _GuardedProtocol:
         self._admitted = False
         self.busy = False  # a request head is complete and its handler runs
         self.idle_since = 0.0  # loop time the connection opened or the last handler ended
+        self._head_since: float | None = None  # first byte of the next head after a response
+        self._served = False  # a response ended: the keep-alive limit applies while idle
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
@@ -68,20 +81,39 @@ class _GuardedProtocol:
     def request_ended(self) -> None:
         self.busy = False
         self.idle_since = self._loop.time()
+        self._head_since = None
+        self._served = True
+
+    def _due(self, now: float) -> float:
+        tracker = self._tracker
+        if self.busy:  # a handler's own deadlines apply; look again later
+            return now + min(tracker.header_timeout, tracker.idle_timeout)
+        if not self._served:
+            return self.idle_since + tracker.header_timeout
+        if self._head_since is not None:
+            return self._head_since + tracker.header_timeout
+        return self.idle_since + tracker.idle_timeout
 
     def _check(self) -> None:
         now = self._loop.time()
-        limit = self._tracker.header_timeout
-        # While a handler runs its own deadlines apply; look again later.
-        due = now + limit if self.busy else self.idle_since + limit
+        due = self._due(now)
         if due > now:
             self._timer = self._loop.call_at(due, self._check)
             return
         self._timer = None
-        if self._transport is not None:
-            self._transport.close()
+        transport = cast(asyncio.WriteTransport | None, self._transport)
+        if transport is None:
+            return
+        if transport.get_write_buffer_size():
+            # A response the client has not taken for this long: close() would keep it
+            # (and the connection) until the client reads; abort drops both.
+            transport.abort()
+        else:
+            transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self._head_since is None and self._served and not self.busy:
+            self._head_since = self._loop.time()
         if self._admitted:
             self.inner.data_received(data)
 
@@ -112,12 +144,19 @@ class ConnectionTracker:
     ``on_count`` hears the number of open connections whenever it changes (for a gauge).
     A handler marks its request with ``guard_of(request.protocol)`` or is wrapped by
     :func:`tracked`, so the head deadline never cuts off a request being handled.
+    ``keepalive_timeout`` bounds the idle time between requests (``header_timeout`` if None).
     """
 
     max_connections: int
     header_timeout: float
     on_count: Callable[[int], None] = lambda _: None
+    keepalive_timeout: float | None = None
     _guards: dict[RequestHandler, _GuardedProtocol] = field(default_factory=dict)
+
+    @property
+    def idle_timeout(self) -> float:
+        """How long a connection may idle between requests."""
+        return self.header_timeout if self.keepalive_timeout is None else self.keepalive_timeout
 
     def admit(self, guard: _GuardedProtocol) -> bool:
         if len(self._guards) >= self.max_connections:
@@ -138,3 +177,52 @@ class ConnectionTracker:
             return _GuardedProtocol(self, server())  # type: ignore[return-value]
 
         return make
+
+
+async def send_and_close(request: web.Request, response: web.StreamResponse) -> None:
+    """Send ``response`` now, then close the connection.
+
+    ``Connection: close`` and ``force_close()`` alone leave aiohttp "lingering" up to 10 s
+    to read an unread request body, which a client that stalls its body would keep.
+    """
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    if request.transport is not None:
+        request.transport.close()  # asyncio writes what is buffered before closing
+
+
+class WriteStalled(ConnectionError):
+    """The client took no bytes of a response for ``write_timeout`` seconds."""
+
+
+async def write_within(
+    request: web.BaseRequest, response: web.StreamResponse, data: bytes, timeout: float
+) -> None:
+    """``response.write(data)``, or abort the connection if the client stalls that long.
+
+    A write waits only while the client is not taking bytes (the transport's buffer is over
+    its high-water mark), so this bounds a stall, not a slow but steady download (as nginx's
+    ``send_timeout``). Aborting drops the unsent bytes, so nothing stays pinned.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await response.write(data)
+    except TimeoutError:
+        if request.transport is not None:
+            request.transport.abort()
+        raise WriteStalled() from None
+
+
+def client_gone(request: web.BaseRequest, exc: ConnectionError) -> web.StreamResponse:
+    """Log a client's disconnect as the normal event it is, at info with a fixed code.
+
+    Returns a response for the handler to return: aiohttp cannot send it and drops it
+    quietly, where a ``ConnectionError`` raised from a handler would be logged as an error
+    with a traceback.
+    """
+    code = "write_stalled" if isinstance(exc, WriteStalled) else "connection_lost"
+    log.info("client_disconnected", extra={"code": code})
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=499)  # never sent: the transport is gone

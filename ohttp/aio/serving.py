@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from ohttp.aio.guard import ConnectionTracker
+from ohttp.aio.guard import ConnectionTracker, client_gone
 from ohttp.aio.logs import loop_exception_handler
 
 __all__ = [
@@ -60,6 +60,8 @@ def tracked(handler: Handler) -> Handler:
         guard.request_started()
         try:
             return await handler(request)
+        except ConnectionError as exc:  # the client left: a normal event, logged as one
+            return client_gone(request, exc)
         finally:
             guard.request_ended()
 
