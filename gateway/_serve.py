@@ -9,6 +9,7 @@ the children by PID and stops them all if one dies.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import ssl
@@ -16,9 +17,12 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+from aiohttp import web
+
 from gateway.app import create_app
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics, create_metrics_app
+from gateway.rotation import rotate_forever
 from ohttp.aio.guard import ConnectionTracker
 from ohttp.aio.keyfile import load_key_file
 from ohttp.aio.logs import configure_logging
@@ -58,10 +62,25 @@ async def _serve_worker(config: GatewayConfig, index: int) -> None:
         logger.info(
             "listening", extra={"host": host, "port": port, "worker": index, "tls": tls is not None}
         )
+        rotating = _start_rotation(app, config, index)
         try:
             await wait_for_stop()
         finally:
             logger.info("stopping", extra={"worker": index})
+            if rotating is not None:
+                rotating.cancel()
+
+
+def _start_rotation(
+    app: web.Application, config: GatewayConfig, index: int
+) -> asyncio.Task[None] | None:
+    # One worker writes the key file; the supervisor's SIGHUP makes the others load it.
+    if not config.key_rotation or index != 0 or config.keys is None:
+        return None
+    return asyncio.create_task(rotate_forever(
+        app, config.keys, config.key_rotation, config.key_rotation_overlap,
+        tell_parent=config.workers > 1,
+    ))  # fmt: skip
 
 
 def _worker(config: GatewayConfig, index: int) -> int:

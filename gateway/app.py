@@ -8,7 +8,8 @@ relative to where it is mounted:
 - ``POST /.well-known/ohttp-gateway``: ``message/ohttp-req`` in, ``message/ohttp-res`` out;
   ``message/ohttp-chunked-req`` in, ``message/ohttp-chunked-res`` out, each chunk flushed as
   the backend produces it (draft-ietf-ohai-chunked-ohttp-08).
-- ``GET /healthz``.
+- ``GET /healthz`` (liveness) and ``GET /readyz`` (readiness: keys, origin; see
+  ``ohttp.aio.readiness``), HEAD too.
 
 Request handling lives in ``gateway.pipeline`` (shared with the ASGI middleware); which
 answer each error gets is decided in ``gateway.errors`` alone.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -26,6 +28,7 @@ from aiohttp import StreamReader, hdrs, web
 
 from gateway.backends import Backend, backend_from_spec
 from gateway.config import GatewayConfig
+from gateway.health import add_gateway_checks
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import (
     GatewayState,
@@ -36,6 +39,7 @@ from gateway.pipeline import (
     read_chunks,
 )
 from ohttp.aio.keyfile import load_key_file
+from ohttp.aio.readiness import healthz, readyz
 from ohttp.aio.serving import tracked
 from ohttp.errors import EncapsulationError, OHTTPError
 from ohttp.keys import KeyRing
@@ -76,8 +80,10 @@ def create_app(
         if config.keys is None:
             raise ValueError("a key ring or a key file is required")
         keys = load_key_file(config.keys)
+    origin = None
     if backend is None:
         backend = backend_from_spec(config.backend)
+        origin = config.backend if config.backend.startswith(("http://", "https://")) else None
     state = GatewayState.from_config(config, keys, backend, metrics=metrics)
     # Never decompress (RFC 9110 §8.4): a content-coded request is refused unread.
     app = web.Application(handler_args={"auto_decompress": False})
@@ -85,7 +91,10 @@ def create_app(
     app.cleanup_ctx.append(_lifecycle)
     # tracked: the request-head deadline of `ohttp gateway` spares requests being handled.
     app.router.add_route("*", GATEWAY_PATH, tracked(_gateway_resource))
-    app.router.add_get("/healthz", tracked(_healthz))
+    app.router.add_get("/healthz", tracked(healthz))
+    app.router.add_get("/readyz", tracked(readyz))
+    add_gateway_checks(app, state, origin)
+    state.metrics.key_expiry = lambda: state.keys.expires_in(time.time())
     return app
 
 
@@ -121,10 +130,6 @@ async def reload_keys(app: web.Application) -> bool:
     state.metrics.key_reloads.labels("ok").inc()
     logger.info("keys_reloaded", extra={"advertised": len(ring.current())})
     return True
-
-
-async def _healthz(_: web.Request) -> web.Response:
-    return web.Response(text="ok")
 
 
 async def _gateway_resource(request: web.Request) -> web.StreamResponse:

@@ -52,6 +52,10 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
      f"closed [{_DEFAULTS.max_connections}]"),
     ("shutdown_timeout", "S", "on SIGTERM, seconds requests in flight get to finish before "
      f"their connections are closed [{_DEFAULTS.shutdown_timeout:g}]"),
+    ("key_rotation", "S", "add a new key to the key file every S seconds, 0 = never; see "
+     f"docs/operations.md [{_DEFAULTS.key_rotation}]"),
+    ("key_rotation_overlap", "S", "with --key-rotation: seconds the replaced key still "
+     f"decrypts, at least 60 [{_DEFAULTS.key_rotation_overlap}]"),
 )
 
 

@@ -105,6 +105,10 @@ class GatewayConfig:
     replay_cache_size: int = 1_000_000
     # Set by the serving code: reload the key file on SIGHUP. Embedders leave it off.
     reload_on_sighup: bool = field(default=False, compare=False)
+    # `ohttp gateway` adds a key this often (seconds; 0: never) and keeps the one it replaces
+    # for key_rotation_overlap more seconds (docs/operations.md, "Key rotation").
+    key_rotation: int = 0
+    key_rotation_overlap: int = 2 * 24 * 3600
 
     def __post_init__(self) -> None:
         parse_host_port(self.listen, "listen")
@@ -129,6 +133,9 @@ class GatewayConfig:
         require(self.max_connections > 0, "max_connections must be positive")
         require(self.shutdown_timeout >= 0, "shutdown_timeout must not be negative")
         require(self.replay_cache_size > 0, "replay_cache_size must be positive")
+        require(self.key_rotation >= 0, "key_rotation must not be negative")
+        # The overlap must cover a key document's cache lifetime, at least the 60 s floor.
+        require(self.key_rotation_overlap >= 60, "key_rotation_overlap must be at least 60")
 
     @property
     def listen_address(self) -> tuple[str, int]:

@@ -69,6 +69,8 @@ class GatewayMetrics:
         self.backend_seconds = LatencyHistogram()
         self.total_seconds = LatencyHistogram()
         self.pool_use: Callable[[], tuple[int, int]] | None = None
+        # Seconds until the last advertised key stops decrypting (None: no key expires).
+        self.key_expiry: Callable[[], float | None] | None = None
         self.key_reloads = Counter(
             "ohttp_gateway_key_reloads",
             "Key file reloads by outcome",
@@ -101,6 +103,13 @@ class GatewayMetrics:
         yield GaugeMetricFamily(
             "ohttp_gateway_in_flight", "POST requests being handled", value=self.in_flight
         )
+        expiry = None if self.key_expiry is None else self.key_expiry()
+        if expiry is not None:
+            yield GaugeMetricFamily(
+                "ohttp_gateway_key_expiry_seconds",
+                "Seconds until the last advertised key stops decrypting (alert well before 0)",
+                value=expiry,
+            )
         if self.pool_use is not None:
             in_use, limit = self.pool_use()
             yield GaugeMetricFamily(

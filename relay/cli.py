@@ -93,7 +93,7 @@ def run(config: RelayConfig) -> int:
     from ohttp.aio.supervisor import run_workers  # loads only when it runs
 
     configure_logging()
-    return run_workers(config.workers, partial(_worker, config), forward_sighup=False)
+    return run_workers(config.workers, partial(_worker, config), forward_sighup=True)
 
 
 def _worker(config: RelayConfig, index: int) -> int:
@@ -104,13 +104,16 @@ def _worker(config: RelayConfig, index: int) -> int:
 
 async def _serve_until_signal(config: RelayConfig, reuse_port: bool) -> None:
     from ohttp.aio.serving import wait_for_stop
-    from relay.serve import serve  # aiohttp is imported only when the relay runs
+    from relay.app import create_app
+    from relay.serve import refresh_on_sighup, serve  # aiohttp loads only when the relay runs
 
-    async with serve(config, reuse_port=reuse_port) as listening:
+    app = create_app(config)
+    async with serve(config, app=app, reuse_port=reuse_port) as listening:
         log.info("relay listening", extra={"host": config.listen_host, "port": listening.port,
                                           "gateways": len(config.gateways)})
         if listening.metrics_port is not None:
             log.info("metrics listening", extra={"host": config.metrics_host,
                                                  "port": listening.metrics_port})
-        await wait_for_stop()
+        with refresh_on_sighup(app):
+            await wait_for_stop()
     log.info("relay stopped")

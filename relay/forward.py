@@ -55,7 +55,11 @@ def forward_handler(name: str) -> StateHandler:
         media_type = _admit(request, state, length)
         state.in_flight += 1
         try:
-            return await _forward(request, state, state.pools[name], media_type, length)
+            response = await _forward(request, state, state.pools[name], media_type, length)
+            if isinstance(response, web.Response) and isinstance(response.body, bytes):
+                await state.mirrors[name].after_answer(
+                    response.status, response.content_type, response.body)
+            return response
         finally:
             state.in_flight -= 1
 

@@ -3,8 +3,10 @@ guard, TLS and the metrics listener. Worker processes are started by ``relay.cli
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import web
 
@@ -15,6 +17,30 @@ from relay.metrics import create_metrics_app
 from relay.state import STATE_KEY
 
 __all__ = ["serve"]
+
+
+async def refresh_mirrors(app: web.Application) -> None:
+    """Refetch every gateway's keys now (SIGHUP), at most once per 5 s each."""
+    mirrors = app[STATE_KEY].mirrors.values()
+    await asyncio.gather(*(mirror.refresh_soon() for mirror in mirrors))
+
+
+@contextlib.contextmanager
+def refresh_on_sighup(app: web.Application) -> Iterator[None]:
+    """SIGHUP refreshes the key mirrors while the block runs (``ohttp relay``)."""
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    def start() -> None:
+        task = loop.create_task(refresh_mirrors(app))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, start)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
 
 
 @contextlib.asynccontextmanager

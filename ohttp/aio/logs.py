@@ -26,7 +26,7 @@ log = logging.getLogger("ohttp.serving")
 # Extra fields our own records may carry; all are operator data, counts or fixed names.
 _LOG_FIELDS = (
     "error", "detail", "advertised", "host", "port", "worker", "workers", "tls", "code",
-    "gateways",
+    "gateways", "suppressed", "checks", "key_id",
 )  # fmt: skip
 _OWN_LOGGERS = ("gateway", "relay", "ohttp")
 # aiohttp logs "Error handling request from <peer>" with a traceback that can quote request

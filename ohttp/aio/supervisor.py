@@ -19,13 +19,15 @@ def run_workers(count: int, worker: Callable[[int], int], *, forward_sighup: boo
     """Run ``worker(index)`` in this process, or in ``count`` forked children; the exit code.
 
     SIGHUP is passed on (when ``forward_sighup``, for the worker's own handler) or else ignored,
-    with one worker as with several. Children are supervised by PID: SIGTERM/SIGINT stop them
-    all, and one ending on its own stops the rest (exit 1).
+    with one worker as with several; it is ignored until a worker installs its handler.
+    Children are supervised by PID: SIGTERM/SIGINT stop them all, and one ending on its own
+    stops the rest (exit 1).
     """
+    # A process manager's reload must never kill a server (SIGHUP's default is to exit): it is
+    # ignored until a worker's event loop installs its own handler, if it has one.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if count == 1:
         set_worker(0)
-        if not forward_sighup:  # a process manager's reload must not kill it (default: exit)
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)
         return worker(0)
     children: set[int] = set()
     for index in range(count):
