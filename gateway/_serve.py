@@ -20,6 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.auth import load_tokens
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics, create_metrics_app
 from gateway.rotation import rotate_forever
@@ -50,7 +51,7 @@ async def _serve_worker(config: GatewayConfig, index: int) -> None:
     if config.metrics_address is not None:
         host, port = config.metrics_address
         metrics_app = (create_metrics_app(metrics.registry), (host, port + index))
-    tls = server_tls_context(config.tls_cert, config.tls_key)
+    tls = server_tls_context(config.tls_cert, config.tls_key, config.client_ca)
     host, port = config.listen_address
     async with serving(
         app, (host, port), tracker, tls=tls, reuse_port=config.workers > 1, metrics=metrics_app,
@@ -104,7 +105,10 @@ def serve(config: GatewayConfig) -> int:
     try:
         load_key_file(config.keys)  # fail fast, before any worker starts
         _warn_if_others_can_read(config.keys)
-        server_tls_context(config.tls_cert, config.tls_key)
+        if config.relay_token_file is not None:
+            load_tokens(config.relay_token_file)
+            _warn_if_others_can_read(config.relay_token_file)
+        server_tls_context(config.tls_cert, config.tls_key, config.client_ca)
     except (OSError, OHTTPError, ValueError, ssl.SSLError) as exc:
         logger.error("startup_failed", extra={"error": type(exc).__name__, "detail": str(exc)})
         return 1

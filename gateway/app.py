@@ -26,8 +26,10 @@ from functools import partial
 
 from aiohttp import StreamReader, hdrs, web
 
+from gateway.auth import RELAY_TOKENS, load_tokens
 from gateway.backends import Backend, backend_from_spec
 from gateway.config import GatewayConfig
+from gateway.errors import Unauthorized
 from gateway.health import add_gateway_checks
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import (
@@ -38,6 +40,7 @@ from gateway.pipeline import (
     answer_request,
     read_chunks,
 )
+from gateway.pipeline.state import outer_answer
 from ohttp.aio.keyfile import load_key_file
 from ohttp.aio.readiness import healthz, readyz
 from ohttp.aio.serving import tracked
@@ -95,6 +98,8 @@ def create_app(
     app.router.add_get("/readyz", tracked(readyz))
     add_gateway_checks(app, state, origin)
     state.metrics.key_expiry = lambda: state.keys.expires_in(time.time())
+    if config.relay_token_file is not None:
+        app[RELAY_TOKENS] = load_tokens(config.relay_token_file)
     return app
 
 
@@ -133,6 +138,9 @@ async def reload_keys(app: web.Application) -> bool:
 
 
 async def _gateway_resource(request: web.Request) -> web.StreamResponse:
+    tokens = request.app.get(RELAY_TOKENS)
+    if tokens is not None and not tokens.accepts(request.headers.get(hdrs.AUTHORIZATION)):
+        return _refused(request.app[GATEWAY_STATE], Unauthorized())
     # The handling itself is gateway.pipeline's, shared with the ASGI middleware so both
     # transports give byte-identical answers.
     answer = await answer_request(
@@ -151,6 +159,13 @@ async def _gateway_resource(request: web.Request) -> web.StreamResponse:
     if answer.headers.get("Connection") == "close":
         response.force_close()  # the header alone does not end an aiohttp connection
     return response
+
+
+def _refused(state: GatewayState, error: Unauthorized) -> web.Response:
+    answer = outer_answer(error)  # the one mapping, gateway.errors
+    if answer.result is not None:
+        state.metrics.count(answer.result)
+    return web.Response(status=answer.status, headers=answer.headers, body=answer.body)
 
 
 def _joined(values: list[str]) -> str | None:

@@ -56,6 +56,10 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
      f"docs/operations.md [{_DEFAULTS.key_rotation}]"),
     ("key_rotation_overlap", "S", "with --key-rotation: seconds the replaced key still "
      f"decrypts, at least 60 [{_DEFAULTS.key_rotation_overlap}]"),
+    ("relay_token_file", "FILE", "accept only requests with 'Authorization: Bearer T', T a line "
+     "of FILE; others get 401 before anything is decrypted [off]"),
+    ("client_ca", "FILE", "with --tls-cert: require a client certificate issued by this CA "
+     "(PEM), e.g. the relay's --client-cert [off]"),
 )
 
 

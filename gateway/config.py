@@ -109,6 +109,9 @@ class GatewayConfig:
     # for key_rotation_overlap more seconds (docs/operations.md, "Key rotation").
     key_rotation: int = 0
     key_rotation_overlap: int = 2 * 24 * 3600
+    # Relay authentication (docs/operations.md): accepted bearer tokens, client certificate CA.
+    relay_token_file: Path | None = None
+    client_ca: Path | None = None
 
     def __post_init__(self) -> None:
         parse_host_port(self.listen, "listen")
@@ -136,6 +139,8 @@ class GatewayConfig:
         require(self.key_rotation >= 0, "key_rotation must not be negative")
         # The overlap must cover a key document's cache lifetime, at least the 60 s floor.
         require(self.key_rotation_overlap >= 60, "key_rotation_overlap must be at least 60")
+        require(self.client_ca is None or self.tls_cert is not None,
+                "client_ca needs tls_cert and tls_key")
 
     @property
     def listen_address(self) -> tuple[str, int]:

@@ -51,6 +51,7 @@ __all__ = [
     "ReplayCacheFull",
     "Result",
     "TransferCodingNotImplemented",
+    "Unauthorized",
     "inner_reply",
     "outer_reply",
 ]
@@ -74,6 +75,7 @@ class Result(StrEnum):
     BACKEND_ERROR = "backend_error"
     BACKEND_TIMEOUT = "backend_timeout"
     OVERLOADED = "overloaded"
+    UNAUTHORIZED = "unauthorized"
 
 
 class GatewayError(Exception):
@@ -121,6 +123,12 @@ class Overloaded(OuterError):
     """Too many requests in flight: refused before any decryption work."""
 
     message = "too many requests in flight"
+
+
+class Unauthorized(OuterError):
+    """``--relay-token-file``: the request carries no accepted token; refused unread."""
+
+    message = "relay not authenticated"
 
 
 class ForbiddenTarget(InnerError):
@@ -206,6 +214,8 @@ _OUTER: dict[type[BaseException], OuterReply] = {
     # so the connection is closed.
     TransferCodingNotImplemented: _plain(501, Result.MALFORMED, Connection="close"),
     Overloaded: _plain(503, Result.OVERLOADED, **{"Retry-After": "1"}),
+    # RFC 9110 §11.6.1: a 401 names the scheme it wants.
+    Unauthorized: _plain(401, Result.UNAUTHORIZED, **{"WWW-Authenticate": "Bearer"}),
     DecryptionError: _key_problem(Result.DECRYPT_FAILED),
     DecapsulationError: _key_problem(Result.KEY_UNKNOWN),
     MalformedError: _plain(400, Result.MALFORMED),

@@ -79,14 +79,20 @@ def omit_server_header(app: web.Application) -> None:
         app.on_response_prepare.append(_strip_server_header)
 
 
-def server_tls_context(cert: str | Path | None, key: str | Path | None) -> ssl.SSLContext | None:
-    """The HTTPS context for ``cert`` and ``key`` (PEM), or None to serve plain HTTP."""
+def server_tls_context(
+    cert: str | Path | None, key: str | Path | None, client_ca: str | Path | None = None
+) -> ssl.SSLContext | None:
+    """The HTTPS context for ``cert`` and ``key`` (PEM), or None to serve plain HTTP; with
+    ``client_ca``, a client certificate issued by that CA is required (mutual TLS)."""
     if cert is None or key is None:
         return None
-    for path in (cert, key):  # OpenSSL's own error would not say which file is missing
-        Path(path).open("rb").close()
+    for path in (cert, key, *(() if client_ca is None else (client_ca,))):
+        Path(path).open("rb").close()  # OpenSSL's own error would not say which file is missing
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
+    if client_ca is not None:
+        context.load_verify_locations(cafile=client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 
