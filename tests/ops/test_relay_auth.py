@@ -41,8 +41,8 @@ def make_pki(directory: Path) -> Pki:
     authority = trustme.CA()
     gateway = authority.issue_cert(LOOPBACK)
     relay = authority.issue_cert("relay.example")
-    files = Pki(*(directory / n for n in ("ca.pem", "gw.pem", "gw.key", "relay.pem",
-                                           "relay.key")), authority=authority)
+    files = Pki(directory / "ca.pem", directory / "gw.pem", directory / "gw.key",
+                directory / "relay.pem", directory / "relay.key", authority)
     authority.cert_pem.write_to_path(str(files.ca))
     gateway.private_key_and_cert_chain_pem.write_to_path(str(files.gateway_chain))
     gateway.private_key_pem.write_to_path(str(files.gateway_key))
