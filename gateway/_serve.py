@@ -29,6 +29,7 @@ from ohttp.aio.keyfile import load_key_file
 from ohttp.aio.logs import configure_logging
 from ohttp.aio.serving import (
     TRACKER,
+    ports_free,
     run_worker,
     server_tls_context,
     serving,
@@ -112,4 +113,14 @@ def serve(config: GatewayConfig) -> int:
     except (OSError, OHTTPError, ValueError, ssl.SSLError) as exc:
         logger.error("startup_failed", extra={"error": type(exc).__name__, "detail": str(exc)})
         return 1
+    if config.workers > 1 and not ports_free(_addresses(config)):
+        return 1
     return run_workers(config.workers, partial(_worker, config), forward_sighup=True)
+
+
+def _addresses(config: GatewayConfig) -> list[tuple[str, int]]:
+    addresses = [config.listen_address]
+    if config.metrics_address is not None:
+        host, port = config.metrics_address
+        addresses += [(host, port + index) for index in range(config.workers)]
+    return addresses

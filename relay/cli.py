@@ -90,10 +90,20 @@ def run_from_args(args: argparse.Namespace) -> int:
 def run(config: RelayConfig) -> int:
     """Serve until SIGTERM/SIGINT; with workers > 1, one process per worker on one port."""
     from ohttp.aio.logs import configure_logging
+    from ohttp.aio.serving import ports_free
     from ohttp.aio.supervisor import run_workers  # loads only when it runs
 
     configure_logging()
+    if config.workers > 1 and not ports_free(_addresses(config)):
+        return 1
     return run_workers(config.workers, partial(_worker, config), forward_sighup=True)
+
+
+def _addresses(config: RelayConfig) -> list[tuple[str, int]]:
+    addresses = [(config.listen_host, config.listen_port)]
+    if config.metrics_host is not None and config.metrics_port is not None:
+        addresses.append((config.metrics_host, config.metrics_port))
+    return addresses
 
 
 def _worker(config: RelayConfig, index: int) -> int:
