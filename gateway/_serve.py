@@ -99,7 +99,7 @@ def _warn_if_others_can_read(path: Path) -> None:
 
 def serve(config: GatewayConfig) -> int:
     """Run the gateway until SIGTERM/SIGINT; returns the exit code."""
-    configure_logging()
+    configure_logging(config.log_level)
     if config.keys is None:
         logger.error("no_key_file")
         return 2

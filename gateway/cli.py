@@ -60,6 +60,7 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
      "of FILE; others get 401 before anything is decrypted [off]"),
     ("client_ca", "FILE", "with --tls-cert: require a client certificate issued by this CA "
      "(PEM), e.g. the relay's --client-cert [off]"),
+    ("log_level", "LEVEL", f"debug, info, warning or error [{_DEFAULTS.log_level}]"),
 )
 
 

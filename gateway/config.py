@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from yarl import URL
 
+from ohttp.aio.logs import LOG_LEVELS
 from ohttp.aio.settings import (
     SettingsError,
     gather,
@@ -112,6 +113,7 @@ class GatewayConfig:
     # Relay authentication (docs/operations.md): accepted bearer tokens, client certificate CA.
     relay_token_file: Path | None = None
     client_ca: Path | None = None
+    log_level: str = "info"  # one of ohttp.aio.logs.LOG_LEVELS
 
     def __post_init__(self) -> None:
         parse_host_port(self.listen, "listen")
@@ -141,6 +143,7 @@ class GatewayConfig:
         require(self.key_rotation_overlap >= 60, "key_rotation_overlap must be at least 60")
         require(self.client_ca is None or self.tls_cert is not None,
                 "client_ca needs tls_cert and tls_key")
+        require(self.log_level in LOG_LEVELS, "log_level must be debug, info, warning or error")
 
     @property
     def listen_address(self) -> tuple[str, int]:

@@ -45,6 +45,7 @@ _FLAG_HELP: tuple[tuple[str, str, str], ...] = (
      "(default 15)"),
     ("shutdown_timeout", "SECONDS", "on SIGTERM, seconds forwards in flight get to finish "
      "(default 25)"),
+    ("log_level", "LEVEL", "debug, info, warning or error (default info)"),
 )
 
 
@@ -93,7 +94,7 @@ def run(config: RelayConfig) -> int:
     from ohttp.aio.serving import ports_free
     from ohttp.aio.supervisor import run_workers  # loads only when it runs
 
-    configure_logging()
+    configure_logging(config.log_level)
     if config.workers > 1 and not ports_free(_addresses(config)):
         return 1
     return run_workers(config.workers, partial(_worker, config), forward_sighup=True)
