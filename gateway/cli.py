@@ -38,7 +38,8 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
      "refuse inner requests without a Date header (makes replay protection complete)"),
     ("date_window", "S", "accept an inner Date this many seconds either side of the clock; "
      f"public [{_DEFAULTS.date_window:g}]"),
-    ("max_body", "BYTES", f"largest request [{_DEFAULTS.max_body}]"),
+    ("max_body", "BYTES", "largest request body as received (encapsulated bytes; the inner "
+     f"content is smaller by its head and about 60 bytes) [{_DEFAULTS.max_body}]"),
     ("max_chunk", "BYTES",
      f"largest chunk of a chunked request, at least 16384 [{_DEFAULTS.max_chunk}]"),
     ("max_in_flight", "N",

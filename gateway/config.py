@@ -95,7 +95,9 @@ class GatewayConfig:
     tls_key: Path | None = None
     require_date: bool = False
     date_window: float = 60.0
-    max_body: int = 1024 * 1024
+    # Outer body bytes as received (the encapsulated request), the same limit and default as
+    # the relay's max_body_bytes: a 1 MiB inner request must fit (docs/operations.md).
+    max_body: int = 16 * 1024 * 1024
     max_chunk: int = 1 << 14  # largest chunk of a chunked request, plaintext bytes
     max_in_flight: int = 1024
     backend_timeout: float = 30.0
