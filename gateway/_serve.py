@@ -22,11 +22,12 @@ from aiohttp import web
 from gateway.app import create_app
 from gateway.auth import load_tokens
 from gateway.config import GatewayConfig
-from gateway.metrics import GatewayMetrics, create_metrics_app
+from gateway.metrics import GatewayMetrics
 from gateway.rotation import rotate_forever
 from ohttp.aio.guard import ConnectionTracker
 from ohttp.aio.keyfile import load_key_file
 from ohttp.aio.logs import configure_logging
+from ohttp.aio.metrics import Export, aggregated_metrics_app
 from ohttp.aio.serving import (
     TRACKER,
     ports_free,
@@ -48,10 +49,11 @@ async def _serve_worker(config: GatewayConfig, index: int) -> None:
     app = create_app(replace(config, reload_on_sighup=True), metrics=metrics)
     tracker = ConnectionTracker(config.max_connections, config.header_timeout)
     app[TRACKER] = tracker  # the gateway's routes mark their requests (tracked)
+    export = None if config.metrics_address is None else Export(metrics.registry)
     metrics_app = None
-    if config.metrics_address is not None:
-        host, port = config.metrics_address
-        metrics_app = (create_metrics_app(metrics.registry), (host, port + index))
+    if export is not None and config.metrics_address is not None:
+        # One port for all workers: whichever answers merges every worker's numbers.
+        metrics_app = (aggregated_metrics_app(export), config.metrics_address)
     tls = server_tls_context(config.tls_cert, config.tls_key, config.client_ca)
     host, port = config.listen_address
     async with serving(
@@ -64,13 +66,13 @@ async def _serve_worker(config: GatewayConfig, index: int) -> None:
         logger.info(
             "listening", extra={"host": host, "port": port, "worker": index, "tls": tls is not None}
         )
-        rotating = _start_rotation(app, config, index)
+        tasks = [t for t in (_start_rotation(app, config, index), _start_export(export)) if t]
         try:
             await wait_for_stop()
         finally:
             logger.info("stopping", extra={"worker": index})
-            if rotating is not None:
-                rotating.cancel()
+            for task in tasks:
+                task.cancel()
 
 
 def _start_rotation(
@@ -83,6 +85,10 @@ def _start_rotation(
         app, config.keys, config.key_rotation, config.key_rotation_overlap,
         tell_parent=config.workers > 1,
     ))  # fmt: skip
+
+
+def _start_export(export: Export | None) -> asyncio.Task[None] | None:
+    return None if export is None else asyncio.create_task(export.flush_forever())
 
 
 def _worker(config: GatewayConfig, index: int) -> int:
@@ -115,12 +121,10 @@ def serve(config: GatewayConfig) -> int:
         return 1
     if config.workers > 1 and not ports_free(_addresses(config)):
         return 1
-    return run_workers(config.workers, partial(_worker, config), forward_sighup=True)
+    return run_workers(config.workers, partial(_worker, config), forward_sighup=True,
+                       metrics=config.metrics_address is not None)
 
 
 def _addresses(config: GatewayConfig) -> list[tuple[str, int]]:
-    addresses = [config.listen_address]
-    if config.metrics_address is not None:
-        host, port = config.metrics_address
-        addresses += [(host, port + index) for index in range(config.workers)]
-    return addresses
+    metrics = config.metrics_address
+    return [config.listen_address, *(() if metrics is None else (metrics,))]

@@ -31,7 +31,7 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
     ("backend", "SPEC", "'processing' (built-in app), 'echo', or an http(s):// origin URL "
      f"[{_DEFAULTS.backend}]"),
     ("workers", "N", f"processes sharing the port [{_DEFAULTS.workers}]"),
-    ("metrics_listen", "HOST:PORT", "serve Prometheus /metrics here (worker i on PORT+i) [off]"),
+    ("metrics_listen", "HOST:PORT", "serve Prometheus /metrics here, all workers merged [off]"),
     ("tls_cert", "FILE", "PEM certificate chain: serve HTTPS"),
     ("tls_key", "FILE", "PEM private key for --tls-cert"),
     ("require_date", None,

@@ -97,7 +97,8 @@ def run(config: RelayConfig) -> int:
     configure_logging(config.log_level)
     if config.workers > 1 and not ports_free(_addresses(config)):
         return 1
-    return run_workers(config.workers, partial(_worker, config), forward_sighup=True)
+    return run_workers(config.workers, partial(_worker, config), forward_sighup=True,
+                       metrics=config.metrics_port is not None)
 
 
 def _addresses(config: RelayConfig) -> list[tuple[str, int]]:
@@ -119,7 +120,8 @@ async def _serve_until_signal(config: RelayConfig, reuse_port: bool) -> None:
     from relay.serve import refresh_on_sighup, serve  # aiohttp loads only when the relay runs
 
     app = create_app(config)
-    async with serve(config, app=app, reuse_port=reuse_port) as listening:
+    aggregate = config.metrics_port is not None
+    async with serve(config, app=app, reuse_port=reuse_port, aggregate=aggregate) as listening:
         log.info("relay listening", extra={"host": config.listen_host, "port": listening.port,
                                           "gateways": len(config.gateways)})
         if listening.metrics_port is not None:

@@ -9,20 +9,29 @@ from collections.abc import Callable
 from types import FrameType
 
 from ohttp.aio.logs import set_worker
+from ohttp.aio.metrics import multiprocess_directory, worker_ended
 
 __all__ = ["run_workers"]
 
 log = logging.getLogger("ohttp.serving")
 
 
-def run_workers(count: int, worker: Callable[[int], int], *, forward_sighup: bool) -> int:
+def run_workers(
+    count: int, worker: Callable[[int], int], *, forward_sighup: bool, metrics: bool = False
+) -> int:
     """Run ``worker(index)`` in this process, or in ``count`` forked children; the exit code.
 
     SIGHUP is passed on (when ``forward_sighup``, for the worker's own handler) or else ignored,
     with one worker as with several; it is ignored until a worker installs its handler.
     Children are supervised by PID: SIGTERM/SIGINT stop them all, and one ending on its own
-    stops the rest (exit 1).
+    stops the rest (exit 1). With ``metrics``, the workers share a multiprocess metrics
+    directory (``ohttp.aio.metrics``) that exists while they run.
     """
+    with multiprocess_directory(metrics):
+        return _run(count, worker, forward_sighup)
+
+
+def _run(count: int, worker: Callable[[int], int], forward_sighup: bool) -> int:
     # A process manager's reload must never kill a server (SIGHUP's default is to exit): it is
     # ignored until a worker's event loop installs its own handler, if it has one.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -62,6 +71,7 @@ def _supervise(children: set[int], forward_sighup: bool) -> int:
         if pid not in children:
             continue
         children.discard(pid)
+        worker_ended(pid)
         if not stopping:  # a worker ended on its own: stop the rest and report failure
             code = 1
             stopping = True
