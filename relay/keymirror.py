@@ -75,13 +75,16 @@ class KeyMirror:
 
     async def refresh(self) -> float:
         """Fetch now; returns the seconds until the next scheduled refresh."""
+        ttl = await self._fetch_logged()
+        return 5.0 if ttl is None else max(1.0, ttl * 0.8)
+
+    async def _fetch_logged(self) -> float | None:
         async with self._lock:
             try:
-                ttl = await self._fetch()
+                return await self._fetch()
             except UpstreamError as exc:
                 log.warning("keys_fetch_failed", extra={"error": upstream_reason(exc)})
-                return 5.0
-        return max(1.0, ttl * 0.8)
+                return None
 
     async def probe(self) -> bool:
         """Readiness: fetch the keys now; whether the gateway served a valid key list."""
@@ -98,8 +101,8 @@ class KeyMirror:
         now = time.monotonic()
         if now - self._forced >= FORCED_REFRESH_INTERVAL:
             self._forced = now
-            await self.refresh()
-            log.info("keys_refreshed")
+            if await self._fetch_logged() is not None:
+                log.info("keys_refreshed")
             return
         async with self._lock:  # a refresh in progress: its keys are the ones to serve
             pass
