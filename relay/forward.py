@@ -56,7 +56,8 @@ def forward_handler(name: str) -> StateHandler:
         state.in_flight += 1
         try:
             response = await _forward(request, state, state.pools[name], media_type, length)
-            if isinstance(response, web.Response) and isinstance(response.body, bytes):
+            if response.status == 422 and isinstance(response, web.Response) \
+                    and isinstance(response.body, bytes):  # maybe the #ohttp-key problem
                 await state.mirrors[name].after_answer(
                     response.status, response.content_type, response.body)
             return response

@@ -77,20 +77,26 @@ def readiness_of(app: web.Application) -> Readiness:
 def remembered(check: Check, seconds: float = 1.0) -> Check:
     """``check`` whose answer is reused for ``seconds``: probes that touch another server
     then cost it at most one request a second, however often ``/readyz`` is polled."""
-    last: list[float | bool] = [float("-inf"), False]
-    lock = asyncio.Lock()
+    return _Remembered(check, seconds).run
 
-    async def run() -> bool:
-        async with lock:
-            if time.monotonic() - float(last[0]) >= seconds:
+
+class _Remembered:
+    def __init__(self, check: Check, seconds: float) -> None:
+        self._check = check
+        self._seconds = seconds
+        self._lock = asyncio.Lock()  # concurrent probes share one call
+        self._at = float("-inf")
+        self._ready = False
+
+    async def run(self) -> bool:
+        async with self._lock:
+            if time.monotonic() - self._at >= self._seconds:
                 try:
-                    last[1] = bool(await check())
-                except Exception:  # as in Readiness: not ready
-                    last[1] = False
-                last[0] = time.monotonic()
-            return bool(last[1])
-
-    return run
+                    self._ready = bool(await self._check())
+                except Exception:  # as in Readiness: any failure means "not ready"
+                    self._ready = False
+                self._at = time.monotonic()
+            return self._ready
 
 
 async def healthz(_: web.Request) -> web.Response:
