@@ -712,7 +712,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from_args(args)
     path = run_and_report(cfg)
     if args.update_readme:
-        report.update_readme(README, path.read_text())
+        report.update_readme(README, path.read_text(), plots_from=path.parent)
     print(path.read_text())
     print(f"report: {path}", file=sys.stderr)
     return 0

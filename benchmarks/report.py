@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -343,11 +344,19 @@ def write_all(data: dict[str, Any], out: Path, *, plots: bool = True) -> Path:
     return path
 
 
-def update_readme(readme: Path, report_md: str) -> None:
-    """Put ``report_md`` between the load-report markers of the README (appended if absent)."""
+PLOTS_DIR = "plots"  # next to the README, committed (benchmarks/results/ is not)
+
+
+def update_readme(readme: Path, report_md: str, plots_from: Path | None = None) -> None:
+    """Put ``report_md`` between the load-report markers of the README (appended if absent).
+
+    ``plots_from``: the run's directory; its PNGs are copied to ``plots/`` next to the README
+    and shown in the report, so the plots of the latest report are committed with it.
+    """
     body = report_md.replace("\n# ", "\n### ").replace("\n## ", "\n#### ")
     body = body.replace("# Load benchmark", "### Latest load report", 1)
     body = "\n".join(line for line in body.splitlines() if not line.startswith("Plots: "))
+    body += _copied_plots(readme.parent, plots_from)
     block = f"{README_BEGIN}\n{body.strip()}\n{README_END}"
     text = readme.read_text() if readme.exists() else ""
     if README_BEGIN in text and README_END in text:
@@ -357,6 +366,22 @@ def update_readme(readme: Path, report_md: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + LOAD_README_INTRO + "\n" + block + "\n"
     readme.write_text(text)
+
+
+def _copied_plots(directory: Path, plots_from: Path | None) -> str:
+    images = sorted(plots_from.glob("*.png")) if plots_from is not None else []
+    if not images:
+        return ""
+    target = directory / PLOTS_DIR
+    target.mkdir(exist_ok=True)
+    for stale in target.glob("load-*.png"):
+        stale.unlink()
+    links = []
+    for image in images:
+        name = f"load-{image.name}"
+        shutil.copyfile(image, target / name)
+        links.append(f"![{image.stem}]({PLOTS_DIR}/{name})")
+    return "\n\n" + "\n\n".join(links) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -369,6 +394,6 @@ def main(argv: list[str] | None = None) -> int:
     data = json.loads(args.results.read_text())
     path = write_all(data, args.results.parent)
     if args.update_readme:
-        update_readme(args.update_readme, path.read_text())
+        update_readme(args.update_readme, path.read_text(), plots_from=path.parent)
     print(path.read_text())
     return 0

@@ -9,6 +9,7 @@ the children by PID and stops them all if one dies.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import ssl
@@ -16,15 +17,21 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+from aiohttp import web
+
 from gateway.app import create_app
+from gateway.auth import load_tokens
 from gateway.config import GatewayConfig
-from gateway.metrics import GatewayMetrics, create_metrics_app
+from gateway.metrics import GatewayMetrics
 from gateway.pipeline.tokens import check_token_source
+from gateway.rotation import rotate_forever
 from ohttp.aio.guard import ConnectionTracker
 from ohttp.aio.keyfile import load_key_file
 from ohttp.aio.logs import configure_logging
+from ohttp.aio.metrics import Export, aggregated_metrics_app
 from ohttp.aio.serving import (
     TRACKER,
+    ports_free,
     run_worker,
     server_tls_context,
     serving,
@@ -46,11 +53,12 @@ async def _serve_worker(config: GatewayConfig, index: int) -> None:
         keepalive_timeout=config.keepalive_timeout,
     )  # fmt: skip
     app[TRACKER] = tracker  # the gateway's routes mark their requests (tracked)
+    export = None if config.metrics_address is None else Export(metrics.registry)
     metrics_app = None
-    if config.metrics_address is not None:
-        host, port = config.metrics_address
-        metrics_app = (create_metrics_app(metrics.registry), (host, port + index))
-    tls = server_tls_context(config.tls_cert, config.tls_key)
+    if export is not None and config.metrics_address is not None:
+        # One port for all workers: whichever answers merges every worker's numbers.
+        metrics_app = (aggregated_metrics_app(export), config.metrics_address)
+    tls = server_tls_context(config.tls_cert, config.tls_key, config.client_ca)
     host, port = config.listen_address
     async with serving(
         app, (host, port), tracker, tls=tls, reuse_port=config.workers > 1, metrics=metrics_app,
@@ -62,10 +70,29 @@ async def _serve_worker(config: GatewayConfig, index: int) -> None:
         logger.info(
             "listening", extra={"host": host, "port": port, "worker": index, "tls": tls is not None}
         )
+        tasks = [t for t in (_start_rotation(app, config, index), _start_export(export)) if t]
         try:
             await wait_for_stop()
         finally:
             logger.info("stopping", extra={"worker": index})
+            for task in tasks:
+                task.cancel()
+
+
+def _start_rotation(
+    app: web.Application, config: GatewayConfig, index: int
+) -> asyncio.Task[None] | None:
+    # One worker writes the key file; the supervisor's SIGHUP makes the others load it.
+    if not config.key_rotation or index != 0 or config.keys is None:
+        return None
+    return asyncio.create_task(rotate_forever(
+        app, config.keys, config.key_rotation, config.key_rotation_overlap,
+        tell_parent=config.workers > 1,
+    ))  # fmt: skip
+
+
+def _start_export(export: Export | None) -> asyncio.Task[None] | None:
+    return None if export is None else asyncio.create_task(export.flush_forever())
 
 
 def _worker(config: GatewayConfig, index: int) -> int:
@@ -82,7 +109,7 @@ def _warn_if_others_can_read(path: Path) -> None:
 
 def serve(config: GatewayConfig) -> int:
     """Run the gateway until SIGTERM/SIGINT; returns the exit code."""
-    configure_logging()
+    configure_logging(config.log_level)
     if config.keys is None:
         logger.error("no_key_file")
         return 2
@@ -90,12 +117,21 @@ def serve(config: GatewayConfig) -> int:
         load_key_file(config.keys)  # fail fast, before any worker starts
         check_token_source(config)
         _warn_if_others_can_read(config.keys)
-        server_tls_context(config.tls_cert, config.tls_key)
+        if config.relay_token_file is not None:
+            load_tokens(config.relay_token_file)
+            _warn_if_others_can_read(config.relay_token_file)
+        server_tls_context(config.tls_cert, config.tls_key, config.client_ca)
     except (OSError, OHTTPError, ValueError, ssl.SSLError) as exc:
         logger.error("startup_failed", extra={"error": type(exc).__name__, "detail": str(exc)})
         return 1
+    if config.workers > 1 and not ports_free(_addresses(config)):
+        return 1
     # Without Redis, the workers share the supervisor's store (ohttp.aio.store._shared).
     shared = config.replay_cache_size if config.state is None else None
-    return run_workers(
-        config.workers, partial(_worker, config), forward_sighup=True, shared_store=shared
-    )
+    return run_workers(config.workers, partial(_worker, config), forward_sighup=True,
+                       shared_store=shared, metrics=config.metrics_address is not None)
+
+
+def _addresses(config: GatewayConfig) -> list[tuple[str, int]]:
+    metrics = config.metrics_address
+    return [config.listen_address, *(() if metrics is None else (metrics,))]

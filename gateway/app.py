@@ -8,7 +8,8 @@ relative to where it is mounted:
 - ``POST /.well-known/ohttp-gateway``: ``message/ohttp-req`` in, ``message/ohttp-res`` out;
   ``message/ohttp-chunked-req`` in, ``message/ohttp-chunked-res`` out, each chunk flushed as
   the backend produces it (draft-ietf-ohai-chunked-ohttp-08).
-- ``GET /healthz``.
+- ``GET /healthz`` (liveness) and ``GET /readyz`` (readiness: keys, origin; see
+  ``ohttp.aio.readiness``), HEAD too.
 
 Request handling lives in ``gateway.pipeline`` (shared with the ASGI middleware); which
 answer each error gets is decided in ``gateway.errors`` alone.
@@ -19,12 +20,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator
 
 from aiohttp import StreamReader, hdrs, web
 
+from gateway.auth import RELAY_TOKENS, load_tokens
 from gateway.backends import Backend, backend_from_spec
 from gateway.config import GatewayConfig
+from gateway.errors import Unauthorized
+from gateway.health import add_gateway_checks
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import (
     BodyDeadline,
@@ -35,8 +40,10 @@ from gateway.pipeline import (
     answer_request,
     read_chunks,
 )
+from gateway.pipeline.state import outer_answer
 from ohttp.aio.guard import send_and_close, write_within
 from ohttp.aio.keyfile import load_key_file
+from ohttp.aio.readiness import healthz, readyz
 from ohttp.aio.serving import tracked
 from ohttp.aio.store import Store
 from ohttp.errors import EncapsulationError, OHTTPError
@@ -80,8 +87,10 @@ def create_app(
         if config.keys is None:
             raise ValueError("a key ring or a key file is required")
         keys = load_key_file(config.keys)
+    origin = None
     if backend is None:
         backend = backend_from_spec(config.backend)
+        origin = config.backend if config.backend.startswith(("http://", "https://")) else None
     state = GatewayState.from_config(config, keys, backend, metrics=metrics, store=store)
     # Never decompress (RFC 9110 §8.4): a content-coded request is refused unread.
     app = web.Application(handler_args={"auto_decompress": False})
@@ -89,7 +98,12 @@ def create_app(
     app.cleanup_ctx.append(_lifecycle)
     # tracked: the request-head deadline of `ohttp gateway` spares requests being handled.
     app.router.add_route("*", GATEWAY_PATH, tracked(_gateway_resource))
-    app.router.add_get("/healthz", tracked(_healthz))
+    app.router.add_get("/healthz", tracked(healthz))
+    app.router.add_get("/readyz", tracked(readyz))
+    add_gateway_checks(app, state, origin)
+    state.metrics.key_expiry = lambda: state.keys.expires_in(time.time())
+    if config.relay_token_file is not None:
+        app[RELAY_TOKENS] = load_tokens(config.relay_token_file)
     return app
 
 
@@ -130,11 +144,10 @@ async def reload_keys(app: web.Application) -> bool:
     return True
 
 
-async def _healthz(_: web.Request) -> web.Response:
-    return web.Response(text="ok")
-
-
 async def _gateway_resource(request: web.Request) -> web.StreamResponse:
+    tokens = request.app.get(RELAY_TOKENS)
+    if tokens is not None and not tokens.accepts(request.headers.get(hdrs.AUTHORIZATION)):
+        return _refused(request.app[GATEWAY_STATE], Unauthorized())
     # The handling itself is gateway.pipeline's, shared with the ASGI middleware so both
     # transports give byte-identical answers.
     state = request.app[GATEWAY_STATE]
@@ -155,6 +168,13 @@ async def _gateway_resource(request: web.Request) -> web.StreamResponse:
     if answer.headers.get("Connection") == "close":
         await send_and_close(request, response)  # the header alone does not end it
     return response
+
+
+def _refused(state: GatewayState, error: Unauthorized) -> web.Response:
+    answer = outer_answer(error)  # the one mapping, gateway.errors
+    if answer.result is not None:
+        state.metrics.count(answer.result)
+    return web.Response(status=answer.status, headers=answer.headers, body=answer.body)
 
 
 def _joined(values: list[str]) -> str | None:

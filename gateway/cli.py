@@ -31,14 +31,15 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
     ("backend", "SPEC", "'processing' (built-in app), 'echo', or an http(s):// origin URL "
      f"[{_DEFAULTS.backend}]"),
     ("workers", "N", f"processes sharing the port [{_DEFAULTS.workers}]"),
-    ("metrics_listen", "HOST:PORT", "serve Prometheus /metrics here (worker i on PORT+i) [off]"),
+    ("metrics_listen", "HOST:PORT", "serve Prometheus /metrics here, all workers merged [off]"),
     ("tls_cert", "FILE", "PEM certificate chain: serve HTTPS"),
     ("tls_key", "FILE", "PEM private key for --tls-cert"),
     ("require_date", None,
      "refuse inner requests without a Date header (makes replay protection complete)"),
     ("date_window", "S", "accept an inner Date this many seconds either side of the clock; "
      f"public [{_DEFAULTS.date_window:g}]"),
-    ("max_body", "BYTES", f"largest request [{_DEFAULTS.max_body}]"),
+    ("max_body", "BYTES", "largest request body as received (encapsulated bytes; the inner "
+     f"content is smaller by its head and about 60 bytes) [{_DEFAULTS.max_body}]"),
     ("max_chunk", "BYTES",
      f"largest chunk of a chunked request, at least 16384 [{_DEFAULTS.max_chunk}]"),
     ("max_in_flight", "N",
@@ -71,6 +72,15 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
      f"abandoned and the connection closed [{_DEFAULTS.write_timeout:g}]"),
     ("max_content_chunks", "N", "content chunks an indeterminate-length inner message may "
      f"have; more is an inner 413 [{_DEFAULTS.max_content_chunks}]"),
+    ("key_rotation", "S", "add a new key to the key file every S seconds, 0 = never; see "
+     f"docs/operations.md [{_DEFAULTS.key_rotation}]"),
+    ("key_rotation_overlap", "S", "with --key-rotation: seconds the replaced key still "
+     f"decrypts, at least 60 [{_DEFAULTS.key_rotation_overlap}]"),
+    ("relay_token_file", "FILE", "accept only requests with 'Authorization: Bearer T', T a line "
+     "of FILE; others get 401 before anything is decrypted [off]"),
+    ("client_ca", "FILE", "with --tls-cert: require a client certificate issued by this CA "
+     "(PEM), e.g. the relay's --client-cert [off]"),
+    ("log_level", "LEVEL", f"debug, info, warning or error [{_DEFAULTS.log_level}]"),
 )
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from yarl import URL
 
+from ohttp.aio.logs import LOG_LEVELS
 from ohttp.aio.settings import (
     SettingsError,
     gather,
@@ -95,7 +96,9 @@ class GatewayConfig:
     tls_key: Path | None = None
     require_date: bool = False
     date_window: float = 60.0
-    max_body: int = 1024 * 1024
+    # Outer body bytes as received (the encapsulated request), the same limit and default as
+    # the relay's max_body_bytes: a 1 MiB inner request must fit (docs/operations.md).
+    max_body: int = 16 * 1024 * 1024
     max_chunk: int = 1 << 14  # largest chunk of a chunked request, plaintext bytes
     max_in_flight: int = 1024
     backend_timeout: float = 30.0
@@ -125,6 +128,14 @@ class GatewayConfig:
     max_content_chunks: int = 4096
     # Set by the serving code: reload the key file on SIGHUP. Embedders leave it off.
     reload_on_sighup: bool = field(default=False, compare=False)
+    # `ohttp gateway` adds a key this often (seconds; 0: never) and keeps the one it replaces
+    # for key_rotation_overlap more seconds (docs/operations.md, "Key rotation").
+    key_rotation: int = 0
+    key_rotation_overlap: int = 2 * 24 * 3600
+    # Relay authentication (docs/operations.md): accepted bearer tokens, client certificate CA.
+    relay_token_file: Path | None = None
+    client_ca: Path | None = None
+    log_level: str = "info"  # one of ohttp.aio.logs.LOG_LEVELS
 
     def __post_init__(self) -> None:
         parse_host_port(self.listen, "listen")
@@ -159,6 +170,12 @@ class GatewayConfig:
         require(self.keepalive_timeout > 0, "keepalive_timeout must be positive")
         require(self.write_timeout > 0, "write_timeout must be positive")
         require(self.max_content_chunks > 0, "max_content_chunks must be positive")
+        require(self.key_rotation >= 0, "key_rotation must not be negative")
+        # The overlap must cover a key document's cache lifetime, at least the 60 s floor.
+        require(self.key_rotation_overlap >= 60, "key_rotation_overlap must be at least 60")
+        require(self.client_ca is None or self.tls_cert is not None,
+                "client_ca needs tls_cert and tls_key")
+        require(self.log_level in LOG_LEVELS, "log_level must be debug, info, warning or error")
 
     @property
     def listen_address(self) -> tuple[str, int]:

@@ -61,6 +61,7 @@ __all__ = [
     "TokenSpent",
     "TokenUnknownKey",
     "TransferCodingNotImplemented",
+    "Unauthorized",
     "inner_reply",
     "outer_reply",
 ]
@@ -94,6 +95,7 @@ class Result(StrEnum):
     TOKEN_SPENT = "token_spent"  # noqa: S105 - a metric label
     STATE_UNAVAILABLE = "state_unavailable"
     BODY_TIMEOUT = "body_timeout"
+    UNAUTHORIZED = "unauthorized"
 
 
 class GatewayError(Exception):
@@ -147,6 +149,12 @@ class Overloaded(OuterError):
     """Too many requests in flight: refused before any decryption work."""
 
     message = "too many requests in flight"
+
+
+class Unauthorized(OuterError):
+    """``--relay-token-file``: the request carries no accepted token; refused unread."""
+
+    message = "relay not authenticated"
 
 
 class ForbiddenTarget(InnerError):
@@ -282,6 +290,8 @@ _OUTER: dict[type[BaseException], OuterReply] = {
     Overloaded: _plain(503, Result.OVERLOADED, **{"Retry-After": "1"}),
     # RFC 9110 §15.5.9: 408, and the connection is closed (the rest of the body is unread).
     BodyTimeout: _plain(408, Result.BODY_TIMEOUT, Connection="close"),
+    # RFC 9110 §11.6.1: a 401 names the scheme it wants.
+    Unauthorized: _plain(401, Result.UNAUTHORIZED, **{"WWW-Authenticate": "Bearer"}),
     DecryptionError: _key_problem(Result.DECRYPT_FAILED),
     DecapsulationError: _key_problem(Result.KEY_UNKNOWN),
     MalformedError: _plain(400, Result.MALFORMED),

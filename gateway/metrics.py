@@ -8,6 +8,7 @@ event loop. Update them from the event loop's thread only.
 
 from __future__ import annotations
 
+import logging
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
@@ -23,12 +24,16 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.utils import floatToGoString
 
 from gateway.errors import Result
+from ohttp.aio.logs import log_throttled
 
 __all__ = ["GatewayMetrics", "LatencyHistogram", "create_metrics_app"]
 
 # Sub-millisecond resolution: decapsulation is ~100 µs, a whole echo request well under 1 ms.
 _BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5, 10.0)
 _STAGES = ("decapsulate", "backend", "total")
+# The origin (or another backend) failed: a log line too, with a closed reason.
+_BACKEND_FAILURES = {Result.BACKEND_ERROR: "failed", Result.BACKEND_TIMEOUT: "timeout"}
+_log = logging.getLogger("gateway")
 _BOUND_LABELS = (*map(floatToGoString, _BUCKETS), "+Inf")
 
 
@@ -69,6 +74,8 @@ class GatewayMetrics:
         self.backend_seconds = LatencyHistogram()
         self.total_seconds = LatencyHistogram()
         self.pool_use: Callable[[], tuple[int, int]] | None = None
+        # Seconds until the last advertised key stops decrypting (None: no key expires).
+        self.key_expiry: Callable[[], float | None] | None = None
         self.key_reloads = Counter(
             "ohttp_gateway_key_reloads",
             "Key file reloads by outcome",
@@ -86,6 +93,8 @@ class GatewayMetrics:
 
     def count(self, result: Result) -> None:
         self._by_result[result] += 1
+        if result in _BACKEND_FAILURES:  # the one place every outcome passes
+            log_throttled(_log, "backend_failed", _BACKEND_FAILURES[result])
 
     def collect(self) -> Iterator[Metric]:
         """Prometheus samples of the plain values (the registry calls this on a scrape)."""
@@ -108,6 +117,13 @@ class GatewayMetrics:
         yield GaugeMetricFamily(
             "ohttp_gateway_in_flight", "POST requests being handled", value=self.in_flight
         )
+        expiry = None if self.key_expiry is None else self.key_expiry()
+        if expiry is not None:
+            yield GaugeMetricFamily(
+                "ohttp_gateway_key_expiry_seconds",
+                "Seconds until the last advertised key stops decrypting (alert well before 0)",
+                value=expiry,
+            )
         if self.pool_use is not None:
             in_use, limit = self.pool_use()
             yield GaugeMetricFamily(

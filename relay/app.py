@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import AsyncIterator
 from functools import partial
 
 from aiohttp import web
 
 from ohttp.aio.guard import ConnectionTracker, client_gone, send_and_close
+from ohttp.aio.readiness import healthz, readiness_of, readyz, remembered
 from ohttp.aio.serving import omit_server_header
-from ohttp.aio.store import open_store
+from ohttp.aio.store import open_store, store_ready
 from ohttp.codings import only_chunked_transfer
 from ohttp.keys import KEYS_MEDIA_TYPE
 from relay.config import RelayConfig
@@ -25,9 +27,9 @@ from relay.errors import (
     NotFound,
     RelayError,
     TransferCodingNotImplemented,
-    plain,
     to_response,
 )
+from relay.events import log_failure
 from relay.forward import forward_handler
 from relay.keymirror import KEYS_PATH, KeyMirror
 from relay.metrics import RelayMetrics, Result
@@ -53,13 +55,21 @@ def create_app(config: RelayConfig, metrics: RelayMetrics | None = None) -> web.
     omit_server_header(app)  # the relay passes on no detail of itself or the gateway
     # Each path's own method first, then any other method on it (405), then anything else (404);
     # a route added right after another on the same path joins that resource.
-    routes: list[tuple[str, str, StateHandler]] = [("GET", "/healthz", _healthz)]
+    checks = readiness_of(app)  # per-gateway checks come with the mirrors (_upstream_resources)
+    if limiter is not None:  # a relay that cannot count requests refuses them: not ready
+        checks.add("state", remembered(partial(store_ready, limiter.store)))
+    routes: list[tuple[str, str, StateHandler]] = [
+        ("GET", "/healthz", _plain_handler(healthz)), ("GET", "/readyz", _plain_handler(readyz)),
+    ]
     for gateway in config.gateways:
         base = f"/{gateway.name}" if gateway.name else ""
         routes.append(("POST", base or "/", forward_handler(gateway.name)))
         routes.append(("GET", f"{base}/{KEYS_PATH}", _keys_handler(gateway.name)))
     for method, path, handler in routes:
-        app.router.add_route(method, path, _guarded(state, handler))
+        if method == "GET":  # and HEAD
+            app.router.add_get(path, _guarded(state, handler))
+        else:
+            app.router.add_route(method, path, _guarded(state, handler))
         app.router.add_route("*", path, _guarded(state, _not_allowed(method)))
     app.router.add_route("*", "/{tail:.*}", _guarded(state, _not_found))
     return app
@@ -85,7 +95,8 @@ async def _upstream_resources(app: web.Application) -> AsyncIterator[None]:
             idle_timeout=config.upstream_idle_timeout,
         )
         state.pools[gateway.name] = pool
-        state.mirrors[gateway.name] = KeyMirror(pool, config)
+        mirror = state.mirrors[gateway.name] = KeyMirror(pool, config)
+        _add_checks(app, gateway.name, mirror)
     refreshers = [asyncio.create_task(m.refresh_forever()) for m in state.mirrors.values()]
     yield
     for task in refreshers:
@@ -95,6 +106,25 @@ async def _upstream_resources(app: web.Application) -> AsyncIterator[None]:
         pool.close()
     if state.limiter is not None:
         await state.limiter.close()
+
+
+def _add_checks(app: web.Application, name: str, mirror: KeyMirror) -> None:
+    """Readiness per gateway: it serves a valid key list now, and the mirror holds keys."""
+    suffix = f":{name}" if name else ""
+    checks = readiness_of(app)
+    checks.add(f"gateway{suffix}", remembered(mirror.probe))
+
+    async def keys() -> bool:
+        return mirror.cached(time.monotonic()) is not None
+
+    checks.add(f"keys{suffix}", keys)
+
+
+def _plain_handler(handler: Handler) -> StateHandler:
+    async def handle(request: web.Request, _: RelayState) -> web.StreamResponse:
+        return await handler(request)
+
+    return handle
 
 
 def _guarded(state: RelayState, handler: StateHandler) -> Handler:
@@ -117,6 +147,7 @@ def _guarded(state: RelayState, handler: StateHandler) -> Handler:
         except ConnectionError as exc:  # the client left: a normal event, logged as one
             return client_gone(request, exc)
         except RelayError as error:
+            log_failure(error)
             response = to_response(error, state.metrics)
             if response.headers.get("Connection") == "close":
                 await send_and_close(request, response)  # the header alone does not end it
@@ -147,10 +178,6 @@ def _check_transfer_coding(values: list[str]) -> None:
 
 def _origin_form(target: str) -> bool:
     return target.startswith("/") and not target.startswith("//")
-
-
-async def _healthz(_: web.Request, __: RelayState) -> web.StreamResponse:
-    return plain(200, "ok")
 
 
 def _keys_handler(name: str) -> StateHandler:

@@ -50,6 +50,7 @@ _FLAG_HELP: tuple[tuple[str, str, str], ...] = (
      "--workers > 1"),
     ("write_timeout", "SECONDS", "a client taking no bytes of a response for this long is "
      "abandoned: connection closed, gateway connection released (default 30)"),
+    ("log_level", "LEVEL", "debug, info, warning or error (default info)"),
 )
 
 
@@ -95,14 +96,23 @@ def run_from_args(args: argparse.Namespace) -> int:
 def run(config: RelayConfig) -> int:
     """Serve until SIGTERM/SIGINT; with workers > 1, one process per worker on one port."""
     from ohttp.aio.logs import configure_logging
+    from ohttp.aio.serving import ports_free
     from ohttp.aio.supervisor import run_workers  # loads only when it runs
 
-    configure_logging()
+    configure_logging(config.log_level)
+    if config.workers > 1 and not ports_free(_addresses(config)):
+        return 1
     # Without Redis, the workers share the supervisor's store (ohttp.aio.store._shared).
     shared = 1_000_000 if config.state is None and config.rate_limit else None
-    return run_workers(
-        config.workers, partial(_worker, config), forward_sighup=False, shared_store=shared
-    )
+    return run_workers(config.workers, partial(_worker, config), forward_sighup=True,
+                       shared_store=shared, metrics=config.metrics_port is not None)
+
+
+def _addresses(config: RelayConfig) -> list[tuple[str, int]]:
+    addresses = [(config.listen_host, config.listen_port)]
+    if config.metrics_host is not None and config.metrics_port is not None:
+        addresses.append((config.metrics_host, config.metrics_port))
+    return addresses
 
 
 def _worker(config: RelayConfig, index: int) -> int:
@@ -113,13 +123,17 @@ def _worker(config: RelayConfig, index: int) -> int:
 
 async def _serve_until_signal(config: RelayConfig, reuse_port: bool) -> None:
     from ohttp.aio.serving import wait_for_stop
-    from relay.serve import serve  # aiohttp is imported only when the relay runs
+    from relay.app import create_app
+    from relay.serve import refresh_on_sighup, serve  # aiohttp loads only when the relay runs
 
-    async with serve(config, reuse_port=reuse_port) as listening:
+    app = create_app(config)
+    aggregate = config.metrics_port is not None
+    async with serve(config, app=app, reuse_port=reuse_port, aggregate=aggregate) as listening:
         log.info("relay listening", extra={"host": config.listen_host, "port": listening.port,
                                           "gateways": len(config.gateways)})
         if listening.metrics_port is not None:
             log.info("metrics listening", extra={"host": config.metrics_host,
                                                  "port": listening.metrics_port})
-        await wait_for_stop()
+        with refresh_on_sighup(app):
+            await wait_for_stop()
     log.info("relay stopped")

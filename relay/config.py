@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ohttp.aio.logs import LOG_LEVELS
 from ohttp.aio.settings import (
     SettingsError,
     gather,
@@ -113,6 +114,7 @@ class RelayConfig:
     state: str | None = field(default=None, repr=False)
     # The longest a client may take no bytes of a response before it is abandoned.
     write_timeout: float = 30.0
+    log_level: str = "info"  # one of ohttp.aio.logs.LOG_LEVELS
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -145,6 +147,7 @@ def _validate(config: RelayConfig) -> None:
             "rate_limit, key_cache_min_ttl and shutdown_timeout must not be negative")
     require(config.key_cache_min_ttl <= config.key_cache_max_ttl,
             "key_cache_min_ttl must not exceed key_cache_max_ttl")
+    require(config.log_level in LOG_LEVELS, "log_level must be debug, info, warning or error")
     token = config.gateway_token
     require(token is None or re.fullmatch(r"[\x21-\x7e]+", token) is not None,
             "gateway_token must be visible ASCII without spaces")

@@ -136,6 +136,10 @@ class UpstreamTimeout(UpstreamError):
     status, text, result = 504, "gateway timeout", Result.UPSTREAM_TIMEOUT
 
 
+class GatewayUntrusted(UpstreamError):
+    """The gateway's TLS certificate did not verify (or it refused ours)."""
+
+
 class UpstreamProtocolError(UpstreamError):
     """The gateway's answer was not valid HTTP/1.1 within our limits."""
 

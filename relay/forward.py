@@ -57,8 +57,13 @@ def forward_handler(name: str) -> StateHandler:
         media_type = _admit(request, state, length)
         slot = InFlightSlot(state)
         try:
-            return await _forward(request, state, state.pools[name], media_type, length,
-                                  slot=slot)
+            response = await _forward(request, state, state.pools[name], media_type, length,
+                                      slot=slot)
+            if response.status == 422 and isinstance(response, web.Response) \
+                    and isinstance(response.body, bytes):  # maybe the #ohttp-key problem
+                await state.mirrors[name].after_answer(
+                    response.status, response.content_type, response.body)
+            return response
         finally:
             slot.release()
 

@@ -3,11 +3,14 @@ guard, TLS and the metrics listener. Worker processes are started by ``relay.cli
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import web
 
+from ohttp.aio.metrics import Export, aggregated_metrics_app
 from ohttp.aio.serving import Listening, server_tls_context, serving
 from relay.app import create_app
 from relay.config import RelayConfig
@@ -17,17 +20,53 @@ from relay.state import STATE_KEY
 __all__ = ["serve"]
 
 
+async def refresh_mirrors(app: web.Application) -> None:
+    """Refetch every gateway's keys now (SIGHUP), at most once per 5 s each."""
+    mirrors = app[STATE_KEY].mirrors.values()
+    await asyncio.gather(*(mirror.refresh_soon() for mirror in mirrors))
+
+
+@contextlib.contextmanager
+def refresh_on_sighup(app: web.Application) -> Iterator[None]:
+    """SIGHUP refreshes the key mirrors while the block runs (``ohttp relay``)."""
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    def start() -> None:
+        task = loop.create_task(refresh_mirrors(app))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, start)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
 @contextlib.asynccontextmanager
 async def serve(config: RelayConfig, *, app: web.Application | None = None,
-                reuse_port: bool = False) -> AsyncIterator[Listening]:
-    """Run the relay (and its metrics listener) until the block ends; port 0 picks a free one."""
+                reuse_port: bool = False, aggregate: bool = False) -> AsyncIterator[Listening]:
+    """Run the relay (and its metrics listener) until the block ends; port 0 picks a free one.
+
+    ``aggregate``: the metrics listener merges every worker's metrics (``ohttp relay``, whose
+    supervisor sets up ``ohttp.aio.metrics``'s directory).
+    """
     app = app or create_app(config)
     state = app[STATE_KEY]
     metrics = None
+    export = Export(state.metrics.registry) if aggregate else None
     if config.metrics_host is not None and config.metrics_port is not None:
-        metrics = (create_metrics_app(state.metrics), (config.metrics_host, config.metrics_port))
+        metrics_app = (create_metrics_app(state.metrics) if export is None
+                       else aggregated_metrics_app(export))
+        metrics = (metrics_app, (config.metrics_host, config.metrics_port))
     tls = server_tls_context(config.tls_cert, config.tls_key)
     async with serving(app, (config.listen_host, config.listen_port), state.tracker, tls=tls,
                        reuse_port=reuse_port, metrics=metrics,
                        shutdown_timeout=config.shutdown_timeout) as listening:
-        yield listening
+        flushing = None if export is None else asyncio.create_task(export.flush_forever())
+        try:
+            yield listening
+        finally:
+            if flushing is not None:
+                flushing.cancel()

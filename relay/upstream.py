@@ -20,7 +20,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from typing import cast
 
 from relay.config import GatewayTarget
-from relay.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
+from relay.errors import GatewayUntrusted, UpstreamError, UpstreamProtocolError, UpstreamTimeout
 from relay.h1 import Data, IncompleteResponse, ProtocolError, ResponseHead, ResponseParser
 
 HIGH_WATER = 256 * 1024  # unconsumed body bytes before reading from the gateway pauses
@@ -396,6 +396,8 @@ class UpstreamPool:
                 )
         except TimeoutError:
             raise UpstreamTimeout("gateway connect timed out") from None
+        except ssl.SSLCertVerificationError:
+            raise GatewayUntrusted("gateway certificate not trusted") from None
         except (OSError, ssl.SSLError):
             raise UpstreamError("gateway unreachable") from None
         return conn

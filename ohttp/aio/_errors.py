@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import Iterator
 from typing import ClassVar
 
@@ -22,6 +23,18 @@ class RelayUnreachable(ClientError):
     """The relay could not be reached, or the connection failed or timed out."""
 
     default_message = "the relay could not be reached"
+
+
+class RelayTimeout(RelayUnreachable):
+    """The relay did not answer within the timeout."""
+
+    default_message = "the relay did not answer in time"
+
+
+class RelayUntrusted(RelayUnreachable):
+    """The relay's TLS certificate did not verify (see ``ohttp request --cacert``)."""
+
+    default_message = "the relay's TLS certificate is not trusted"
 
 
 class RelayRejected(ClientError):
@@ -70,7 +83,18 @@ def network_errors(error: ClientError) -> Iterator[None]:
     try:
         yield
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise error from exc
+        raise _specific(error, exc) from exc
+
+
+def _specific(error: ClientError, exc: BaseException) -> ClientError:
+    """An unreachable relay is told apart from a timeout and an untrusted certificate."""
+    if type(error) is not RelayUnreachable:
+        return error
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLCertVerificationError):
+        return RelayUntrusted()
+    if isinstance(exc, TimeoutError):  # aiohttp's timeouts are TimeoutError subclasses too
+        return RelayTimeout()
+    return error
 
 
 async def read_body(

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import json as jsonlib
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import replace
@@ -49,7 +50,9 @@ from ohttp.aio._errors import (
     KeyFetchError,
     KeyRejected,
     RelayRejected,
+    RelayTimeout,
     RelayUnreachable,
+    RelayUntrusted,
     ResponseDecryptionError,
     StreamTruncated,
 )
@@ -69,7 +72,9 @@ __all__ = [
     "KeyFetchError",
     "KeyRejected",
     "RelayRejected",
+    "RelayTimeout",
     "RelayUnreachable",
+    "RelayUntrusted",
     "ResponseDecryptionError",
     "ResponseStream",
     "StreamTruncated",
@@ -155,14 +160,17 @@ class Client:
         padding: str = "classes",
         tokens: TokenSource | None = None,
         prefer_pq: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if sum(source is not None for source in (keys_url, keys_file, key_config)) > 1:
             raise ValueError("give at most one of keys_url, keys_file and key_config")
         if not URL(relay_url).is_absolute():
             raise ValueError("the relay URL must be absolute")
+        relay_url = _without_trailing_slash(relay_url)
         self._session = session
         self._owns_session = session is None
         self._tokens = tokens
+        self._ssl = ssl_context  # for the session this client makes (e.g. a private CA)
         self._clock = clock
         whole = aiohttp.ClientTimeout(total=timeout)
         self._keys = KeySource(
@@ -286,10 +294,19 @@ class Client:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             # No cookie jar: cookies would link requests at the relay.
+            connector = None if self._ssl is None else aiohttp.TCPConnector(ssl=self._ssl)
             self._session = aiohttp.ClientSession(
-                cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
+                cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False, connector=connector
             )
         return self._session
+
+
+def _without_trailing_slash(relay_url: str) -> str:
+    # "https://relay/echo/" names the relay resource "/echo": the relay routes no "/echo/".
+    url = URL(relay_url)
+    if len(url.path) > 1 and url.path.endswith("/"):
+        return str(url.with_path(url.path.rstrip("/") or "/"))
+    return relay_url
 
 
 def _inner_message(

@@ -10,12 +10,15 @@ import datetime
 import json
 import logging
 import sys
+import time
 from typing import Any
 
 __all__ = [
     "REQUEST_ERROR_EVENT",
     "JsonLinesFormatter",
+    "LOG_LEVELS",
     "configure_logging",
+    "log_throttled",
     "loop_exception_handler",
     "set_worker",
 ]
@@ -26,7 +29,7 @@ log = logging.getLogger("ohttp.serving")
 # Extra fields our own records may carry; all are operator data, counts or fixed names.
 _LOG_FIELDS = (
     "error", "detail", "advertised", "host", "port", "worker", "workers", "tls", "code",
-    "gateways",
+    "gateways", "suppressed", "checks", "key_id",
 )  # fmt: skip
 _OWN_LOGGERS = ("gateway", "relay", "ohttp")
 # aiohttp logs "Error handling request from <peer>" with a traceback that can quote request
@@ -80,13 +83,35 @@ def set_worker(index: int) -> None:
     _worker = index
 
 
-def configure_logging() -> None:
-    """Send every record to stderr as a JSON line (a process entry point calls this)."""
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def configure_logging(level: str = "info") -> None:
+    """Send every record of ``level`` and above to stderr as a JSON line (a process entry
+    point calls this); ``level`` is one of ``LOG_LEVELS``."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLinesFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    root.setLevel(level.upper())
+
+
+_THROTTLE_SECONDS = 1.0
+_last_logged: dict[tuple[str, str], float] = {}
+_suppressed: dict[tuple[str, str], int] = {}
+
+
+def log_throttled(logger: logging.Logger, event: str, reason: str) -> None:
+    """Warn ``event`` with the closed reason code ``reason`` at most once a second per
+    (event, reason) in this process: a failing dependency would otherwise write a line per
+    request. ``suppressed`` counts the lines left out since the last one."""
+    key = (event, reason)
+    now = time.monotonic()
+    if now - _last_logged.get(key, float("-inf")) < _THROTTLE_SECONDS:
+        _suppressed[key] = _suppressed.get(key, 0) + 1
+        return
+    _last_logged[key] = now
+    logger.warning(event, extra={"error": reason, "suppressed": _suppressed.pop(key, 0)})
 
 
 def loop_exception_handler(_: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ import contextlib
 import errno
 import logging
 import signal
+import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ __all__ = [
     "ListenError",
     "Listening",
     "omit_server_header",
+    "ports_free",
     "run_worker",
     "server_tls_context",
     "serving",
@@ -81,14 +83,20 @@ def omit_server_header(app: web.Application) -> None:
         app.on_response_prepare.append(_strip_server_header)
 
 
-def server_tls_context(cert: str | Path | None, key: str | Path | None) -> ssl.SSLContext | None:
-    """The HTTPS context for ``cert`` and ``key`` (PEM), or None to serve plain HTTP."""
+def server_tls_context(
+    cert: str | Path | None, key: str | Path | None, client_ca: str | Path | None = None
+) -> ssl.SSLContext | None:
+    """The HTTPS context for ``cert`` and ``key`` (PEM), or None to serve plain HTTP; with
+    ``client_ca``, a client certificate issued by that CA is required (mutual TLS)."""
     if cert is None or key is None:
         return None
-    for path in (cert, key):  # OpenSSL's own error would not say which file is missing
-        Path(path).open("rb").close()
+    for path in (cert, key, *(() if client_ca is None else (client_ca,))):
+        Path(path).open("rb").close()  # OpenSSL's own error would not say which file is missing
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
+    if client_ca is not None:
+        context.load_verify_locations(cafile=client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 
@@ -124,6 +132,37 @@ def _naming(address: tuple[str, int]) -> Iterator[None]:
         yield
     except OSError as exc:
         raise ListenError(address, exc) from None
+
+
+def ports_free(addresses: list[tuple[str, int]]) -> bool:
+    """Whether each address can be bound by a socket without SO_REUSEPORT; logs
+    ``listen_failed`` for the first that cannot.
+
+    ``workers > 1`` share their port through SO_REUSEPORT, which would also let them join a
+    listener some other process opened with it, and split its traffic. The supervisor checks
+    before forking: a port in use by anyone refuses this plain bind.
+    """
+    for host, port in addresses:
+        if port == 0:
+            continue
+        try:
+            with _naming((host, port)):
+                _bind_plain(host, port)
+        except ListenError as exc:
+            log.error("listen_failed", extra={"host": exc.host, "port": exc.port,
+                                              "error": exc.reason})
+            return False
+    return True
+
+
+def _bind_plain(host: str, port: int) -> None:
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, proto) as sock:
+            # as asyncio's own listeners: a port in TIME_WAIT is free, one in use is not
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
 
 
 @contextlib.asynccontextmanager

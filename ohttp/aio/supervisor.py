@@ -9,6 +9,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from ohttp.aio.logs import set_worker
+from ohttp.aio.metrics import multiprocess_directory, worker_ended
 from ohttp.aio.store import SharedStoreServer
 
 __all__ = ["run_workers"]
@@ -18,7 +19,7 @@ log = logging.getLogger("ohttp.serving")
 
 def run_workers(
     count: int, worker: Callable[[int], int], *, forward_sighup: bool,
-    shared_store: int | None = None,
+    shared_store: int | None = None, metrics: bool = False,
 ) -> int:  # fmt: skip
     """Run ``worker(index)`` in this process, or in ``count`` forked children; the exit code.
 
@@ -26,13 +27,23 @@ def run_workers(
     a store the workers share: ``ohttp.aio.store.open_store(None)`` in a worker returns it.
 
     SIGHUP is passed on (when ``forward_sighup``, for the worker's own handler) or else ignored,
-    with one worker as with several. Children are supervised by PID: SIGTERM/SIGINT stop them
-    all, and one ending on its own stops the rest (exit 1).
+    with one worker as with several; it is ignored until a worker installs its handler.
+    Children are supervised by PID: SIGTERM/SIGINT stop them all, and one ending on its own
+    stops the rest (exit 1). With ``metrics``, the workers share a multiprocess metrics
+    directory (``ohttp.aio.metrics``) that exists while they run.
     """
+    with multiprocess_directory(metrics):
+        return _run(count, worker, forward_sighup, shared_store)
+
+
+def _run(
+    count: int, worker: Callable[[int], int], forward_sighup: bool, shared_store: int | None
+) -> int:
+    # A process manager's reload must never kill a server (SIGHUP's default is to exit): it is
+    # ignored until a worker's event loop installs its own handler, if it has one.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if count == 1:
         set_worker(0)
-        if not forward_sighup:  # a process manager's reload must not kill it (default: exit)
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)
         return worker(0)
     children: set[int] = set()
     store = None if shared_store is None else SharedStoreServer(shared_store)
@@ -75,6 +86,7 @@ def _supervise(children: set[int], forward_sighup: bool) -> int:
         if pid not in children:
             continue
         children.discard(pid)
+        worker_ended(pid)
         if not stopping:  # a worker ended on its own: stop the rest and report failure
             code = 1
             stopping = True

@@ -3,13 +3,15 @@
 Exit codes of ``ohttp request``: 0 the inner response is 2xx; 1 a local problem (bad argument,
 unreadable file); 2 usage (argparse); 3 the inner response is not 2xx; 4 the relay could not be
 reached; 5 the relay or gateway rejected the request; 6 no usable key configuration; 7 the
-response could not be decrypted or decoded.
+response could not be decrypted or decoded; 8 the relay did not answer in time; 9 the relay's
+TLS certificate is not trusted (see --cacert).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,7 @@ class RequestOptions:
     padding: str = "classes"
     wallet: Path | None = None
     prefer_pq: bool = True
+    cacert: str | None = None
 
 
 def configure(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -95,6 +98,11 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
         default=30.0,
         metavar="SECONDS",
         help="per round trip (with --stream: the longest wait for more data)",
+    )
+    parser.add_argument(
+        "--cacert",
+        metavar="FILE",
+        help="also trust the CAs in FILE (PEM) for https:// relays and key URLs",
     )
     parser.add_argument(
         "--stream",
@@ -159,6 +167,7 @@ def parse_options(args: argparse.Namespace) -> RequestOptions:
         extra = [("Content-Type", "application/json"), ("Accept", "application/json")]
         headers += tuple((name, value) for name, value in extra if name.lower() not in names)
     method = args.method or ("POST" if content is not None else "GET")
+    _ssl_context(getattr(args, "cacert", None))  # a missing or bad file is a local error (1)
     return RequestOptions(
         relay=args.relay,
         keys=args.keys,
@@ -173,6 +182,7 @@ def parse_options(args: argparse.Namespace) -> RequestOptions:
         padding=getattr(args, "padding", "classes"),
         wallet=getattr(args, "wallet", None),
         prefer_pq=getattr(args, "prefer_kem", "pq") == "pq",
+        cacert=getattr(args, "cacert", None),
     )
 
 
@@ -191,6 +201,7 @@ async def send(options: RequestOptions) -> InnerResponse:
         padding=options.padding,
         tokens=_token_source(options.wallet),
         prefer_pq=options.prefer_pq,
+        ssl_context=_ssl_context(options.cacert),
     ) as client:
         return await client.request(
             options.method, options.url, headers=options.headers, content=options.content
@@ -244,6 +255,7 @@ async def send_streamed(options: RequestOptions, out: TextIO) -> int:
             padding=options.padding,
             tokens=_token_source(options.wallet),
             prefer_pq=options.prefer_pq,
+            ssl_context=_ssl_context(options.cacert),
         ) as client,
         client.stream(
             options.method, options.url, headers=options.headers, content=options.content
@@ -341,11 +353,15 @@ def _exit_code(error: ClientError) -> int:
         InvalidInnerResponse,
         KeyFetchError,
         RelayRejected,
+        RelayTimeout,
         RelayUnreachable,
+        RelayUntrusted,
         ResponseDecryptionError,
     )
 
     codes: tuple[tuple[type[ClientError], int], ...] = (
+        (RelayTimeout, 8),
+        (RelayUntrusted, 9),
         (RelayUnreachable, 4),
         (RelayRejected, 5),
         (KeyFetchError, 6),
@@ -356,6 +372,19 @@ def _exit_code(error: ClientError) -> int:
         if isinstance(error, kind):
             return code
     return EXIT_LOCAL
+
+
+def _ssl_context(cacert: str | None) -> ssl.SSLContext | None:
+    if cacert is None:
+        return None
+    context = ssl.create_default_context()  # the system's CAs, and these
+    try:
+        context.load_verify_locations(cafile=cacert)
+    except ssl.SSLError:
+        raise ValueError(f"--cacert {cacert}: not a PEM certificate file") from None
+    except OSError as exc:
+        raise OSError(f"--cacert {cacert}: {exc.strerror or type(exc).__name__}") from None
+    return context
 
 
 def _fail(message: str, code: int) -> int:

@@ -33,6 +33,7 @@ CASES: list[Case] = [
      Result.TOO_LARGE),
     (errors.UpstreamError("x"), 502, "bad gateway", {}, Result.UPSTREAM_UNAVAILABLE),
     (errors.UpstreamProtocolError("x"), 502, "bad gateway", {}, Result.UPSTREAM_UNAVAILABLE),
+    (errors.GatewayUntrusted("x"), 502, "bad gateway", {}, Result.UPSTREAM_UNAVAILABLE),
     (errors.UpstreamTimeout("x"), 504, "gateway timeout", {}, Result.UPSTREAM_TIMEOUT),
     (errors.GatewayRefused("x"), 502, "bad gateway", {}, Result.GATEWAY_SERVER_ERROR),
     (errors.GatewayUnavailable("30"), 503, "gateway unavailable", {"Retry-After": "30"},
