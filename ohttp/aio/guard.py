@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import cast
 
 from aiohttp import web
@@ -34,6 +35,47 @@ _OVER_CAPACITY = (
     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
     b"Content-Length: 0\r\nConnection: close\r\n\r\n"
 )
+
+
+class _FixedErrorPage(web.Response):
+    """An error page without the ``Server`` field aiohttp adds (it names aiohttp and Python;
+    ``on_response_prepare`` never runs for a request that failed to parse)."""
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        self.headers.popall("Server", None)
+
+
+class _FixedErrorHandler(RequestHandler):
+    """aiohttp's per-connection protocol with fixed error pages (issue 13, finding 8).
+
+    aiohttp's own pages for a request that fails to parse quote the bytes that failed.
+    """
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)  # its logging; body discarded
+        text = f"{status} {_phrase(status)}\n"
+        response = _FixedErrorPage(status=status, text=text)
+        response.force_close()
+        return response
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _handler(server: Server) -> RequestHandler:
+    """What ``server()`` makes, with fixed error pages."""
+    return _FixedErrorHandler(server, loop=server._loop, **server._kwargs)
 
 
 class _GuardedProtocol:
@@ -174,7 +216,7 @@ class ConnectionTracker:
 
     def factory(self, server: Server) -> Callable[[], asyncio.Protocol]:
         def make() -> asyncio.Protocol:
-            return _GuardedProtocol(self, server())  # type: ignore[return-value]
+            return _GuardedProtocol(self, _handler(server))  # type: ignore[return-value]
 
         return make
 

@@ -176,7 +176,8 @@ async def serving(
     metrics: tuple[web.Application, tuple[str, int]] | None = None,
     shutdown_timeout: float = 60.0,
 ) -> AsyncIterator[Listening]:
-    """Serve ``app`` behind ``tracker`` (and a metrics app, unguarded) until the block ends.
+    """Serve ``app`` behind ``tracker`` (and a metrics app behind the same limits) until the
+    block ends.
 
     Neither listener sends a ``Server`` header. When the block ends, requests in flight get
     ``shutdown_timeout`` seconds to finish before their connections are closed.
@@ -191,6 +192,7 @@ async def serving(
     await runner.setup()
     metrics_runner: web.AppRunner | None = None
     server: asyncio.AbstractServer | None = None
+    metrics_server: asyncio.AbstractServer | None = None
     try:
         assert runner.server is not None
         with _naming(address):
@@ -204,13 +206,21 @@ async def serving(
             metrics_runner = _runner(metrics[0], shutdown_timeout)
             await metrics_runner.setup()
             host, port = metrics[1]
+            # The same connection cap and head deadline as the main listener (issue 13, #10).
+            metrics_guard = ConnectionTracker(tracker.max_connections, tracker.header_timeout)
+            assert metrics_runner.server is not None
             with _naming((host, port)):
-                await web.TCPSite(metrics_runner, host, port, reuse_port=reuse_port or None).start()
-            metrics_port = metrics_runner.addresses[0][1]
+                metrics_server = await loop.create_server(
+                    metrics_guard.factory(metrics_runner.server), host, port,
+                    reuse_port=reuse_port or None,
+                )  # fmt: skip
+            metrics_port = metrics_server.sockets[0].getsockname()[1]
         yield Listening(server.sockets[0].getsockname()[1], metrics_port)
     finally:
         if server is not None:
             server.close()
+        if metrics_server is not None:
+            metrics_server.close()
         if metrics_runner is not None:
             await metrics_runner.cleanup()
         await runner.cleanup()
