@@ -9,6 +9,7 @@ the children by PID and stops them all if one dies.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import ssl
@@ -18,9 +19,9 @@ from pathlib import Path
 
 from gateway.app import create_app
 from gateway.config import GatewayConfig
+from gateway.keylog import load_logged_keys
 from gateway.metrics import GatewayMetrics, create_metrics_app
 from ohttp.aio.guard import ConnectionTracker
-from ohttp.aio.keyfile import load_key_file
 from ohttp.aio.logs import configure_logging
 from ohttp.aio.serving import (
     TRACKER,
@@ -39,7 +40,8 @@ logger = logging.getLogger("gateway")
 
 async def _serve_worker(config: GatewayConfig, index: int) -> None:
     metrics = GatewayMetrics()
-    app = create_app(replace(config, reload_on_sighup=True), metrics=metrics)
+    keys = await load_logged_keys(config)  # checked against the key transparency log, if any
+    app = create_app(replace(config, reload_on_sighup=True), keys=keys, metrics=metrics)
     tracker = ConnectionTracker(config.max_connections, config.header_timeout)
     app[TRACKER] = tracker  # the gateway's routes mark their requests (tracked)
     metrics_app = None
@@ -83,7 +85,7 @@ def serve(config: GatewayConfig) -> int:
         logger.error("no_key_file")
         return 2
     try:
-        load_key_file(config.keys)  # fail fast, before any worker starts
+        asyncio.run(load_logged_keys(config))  # fail fast, before any worker starts
         _warn_if_others_can_read(config.keys)
         server_tls_context(config.tls_cert, config.tls_key)
     except (OSError, OHTTPError, ValueError, ssl.SSLError) as exc:

@@ -26,6 +26,7 @@ from aiohttp import StreamReader, hdrs, web
 
 from gateway.backends import Backend, backend_from_spec
 from gateway.config import GatewayConfig
+from gateway.keylog import load_logged_keys
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import (
     GatewayState,
@@ -112,7 +113,7 @@ async def reload_keys(app: web.Application) -> bool:
     if path is None:
         return False
     try:
-        ring = await asyncio.to_thread(load_key_file, path)
+        ring = await load_logged_keys(state.config)  # and vouched for by the log, if any
     except (OSError, OHTTPError, ValueError) as exc:
         state.metrics.key_reloads.labels("failed").inc()
         logger.warning("keys_reload_failed", extra={"error": type(exc).__name__})

@@ -52,6 +52,11 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
      f"closed [{_DEFAULTS.max_connections}]"),
     ("shutdown_timeout", "S", "on SIGTERM, seconds requests in flight get to finish before "
      f"their connections are closed [{_DEFAULTS.shutdown_timeout:g}]"),
+    ("log", "URL|DIR", "key transparency log: refuse to load or reload a key it does not "
+     "list (with --log-key)"),
+    ("log_key", "VKEY", "the log's verifier key"),
+    ("require_release", None,
+     "refuse a key whose log statement names another release than this gateway's own"),
 )
 
 

@@ -103,6 +103,13 @@ class GatewayConfig:
     # On SIGTERM, requests in flight get this long; below Kubernetes' default 30 s grace period.
     shutdown_timeout: float = 25.0
     replay_cache_size: int = 1_000_000
+    # Key transparency (docs/transparency.md): refuse to load a key the log does not vouch for.
+    log: str | None = None  # the log's http(s):// URL or directory
+    log_key: str | None = None  # its verifier key
+    require_release: bool = False  # and whose statement names this gateway's own release
+    # The measurement --require-release compares with; None: measure the installed release.
+    # Set by tests and embedders, never a setting.
+    release_measurement: str | None = field(default=None, compare=False)
     # Set by the serving code: reload the key file on SIGHUP. Embedders leave it off.
     reload_on_sighup: bool = field(default=False, compare=False)
 
@@ -129,6 +136,8 @@ class GatewayConfig:
         require(self.max_connections > 0, "max_connections must be positive")
         require(self.shutdown_timeout >= 0, "shutdown_timeout must not be negative")
         require(self.replay_cache_size > 0, "replay_cache_size must be positive")
+        require_together(self, "log", "log_key")
+        require(not self.require_release or self.log is not None, "require_release needs log")
 
     @property
     def listen_address(self) -> tuple[str, int]:
@@ -146,7 +155,7 @@ class GatewayConfig:
 
 
 # Every init field is a setting, except the switch the serving code sets itself.
-_OPTIONS = option_types(GatewayConfig, exclude=("reload_on_sighup",))
+_OPTIONS = option_types(GatewayConfig, exclude=("reload_on_sighup", "release_measurement"))
 
 
 def load_config(

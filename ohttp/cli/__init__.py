@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "relay.cli",  # relay
     "ohttp.cli.request",  # request
     "ohttp.cli.demo",  # demo
+    "ohttp.cli.log",  # log init|append|keygen|serve|verify|witness
 )
 
 
