@@ -127,7 +127,8 @@ def test_keygen_and_a_witness_that_refuses_a_fork(
     save_key_file(keys, [GatewayKey.generate(1)])
     append(capsys, directory, keys)
     witness = ["log", "witness", "--log", str(directory), "--log-key", vkey,
-               "--key", str(tmp_path / "w1.key"), "--state", str(tmp_path / "w1.state")]  # fmt: skip
+               "--key", str(tmp_path / "w1.key"),
+               "--state", str(tmp_path / "w1.state")]  # fmt: skip
     assert ohttp(capsys, *witness)[0] == 0
     note = parse_note((directory / "checkpoint").read_bytes())
     assert [s.name for s in note.signatures] == [ORIGIN, "w1.example"]

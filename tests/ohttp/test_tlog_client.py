@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from ohttp.aio.client import (
     Client,
