@@ -17,7 +17,6 @@ import aiohttp
 from gateway.config import GatewayConfig
 from ohttp.aio.keyfile import load_key_file
 from ohttp.aio.tlog import LogError, VerifiedLog, fetch_log, log_reader, log_verifier, with_session
-from ohttp.aio.tlog_policy import statements_for
 from ohttp.keys import KeyRing
 
 __all__ = ["KeyNotLoggedError", "installed_release", "load_logged_keys"]
@@ -65,9 +64,8 @@ async def _read(location: str, vkey: str) -> VerifiedLog:
 
 
 def _check(ring: KeyRing, log: VerifiedLog, release: str | None) -> None:
-    found = statements_for(log, (key.config for key in ring))
     for key in ring:
-        statements = found[key.config]
+        statements = log.statements_of(key.config)
         if not statements:
             raise KeyNotLoggedError(f"key {key.key_id} is not in the transparency log")
         if release is not None and all(s.release != release for s in statements):

@@ -14,6 +14,7 @@ sans-IO core's, :mod:`ohttp.tlog`. Every error here is a :class:`LogError` with 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import tempfile
@@ -27,6 +28,7 @@ import aiohttp
 from yarl import URL
 
 from ohttp.aio._errors import ClientError, network_errors, read_body
+from ohttp.keys import KeyConfig
 from ohttp.tlog import (
     Checkpoint,
     Ed25519Verifier,
@@ -191,6 +193,18 @@ class VerifiedLog:
             except TransparencyError:
                 result.append((index, None))
         return result
+
+    def statements_of(self, config: KeyConfig) -> list[KeyStatement]:
+        """The statements for one key configuration (parsing only the entries that name it)."""
+        needle = b"\nconfig " + base64.b64encode(config.encode()) + b"\n"
+        found: list[KeyStatement] = []
+        for entry in self.entries:
+            if needle in entry:
+                with contextlib.suppress(TransparencyError):
+                    statement = KeyStatement.parse(entry)
+                    if statement.config == config:
+                        found.append(statement)
+        return found
 
 
 def log_verifier(vkey: str) -> Ed25519Verifier:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +45,7 @@ from ohttp.tlog import KeyStatement, TransparencyError
 from ohttp.tlog.note import ALG_ED25519, split_vkey
 from ohttp.tlog.witness import ALG_COSIGNATURE_V1, CosignatureVerifier
 
-__all__ = ["KeyLogCheck", "LogPolicy", "statements_for", "witness_verifier"]
+__all__ = ["KeyLogCheck", "LogPolicy", "witness_verifier"]
 
 _RELEASE = re.compile(r"sha256:[0-9a-f]{64}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -112,7 +112,7 @@ class KeyLogCheck:
         """The statement that vouches for ``config`` now; raises a LogError otherwise."""
         log = self._log
         stale = log is None or time.monotonic() - self._read_at >= self._policy.refresh
-        if log is None or stale or not _logged(log, config):
+        if log is None or stale or not log.statements_of(config):
             log = await self.refresh()
         return self._vouching(log, config)
 
@@ -148,7 +148,7 @@ class KeyLogCheck:
             write_atomically(path, log.note)
 
     def _vouching(self, log: VerifiedLog, config: KeyConfig) -> KeyStatement:
-        logged = [s for _, s in log.statements if s is not None and s.config == config]
+        logged = log.statements_of(config)
         if not logged:
             raise KeyNotLogged()
         now = self._clock()
@@ -162,22 +162,7 @@ class KeyLogCheck:
         return allowed[0]
 
 
-def _logged(log: VerifiedLog, config: KeyConfig) -> bool:
-    return any(s is not None and s.config == config for _, s in log.statements)
-
-
 def _state_name(origin: str) -> str:
     """One state file per log origin, named so any origin is a safe file name."""
     digest = hashlib.sha256(origin.encode()).hexdigest()[:16]
     return f"{_UNSAFE.sub('_', origin)[:64]}-{digest}.checkpoint"
-
-
-def statements_for(
-    log: VerifiedLog, configs: Iterable[KeyConfig]
-) -> dict[KeyConfig, list[KeyStatement]]:
-    """The statements of the log for each of ``configs`` (empty list: not logged)."""
-    found: dict[KeyConfig, list[KeyStatement]] = {config: [] for config in configs}
-    for _, statement in log.statements:
-        if statement is not None and statement.config in found:
-            found[statement.config].append(statement)
-    return found
