@@ -106,13 +106,14 @@ class KeyLogCheck:
         self._clock = clock
         self._cache: dict[str, bytes] = {}  # full tiles never change
         self._log: VerifiedLog | None = None
+        self._found: dict[KeyConfig, list[KeyStatement]] = {}  # per config, for self._log
         self._read_at = 0.0
 
     async def check(self, config: KeyConfig) -> KeyStatement:
         """The statement that vouches for ``config`` now; raises a LogError otherwise."""
         log = self._log
         stale = log is None or time.monotonic() - self._read_at >= self._policy.refresh
-        if log is None or stale or not log.statements_of(config):
+        if log is None or stale or not self._statements(log, config):
             log = await self.refresh()
         return self._vouching(log, config)
 
@@ -123,7 +124,7 @@ class KeyLogCheck:
         )
         self._require_quorum(log)
         self._advance_state(log)
-        self._log, self._read_at = log, time.monotonic()
+        self._log, self._read_at, self._found = log, time.monotonic(), {}
         return log
 
     def _require_quorum(self, log: VerifiedLog) -> None:
@@ -147,8 +148,14 @@ class KeyLogCheck:
         if saved != log.note:
             write_atomically(path, log.note)
 
+    def _statements(self, log: VerifiedLog, config: KeyConfig) -> list[KeyStatement]:
+        found = self._found.get(config)
+        if found is None:
+            found = self._found[config] = log.statements_of(config)
+        return found
+
     def _vouching(self, log: VerifiedLog, config: KeyConfig) -> KeyStatement:
-        logged = log.statements_of(config)
+        logged = self._statements(log, config)
         if not logged:
             raise KeyNotLogged()
         now = self._clock()
