@@ -34,6 +34,13 @@ def installed_release() -> str:
     return result
 
 
+def _measured(measure: Callable[[], str]) -> str:
+    try:
+        return measure()
+    except Exception as exc:  # whatever measuring raises: the gateway must not start unchecked
+        raise KeyNotLoggedError("the installed release could not be measured") from exc
+
+
 async def load_logged_keys(
     config: GatewayConfig, measure: Callable[[], str] = installed_release
 ) -> KeyRing:
@@ -45,7 +52,7 @@ async def load_logged_keys(
         return ring
     release = None
     if config.require_release:
-        release = config.release_measurement or await asyncio.to_thread(measure)
+        release = config.release_measurement or await asyncio.to_thread(_measured, measure)
     try:
         log = await _read(config.log, config.log_key)
     except LogError as exc:

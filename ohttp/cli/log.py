@@ -83,7 +83,7 @@ def _log_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _handler(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def handle(args: argparse.Namespace) -> int:
-        from ohttp.aio.tlog import LogError
+        from ohttp.aio.tlog import LogError, LogUnavailable
         from ohttp.aio.tlog_dir import LogDirError
         from ohttp.errors import OHTTPError
 
@@ -92,7 +92,7 @@ def _handler(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
         except _Refused as exc:
             return _fail(f"refused: {exc}", EXIT_REFUSED)
         except LogError as exc:
-            code = EXIT_ERROR if type(exc).__name__ == "LogUnavailable" else EXIT_REFUSED
+            code = EXIT_ERROR if isinstance(exc, LogUnavailable) else EXIT_REFUSED
             return _fail(str(exc), code)
         except (_Failed, LogDirError, OHTTPError, ValueError) as exc:
             return _fail(str(exc), EXIT_ERROR)

@@ -56,6 +56,11 @@ async def test_require_release_with_an_injected_measurement(tmp_path: Path) -> N
     assert len(await load_logged_keys(ours, measure=lambda: RELEASE)) == 1
     with pytest.raises(KeyNotLoggedError, match="another release"):
         await load_logged_keys(ours, measure=lambda: OTHER)
+    def broken() -> str:
+        raise RuntimeError("no wheel")
+
+    with pytest.raises(KeyNotLoggedError, match="could not be measured"):
+        await load_logged_keys(ours, measure=broken)
     fixed = GatewayConfig(**{**ours.__dict__, "release_measurement": OTHER})
     with pytest.raises(KeyNotLoggedError, match="another release"):
         await load_logged_keys(fixed, measure=lambda: RELEASE)
