@@ -77,8 +77,9 @@ class LogPolicy:
 
     def __post_init__(self) -> None:
         log_verifier(self.log_key)
-        for vkey in self.witness_keys:
-            witness_verifier(vkey)
+        witnesses = {(w.name, w.key_id) for w in map(witness_verifier, self.witness_keys)}
+        if len(witnesses) != len(self.witness_keys):
+            raise ValueError("a witness key is given twice")  # it would count twice
         if not 0 <= self.quorum <= len(self.witness_keys):
             raise ValueError("min_witnesses must be between 0 and the number of witness keys")
         if any(_RELEASE.fullmatch(release) is None for release in self.releases):

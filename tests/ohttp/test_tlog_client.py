@@ -181,5 +181,8 @@ def test_bad_log_options_are_refused_early(tmp_path: Path) -> None:
         Client("http://127.0.0.1:1/", log=tmp_path)
     with pytest.raises(ValueError, match="release"):
         Client("http://127.0.0.1:1/", log=tmp_path, log_key=vkey, releases=["sha256:AB"])
+    witness = Cosigner("w.example", bytes(32)).verifier.vkey
+    with pytest.raises(ValueError, match="twice"):
+        Client("http://127.0.0.1:1/", log=tmp_path, log_key=vkey, witness_keys=[witness] * 2)
     with pytest.raises(ValueError, match="min_witnesses"):
         Client("http://127.0.0.1:1/", log=tmp_path, log_key=vkey, min_witnesses=1)
