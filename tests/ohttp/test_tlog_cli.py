@@ -11,7 +11,8 @@ from aiohttp import ClientSession
 from ohttp.aio.keyfile import save_key_file
 from ohttp.aio.tlog_serve import create_log_app
 from ohttp.cli import main
-from ohttp.keys import GatewayKey
+from ohttp.aio.tlog_dir import append_keys, init_log
+from ohttp.keys import KEM, GatewayKey
 from ohttp.tlog import Checkpoint, Ed25519Signer, TileLog, parse_note, sign_note
 from tests.ohttp.test_client import ServerFactory
 
@@ -188,3 +189,17 @@ async def test_the_static_log_app(
             assert (await get(path))[0] == 404
         async with session.post(server.make_url("/add-cosignature"), data=b"x") as response:
             assert response.status == 403
+
+
+def test_append_reproduces_the_worked_example_of_the_docs(tmp_path: Path) -> None:
+    # docs/transparency.md, "Worked example": the same key and release give the same files.
+    key = GatewayKey.derive(1, KEM.X25519, bytes(32), not_before=1796479200, not_after=1799157600)
+    signer = init_log(tmp_path / "log", "example.com/ohttp-keys", tmp_path / "log.key")
+    append_keys(tmp_path / "log", [key], signer, now=0, release="sha256:" + "0" * 64)
+    note = parse_note((tmp_path / "log" / "checkpoint").read_bytes())
+    assert note.text == "example.com/ohttp-keys\n1\nWSsuaGuzWuv+GevnD1yigw4kmnJpuJ/XqfCG4Kcef2g=\n"
+    leaf = (tmp_path / "log" / "tile/0/000.p/1").read_bytes()
+    assert leaf.hex() == "592b2e686bb35aebfe19ebe70f5ca2830e249a7269b89fd7a9f086e0a71e7f68"
+    bundle = (tmp_path / "log" / "tile/entries/000.p/1").read_bytes()
+    assert bundle[:2] == b"\x00\xe0"
+    assert bundle[2:].startswith(b"ohttp-key/v1\nconfig AQAgcKc2l4lxKBBldllI+2YAbImMJazXiRaSI8pz")
