@@ -9,9 +9,9 @@ import pytest
 from aiohttp import ClientSession
 
 from ohttp.aio.keyfile import save_key_file
+from ohttp.aio.tlog_dir import append_keys, init_log
 from ohttp.aio.tlog_serve import create_log_app
 from ohttp.cli import main
-from ohttp.aio.tlog_dir import append_keys, init_log
 from ohttp.keys import KEM, GatewayKey
 from ohttp.tlog import Checkpoint, Ed25519Signer, TileLog, parse_note, sign_note
 from tests.ohttp.test_client import ServerFactory
