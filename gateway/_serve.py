@@ -22,11 +22,11 @@ from aiohttp import web
 from gateway.app import create_app
 from gateway.auth import load_tokens
 from gateway.config import GatewayConfig
+from gateway.keylog import load_logged_keys
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline.tokens import check_token_source
 from gateway.rotation import rotate_forever
 from ohttp.aio.guard import ConnectionTracker
-from ohttp.aio.keyfile import load_key_file
 from ohttp.aio.logs import configure_logging
 from ohttp.aio.metrics import Export, aggregated_metrics_app
 from ohttp.aio.serving import (
@@ -47,7 +47,8 @@ logger = logging.getLogger("gateway")
 
 async def _serve_worker(config: GatewayConfig, index: int) -> None:
     metrics = GatewayMetrics()
-    app = create_app(replace(config, reload_on_sighup=True), metrics=metrics)
+    keys = await load_logged_keys(config)  # checked against the key transparency log, if any
+    app = create_app(replace(config, reload_on_sighup=True), keys=keys, metrics=metrics)
     tracker = ConnectionTracker(
         config.max_connections, config.header_timeout,
         keepalive_timeout=config.keepalive_timeout,
@@ -114,7 +115,7 @@ def serve(config: GatewayConfig) -> int:
         logger.error("no_key_file")
         return 2
     try:
-        load_key_file(config.keys)  # fail fast, before any worker starts
+        asyncio.run(load_logged_keys(config))  # fail fast, before any worker starts
         check_token_source(config)
         _warn_if_others_can_read(config.keys)
         if config.relay_token_file is not None:

@@ -30,6 +30,7 @@ from gateway.backends import Backend, backend_from_spec
 from gateway.config import GatewayConfig
 from gateway.errors import Unauthorized
 from gateway.health import add_gateway_checks
+from gateway.keylog import load_logged_keys
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import (
     BodyDeadline,
@@ -133,7 +134,7 @@ async def reload_keys(app: web.Application) -> bool:
     if path is None:
         return False
     try:
-        ring = await asyncio.to_thread(load_key_file, path)
+        ring = await load_logged_keys(state.config)  # and vouched for by the log, if any
     except (OSError, OHTTPError, ValueError) as exc:
         state.metrics.key_reloads.labels("failed").inc()
         logger.warning("keys_reload_failed", extra={"error": type(exc).__name__})

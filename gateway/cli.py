@@ -81,6 +81,11 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
     ("client_ca", "FILE", "with --tls-cert: require a client certificate issued by this CA "
      "(PEM), e.g. the relay's --client-cert [off]"),
     ("log_level", "LEVEL", f"debug, info, warning or error [{_DEFAULTS.log_level}]"),
+    ("log", "URL|DIR", "key transparency log: refuse to load or reload a key it does not "
+     "list (with --log-key)"),
+    ("log_key", "VKEY", "the log's verifier key"),
+    ("require_release", None,
+     "refuse a key whose log statement names another release than this gateway's own"),
 )
 
 

@@ -126,6 +126,13 @@ class GatewayConfig:
     write_timeout: float = 30.0
     # Content chunks of an indeterminate-length inner message; more is an inner 413.
     max_content_chunks: int = 4096
+    # Key transparency (docs/transparency.md): refuse to load a key the log does not vouch for.
+    log: str | None = None  # the log's http(s):// URL or directory
+    log_key: str | None = None  # its verifier key
+    require_release: bool = False  # and whose statement names this gateway's own release
+    # The measurement --require-release compares with; None: measure the installed release.
+    # Set by tests and embedders, never a setting.
+    release_measurement: str | None = field(default=None, compare=False)
     # Set by the serving code: reload the key file on SIGHUP. Embedders leave it off.
     reload_on_sighup: bool = field(default=False, compare=False)
     # `ohttp gateway` adds a key this often (seconds; 0: never) and keeps the one it replaces
@@ -176,6 +183,8 @@ class GatewayConfig:
         require(self.client_ca is None or self.tls_cert is not None,
                 "client_ca needs tls_cert and tls_key")
         require(self.log_level in LOG_LEVELS, "log_level must be debug, info, warning or error")
+        require_together(self, "log", "log_key")
+        require(not self.require_release or self.log is not None, "require_release needs log")
 
     @property
     def listen_address(self) -> tuple[str, int]:
@@ -209,7 +218,7 @@ def _check_token_settings(config: GatewayConfig) -> None:
 
 
 # Every init field is a setting, except the switch the serving code sets itself.
-_OPTIONS = option_types(GatewayConfig, exclude=("reload_on_sighup",))
+_OPTIONS = option_types(GatewayConfig, exclude=("reload_on_sighup", "release_measurement"))
 
 
 def load_config(

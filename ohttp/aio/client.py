@@ -59,6 +59,18 @@ from ohttp.aio._errors import (
 from ohttp.aio._exchange import Chunked, Exchange, Framing, OneShot, Relay
 from ohttp.aio._keyfetch import KeySource, UsableKey, key_mirror_url
 from ohttp.aio._responses import InnerResponse, ResponseStream
+from ohttp.aio.tlog import (
+    KeyNotLogged,
+    KeyWindowError,
+    LogContentError,
+    LogError,
+    LogInconsistent,
+    LogSignatureError,
+    LogUnavailable,
+    ReleaseNotPinned,
+    WitnessQuorumError,
+)
+from ohttp.aio.tlog_policy import KeyLogCheck, LogPolicy
 from ohttp.aio.wallet import TokenSource
 from ohttp.keys import KeyConfig
 from ohttp.privacypass import Token, authorization
@@ -70,14 +82,23 @@ __all__ = [
     "InnerResponse",
     "InvalidInnerResponse",
     "KeyFetchError",
+    "KeyNotLogged",
     "KeyRejected",
+    "KeyWindowError",
+    "LogContentError",
+    "LogError",
+    "LogInconsistent",
+    "LogSignatureError",
+    "LogUnavailable",
     "RelayRejected",
     "RelayTimeout",
     "RelayUnreachable",
     "RelayUntrusted",
+    "ReleaseNotPinned",
     "ResponseDecryptionError",
     "ResponseStream",
     "StreamTruncated",
+    "WitnessQuorumError",
     "build_inner_request",
     "key_mirror_url",
 ]
@@ -143,6 +164,12 @@ class Client:
     inner request, and answers a 401 ``PrivateToken`` challenge with a fresh one, once.
     ``prefer_pq``: among the offered configurations, a post-quantum KEM (X-Wing, ML-KEM
     hybrids) is used when there is one; ``False`` prefers a classical one.
+
+    With ``log`` (a key transparency log's URL or directory) and ``log_key`` (its verifier
+    key), every key configuration is checked against the log before anything is encrypted to
+    it (``ohttp.aio.tlog_policy``): cosigned by ``min_witnesses`` of ``witness_keys`` (default:
+    all), inside its window, of a pinned release if ``releases`` are given, and consistent with
+    the last checkpoint kept in ``log_state``. A failure raises a :class:`LogError` subclass.
     """
 
     def __init__(
@@ -161,6 +188,12 @@ class Client:
         tokens: TokenSource | None = None,
         prefer_pq: bool = True,
         ssl_context: ssl.SSLContext | None = None,
+        log: str | Path | None = None,
+        log_key: str | None = None,
+        witness_keys: Iterable[str] = (),
+        min_witnesses: int | None = None,
+        releases: Iterable[str] = (),
+        log_state: str | Path | None = None,
     ) -> None:
         if sum(source is not None for source in (keys_url, keys_file, key_config)) > 1:
             raise ValueError("give at most one of keys_url, keys_file and key_config")
@@ -187,6 +220,15 @@ class Client:
         # A stream's timeout bounds each wait for data, not the whole stream.
         each_wait = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
         self._chunked = Chunked(each_wait, max_response_bytes)
+        self._log: KeyLogCheck | None = None
+        if log is not None or log_key is not None:
+            if log is None or log_key is None:
+                raise ValueError("give log and log_key together")
+            policy = LogPolicy(
+                str(log), log_key, tuple(witness_keys), min_witnesses, tuple(releases),
+                None if log_state is None else Path(log_state),
+            )  # fmt: skip
+            self._log = KeyLogCheck(policy, self._http, whole, clock)
 
     async def __aenter__(self) -> Self:
         return self
@@ -265,12 +307,12 @@ class Client:
 
     async def _exchange(self, message: bhttp.Request, framing: Framing[_R]) -> _R:
         """The one request flow, and the only retries RFC 9458 §6.5 allows."""
-        key = await self._keys.usable()
+        key = await self._logged(await self._keys.usable())
         try:
             result = await self._attempt(framing, key, message, self._clock())
         except KeyRejected as rejected:
             # RFC 9458 §5.3/§6.4: the gateway no longer accepts this key; refetch, retry once.
-            key = await self._keys.refreshed(key, rejected)
+            key = await self._logged(await self._keys.refreshed(key, rejected))
             result = await self._attempt(framing, key, message, self._clock())
         try:
             offset = await framing.date_offset(result, self._clock())
@@ -283,6 +325,12 @@ class Client:
         # the offset is not kept for anything else.
         framing.close(result)
         return await self._attempt(framing, key, message, self._clock() + offset)
+
+    async def _logged(self, key: UsableKey) -> UsableKey:
+        # Issue "Verifiable keys": nothing is encrypted to a key the log does not vouch for.
+        if self._log is not None:
+            await self._log.check(key.config)
+        return key
 
     async def _attempt(
         self, framing: Framing[_R], key: UsableKey, message: bhttp.Request, date: float

@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "issuer.cli",  # issuer
     "ohttp.cli.tokens",  # tokens fetch
     "ohttp.cli.release",  # release measure
+    "ohttp.cli.log",  # log init|append|keygen|serve|verify|witness
 )
 
 

@@ -4,7 +4,11 @@ Exit codes of ``ohttp request``: 0 the inner response is 2xx; 1 a local problem 
 unreadable file); 2 usage (argparse); 3 the inner response is not 2xx; 4 the relay could not be
 reached; 5 the relay or gateway rejected the request; 6 no usable key configuration; 7 the
 response could not be decrypted or decoded; 8 the relay did not answer in time; 9 the relay's
-TLS certificate is not trusted (see --cacert).
+TLS certificate is not trusted (see --cacert). With ``--log``, nothing is sent to the relay when
+the key transparency log does not vouch for the key: 10 the log could not be fetched; 11 its
+checkpoint is not signed by the log key; 12 too few witness cosignatures; 13 its tiles do not
+match the checkpoint; 14 the checkpoint is not consistent with the last one seen; 15 the key is
+not logged; 16 the key is outside its logged window; 17 the key's release is not pinned.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 if TYPE_CHECKING:  # the client (and aiohttp) load only when a request is sent
     from ohttp.aio.client import ClientError, Exchange, InnerResponse, ResponseStream
@@ -45,6 +49,12 @@ class RequestOptions:
     wallet: Path | None = None
     prefer_pq: bool = True
     cacert: str | None = None
+    log: str | None = None
+    log_key: str | None = None
+    witness_keys: tuple[str, ...] = ()
+    min_witnesses: int | None = None
+    releases: tuple[str, ...] = ()
+    log_state: str | None = None
 
 
 def configure(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -110,6 +120,7 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
         help="chunked OHTTP: print the response body as it arrives; a stream cut short "
         "exits 7 after printing what arrived",
     )
+    add_log_arguments(parser)
     parser.add_argument(
         "--padding",
         choices=("none", "classes"),
@@ -133,6 +144,27 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "url", metavar="URL", help="the target URL, e.g. https://processing.internal/v1/summarize"
+    )
+
+
+def add_log_arguments(parser: argparse.ArgumentParser) -> None:
+    """The key transparency options (docs/transparency.md)."""
+    log = parser.add_argument_group("key transparency (refuse keys the log does not vouch for)")
+    log.add_argument("--log", metavar="URL|DIR", help="the key transparency log")
+    log.add_argument("--log-key", metavar="VKEY", help="the log's verifier key (with --log)")
+    log.add_argument(
+        "--witness-key", dest="witness_keys", action="append", default=[], metavar="VKEY",
+        help="a witness whose cosignature counts (repeatable)",
+    )  # fmt: skip
+    log.add_argument(
+        "--min-witnesses", type=int, metavar="K", help="cosignatures required [every witness]"
+    )
+    log.add_argument(
+        "--release", dest="releases", action="append", default=[], metavar="sha256:HEX",
+        help="accept only keys logged for this release (repeatable)",
+    )  # fmt: skip
+    log.add_argument(
+        "--log-state", metavar="DIR", help="keep the last checkpoint seen here (consistency)"
     )
 
 
@@ -183,6 +215,12 @@ def parse_options(args: argparse.Namespace) -> RequestOptions:
         wallet=getattr(args, "wallet", None),
         prefer_pq=getattr(args, "prefer_kem", "pq") == "pq",
         cacert=getattr(args, "cacert", None),
+        log=args.log,
+        log_key=args.log_key,
+        witness_keys=tuple(args.witness_keys),
+        min_witnesses=args.min_witnesses,
+        releases=tuple(args.releases),
+        log_state=args.log_state,
     )
 
 
@@ -202,6 +240,7 @@ async def send(options: RequestOptions) -> InnerResponse:
         tokens=_token_source(options.wallet),
         prefer_pq=options.prefer_pq,
         ssl_context=_ssl_context(options.cacert),
+        **_log_options(options),
     ) as client:
         return await client.request(
             options.method, options.url, headers=options.headers, content=options.content
@@ -256,6 +295,7 @@ async def send_streamed(options: RequestOptions, out: TextIO) -> int:
             tokens=_token_source(options.wallet),
             prefer_pq=options.prefer_pq,
             ssl_context=_ssl_context(options.cacert),
+            **_log_options(options),
         ) as client,
         client.stream(
             options.method, options.url, headers=options.headers, content=options.content
@@ -348,10 +388,22 @@ def _key_source(keys: str | None) -> tuple[str | None, str | None]:
     return None, keys
 
 
+def _log_options(options: RequestOptions) -> dict[str, Any]:
+    return {
+        "log": options.log,
+        "log_key": options.log_key,
+        "witness_keys": options.witness_keys,
+        "min_witnesses": options.min_witnesses,
+        "releases": options.releases,
+        "log_state": options.log_state,
+    }
+
+
 def _exit_code(error: ClientError) -> int:
     from ohttp.aio.client import (
         InvalidInnerResponse,
         KeyFetchError,
+        LogError,
         RelayRejected,
         RelayTimeout,
         RelayUnreachable,
@@ -368,6 +420,8 @@ def _exit_code(error: ClientError) -> int:
         (ResponseDecryptionError, 7),
         (InvalidInnerResponse, 7),
     )
+    if isinstance(error, LogError):
+        return error.exit_code
     for kind, code in codes:
         if isinstance(error, kind):
             return code
