@@ -253,10 +253,6 @@ def test_the_relay_kustomization_holds_nothing_of_the_gateway() -> None:
 
 # --- The ConfigMaps hold real settings ---------------------------------------------------------
 
-# `--state` lands with issue #14's State part; once merged it is a known option and this is moot.
-_PENDING = {"state"}
-
-
 @pytest.mark.parametrize(
     ("name", "prefix", "options", "load"),
     [
@@ -270,7 +266,7 @@ def test_configmaps_name_only_real_settings_that_load(
     data = _by_kind(render(KUBERNETES / name))[("ConfigMap", f"ohttp-{name}")]["data"]
     names = {key.removeprefix(prefix).lower() for key in data}
     assert all(key.startswith(prefix) for key in data)
-    assert names <= set(options) | _PENDING, names - set(options)
+    assert names <= set(options), names - set(options)
     load({}, environ=data)  # raises on a value the server would refuse
 
 
