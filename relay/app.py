@@ -29,6 +29,7 @@ from relay.errors import (
 )
 from relay.forward import forward_handler
 from relay.keymirror import KEYS_PATH, KeyMirror
+from relay.logmirror import LOG_MIRROR, LogMirror, log_mirror_context, log_routes
 from relay.metrics import RelayMetrics, Result
 from relay.ratelimit import RateLimiter
 from relay.state import STATE_KEY, Handler, RelayState, StateHandler
@@ -57,6 +58,10 @@ def create_app(config: RelayConfig, metrics: RelayMetrics | None = None) -> web.
         base = f"/{gateway.name}" if gateway.name else ""
         routes.append(("POST", base or "/", forward_handler(gateway.name)))
         routes.append(("GET", f"{base}/{KEYS_PATH}", _keys_handler(gateway.name)))
+    if config.log_mirror is not None:  # the key transparency log, mirrored like the keys
+        app[LOG_MIRROR] = LogMirror(config.log_mirror, config.upstream_timeout)
+        app.cleanup_ctx.append(log_mirror_context)
+        routes += log_routes()
     for method, path, handler in routes:
         app.router.add_route(method, path, _guarded(state, handler))
         app.router.add_route("*", path, _guarded(state, _not_allowed(method)))

@@ -45,6 +45,8 @@ _FLAG_HELP: tuple[tuple[str, str, str], ...] = (
      "(default 15)"),
     ("shutdown_timeout", "SECONDS", "on SIGTERM, seconds forwards in flight get to finish "
      "(default 25)"),
+    ("log_mirror", "URL", "serve this key transparency log at /log/checkpoint and /log/tile/... "
+     "so clients read it without revealing their address (default: off)"),
 )
 
 

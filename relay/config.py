@@ -107,6 +107,8 @@ class RelayConfig:
     upstream_idle_timeout: float = 15.0
     # On SIGTERM, forwards in flight get this long; below Kubernetes' default 30 s grace period.
     shutdown_timeout: float = 25.0
+    # The key transparency log's base URL, served at /log/... (docs/transparency.md); off if None.
+    log_mirror: str | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -142,6 +144,9 @@ def _validate(config: RelayConfig) -> None:
     token = config.gateway_token
     require(token is None or re.fullmatch(r"[\x21-\x7e]+", token) is not None,
             "gateway_token must be visible ASCII without spaces")
+    mirror = config.log_mirror
+    require(mirror is None or re.fullmatch(r"https?://[^\s@#?]+", mirror) is not None,
+            "log_mirror must be an http:// or https:// URL without credentials or query")
 
 
 def parse_gateways(values: tuple[str, ...]) -> tuple[GatewayTarget, ...]:
