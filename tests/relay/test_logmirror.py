@@ -32,7 +32,9 @@ async def test_a_client_reads_the_log_through_the_relay(
     fetched: list[str] = []
 
     @web.middleware
-    async def record(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+    async def record(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         fetched.append(request.path)
         return await handler(request)
 
