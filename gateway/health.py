@@ -11,7 +11,6 @@ from aiohttp import web
 from gateway.config import parse_origin
 from gateway.pipeline import GatewayState
 from ohttp.aio.readiness import readiness_of, remembered
-from ohttp.aio.store import store_ready
 
 __all__ = ["add_gateway_checks"]
 
@@ -26,7 +25,7 @@ def add_gateway_checks(app: web.Application, state: GatewayState, origin: str | 
         return bool(state.keys.ring.current(time.time()))
 
     checks.add("keys", keys)
-    checks.add("state", remembered(lambda: store_ready(state.replay.store)))
+    checks.add("state", remembered(state.replay.ready))
     if origin is not None:
         url = parse_origin(origin)
         port = url.port or (443 if url.scheme == "https" else 80)

@@ -16,6 +16,7 @@ import aiohttp
 
 from gateway.config import GatewayConfig
 from ohttp.aio.keyfile import load_key_file
+from ohttp.aio.release import ReleaseError, measure
 from ohttp.aio.tlog import LogError, VerifiedLog, fetch_log, log_reader, log_verifier, with_session
 from ohttp.keys import KeyRing
 
@@ -28,16 +29,13 @@ class KeyNotLoggedError(ValueError):
 
 def installed_release() -> str:
     """The measurement of the installed release (``ohttp release measure``)."""
-    from ohttp.aio.release import measure  # type: ignore[import-not-found,unused-ignore]
-
-    result: str = measure()
-    return result
+    return measure()
 
 
 def _measured(measure: Callable[[], str]) -> str:
     try:
         return measure()
-    except Exception as exc:  # whatever measuring raises: the gateway must not start unchecked
+    except (ReleaseError, OSError) as exc:  # the gateway must not start unchecked
         raise KeyNotLoggedError("the installed release could not be measured") from exc
 
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from ohttp.aio.guard import ConnectionTracker, client_gone, send_and_close
 from ohttp.aio.readiness import healthz, readiness_of, readyz, remembered
 from ohttp.aio.serving import omit_server_header
-from ohttp.aio.store import open_store, store_ready
+from ohttp.aio.store import open_store
 from ohttp.codings import only_chunked_transfer
 from ohttp.keys import KEYS_MEDIA_TYPE
 from relay.config import RelayConfig
@@ -32,6 +32,7 @@ from relay.errors import (
 from relay.events import log_failure
 from relay.forward import forward_handler
 from relay.keymirror import KEYS_PATH, KeyMirror
+from relay.logmirror import LOG_MIRROR, LogMirror, log_mirror_context, log_routes
 from relay.metrics import RelayMetrics, Result
 from relay.ratelimit import RateLimiter
 from relay.state import STATE_KEY, Handler, RelayState, StateHandler
@@ -57,7 +58,7 @@ def create_app(config: RelayConfig, metrics: RelayMetrics | None = None) -> web.
     # a route added right after another on the same path joins that resource.
     checks = readiness_of(app)  # per-gateway checks come with the mirrors (_upstream_resources)
     if limiter is not None:  # a relay that cannot count requests refuses them: not ready
-        checks.add("state", remembered(partial(store_ready, limiter.store)))
+        checks.add("state", remembered(limiter.ready))
     routes: list[tuple[str, str, StateHandler]] = [
         ("GET", "/healthz", _plain_handler(healthz)), ("GET", "/readyz", _plain_handler(readyz)),
     ]
@@ -65,6 +66,10 @@ def create_app(config: RelayConfig, metrics: RelayMetrics | None = None) -> web.
         base = f"/{gateway.name}" if gateway.name else ""
         routes.append(("POST", base or "/", forward_handler(gateway.name)))
         routes.append(("GET", f"{base}/{KEYS_PATH}", _keys_handler(gateway.name)))
+    if config.log_mirror is not None:  # the key transparency log, mirrored like the keys
+        app[LOG_MIRROR] = LogMirror(config.log_mirror, config.upstream_timeout)
+        app.cleanup_ctx.append(log_mirror_context)
+        routes += log_routes()
     for method, path, handler in routes:
         if method == "GET":  # and HEAD
             app.router.add_get(path, _guarded(state, handler))

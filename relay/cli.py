@@ -51,6 +51,8 @@ _FLAG_HELP: tuple[tuple[str, str, str], ...] = (
     ("write_timeout", "SECONDS", "a client taking no bytes of a response for this long is "
      "abandoned: connection closed, gateway connection released (default 30)"),
     ("log_level", "LEVEL", "debug, info, warning or error (default info)"),
+    ("log_mirror", "URL", "serve this key transparency log at /log/checkpoint and /log/tile/... "
+     "so clients read it without revealing their address (default: off)"),
 )
 
 

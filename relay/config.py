@@ -115,6 +115,8 @@ class RelayConfig:
     # The longest a client may take no bytes of a response before it is abandoned.
     write_timeout: float = 30.0
     log_level: str = "info"  # one of ohttp.aio.logs.LOG_LEVELS
+    # The key transparency log's base URL, served at /log/... (docs/transparency.md); off if None.
+    log_mirror: str | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -153,6 +155,9 @@ def _validate(config: RelayConfig) -> None:
             "gateway_token must be visible ASCII without spaces")
     require(config.state is None or config.state.startswith(STATE_SCHEMES),
             "state: expected a redis://, rediss:// or unix:// URL")
+    mirror = config.log_mirror
+    require(mirror is None or re.fullmatch(r"https?://[^\s@#?]+", mirror) is not None,
+            "log_mirror must be an http:// or https:// URL without credentials or query")
 
 
 def parse_gateways(values: tuple[str, ...]) -> tuple[GatewayTarget, ...]:

@@ -11,6 +11,7 @@ from gateway.app import GATEWAY_STATE, create_app, reload_keys
 from gateway.config import GatewayConfig, SettingsError
 from gateway.keylog import KeyNotLoggedError, load_logged_keys
 from ohttp.aio.keyfile import add_next_key, load_key_file, save_key_file
+from ohttp.aio.release import ReleaseError
 from ohttp.aio.tlog_dir import append_keys, init_log
 from ohttp.keys import GatewayKey
 from ohttp.tlog import Ed25519Signer
@@ -57,10 +58,13 @@ async def test_require_release_with_an_injected_measurement(tmp_path: Path) -> N
     with pytest.raises(KeyNotLoggedError, match="another release"):
         await load_logged_keys(ours, measure=lambda: OTHER)
     def broken() -> str:
-        raise RuntimeError("no wheel")
+        raise ReleaseError("no wheel")
 
     with pytest.raises(KeyNotLoggedError, match="could not be measured"):
         await load_logged_keys(ours, measure=broken)
+    # The real measurement: this test environment is an editable install, which is no release.
+    with pytest.raises(KeyNotLoggedError, match="could not be measured"):
+        await load_logged_keys(ours)
     fixed = GatewayConfig(**{**ours.__dict__, "release_measurement": OTHER})
     with pytest.raises(KeyNotLoggedError, match="another release"):
         await load_logged_keys(fixed, measure=lambda: RELEASE)
