@@ -142,3 +142,35 @@ def test_the_gateway_rotates_on_its_own_with_an_expiry_metric(tmp_path: Path) ->
     events = [json.loads(line)["event"] for line in (tmp_path / "gw.log").read_text().splitlines()
               if line.startswith("{")]
     assert events.count("key_rotated") == 1
+
+
+def test_sighup_to_a_two_worker_relay_refreshes_every_worker(tmp_path: Path) -> None:
+    key_file = tmp_path / "keys.json"
+    write_key_file(key_file, key_id=1)
+    gateway_port, relay_port = free_port(), free_port()
+    gateway, relay = base_url(gateway_port), base_url(relay_port)
+    log = tmp_path / "relay.log"
+    with (
+        ohttp_process(gateway_args(key_file, gateway_port, "--backend", "echo"),
+                      gateway + "/healthz", tmp_path / "gw.log") as gw,
+        ohttp_process([*relay_args(relay_port, gateway + WELL_KNOWN), "--workers", "2"],
+                      relay + "/healthz", log) as running_relay,
+    ):
+        for _ in range(200):  # both workers serve (each has installed its SIGHUP handler)
+            if log.read_text().count("relay listening") == 2:
+                break
+            time.sleep(0.05)
+        rotate(key_file, overlap=120)
+        os.kill(gw.pid, signal.SIGHUP)
+        for _ in range(100):
+            if served(gateway + WELL_KNOWN)[0] == [2]:
+                break
+            time.sleep(0.05)
+        os.kill(running_relay.pid, signal.SIGHUP)  # the parent passes it to each worker
+        for _ in range(200):
+            if log.read_text().count('"keys_refreshed"') == 2:
+                break
+            time.sleep(0.05)
+        assert log.read_text().count('"keys_refreshed"') == 2
+        assert {tuple(served(relay + "/ohttp-keys")[0]) for _ in range(20)} == {(2,)}
+        assert running_relay.process.poll() is None
