@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
@@ -14,6 +15,7 @@ from gateway.backends.base import StreamedResponse
 from gateway.backends.origin import DEFAULT_SETTINGS, HttpForwarder, OriginSettings
 from gateway.errors import BackendError
 from ohttp import bhttp
+from ohttp.aio.guard import fixed_error_pages
 
 __all__ = ["AiohttpAppBackend"]
 
@@ -56,6 +58,7 @@ class AiohttpAppBackend:
         self._app = app
         self._settings = settings
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self._directory: str | None = None
         self._forwarder: HttpForwarder | None = None
 
@@ -68,7 +71,12 @@ class AiohttpAppBackend:
             self._app, access_log=None, handle_signals=False, logger=_app_server_log
         )
         await runner.setup()
-        await web.UnixSite(runner, socket_path).start()
+        assert runner.server is not None  # set by setup()
+        # Not web.UnixSite: aiohttp's own pages for a request that fails to parse quote its
+        # bytes, and would reach the client encapsulated (issue 13, finding 8).
+        self._listener = await asyncio.get_running_loop().create_unix_server(
+            fixed_error_pages(runner.server), socket_path
+        )
         self._runner, self._directory = runner, directory
         settings = self._settings
 
@@ -89,6 +97,9 @@ class AiohttpAppBackend:
         directory, self._directory = self._directory, None
         if forwarder is not None:
             await forwarder.close()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         if runner is not None:
             await runner.cleanup()
         if directory is not None:

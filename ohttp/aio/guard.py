@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from http import HTTPStatus
 from typing import cast
 
@@ -24,6 +25,7 @@ __all__ = [
     "ConnectionTracker",
     "WriteStalled",
     "client_gone",
+    "fixed_error_pages",
     "send_and_close",
     "write_within",
 ]
@@ -76,6 +78,12 @@ def _phrase(status: int) -> str:
 def _handler(server: Server) -> RequestHandler:
     """What ``server()`` makes, with fixed error pages."""
     return _FixedErrorHandler(server, loop=server._loop, **server._kwargs)
+
+
+def fixed_error_pages(server: Server) -> Callable[[], asyncio.Protocol]:
+    """A protocol factory for ``server`` (an ``AppRunner``'s) whose parse-error pages are fixed
+    texts without ``Server``: for listeners that need no connection guard."""
+    return partial(_handler, server)
 
 
 class _GuardedProtocol:

@@ -694,3 +694,23 @@ async def test_processing_spec_serves_the_embedded_app() -> None:
     assert json.loads(whole.content)["summary"]
     assert streamed.status == 200
     assert json.loads(lines[-1])["done"] is True
+
+
+async def test_aiohttp_app_backend_parse_errors_get_a_fixed_page() -> None:
+    """Issue 13, finding 8: the app's server answers a request it cannot parse with a fixed
+    text and no ``Server`` field, not aiohttp's page quoting the request's bytes."""
+    backend = AiohttpAppBackend(describing_app())
+    await backend.start()
+    try:
+        assert backend._directory is not None
+        socket_path = os.path.join(backend._directory, "app.sock")
+        reader, writer = await asyncio.open_unix_connection(socket_path)
+        writer.write(b"GET /zq7marker\x01 HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+    finally:
+        await backend.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request"), answer[:200]
+    assert body == b"400 Bad Request\n"
+    assert b"zq7marker" not in answer and b"\r\nserver:" not in head.lower()
