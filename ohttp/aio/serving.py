@@ -172,7 +172,8 @@ def _backlog(tracker: ConnectionTracker) -> int:
     """A listen queue as long as the connection cap (the kernel caps it at somaxconn).
 
     asyncio's default of 100 overflowed when 128 or more clients connected at once: the kernel
-    dropped the extra SYNs, the clients resent them after 1 s, and p99 read 1 s (issue 18).
+    dropped the handshakes it could not queue, they were resent after 1 s, then 2 s, and p99
+    read 1-2.5 s (issue 18, benchmarks/README.md).
     """
     return max(_MIN_BACKLOG, tracker.max_connections)
 
