@@ -252,15 +252,18 @@ def render(data: dict[str, Any]) -> str:
     if data["scaling"]:
         out += ["", "## Scaling (gateway only, echo backend)", ""]
         out += [
-            "| workers | connections | req/s | p99 ms | failed | gateway CPU us/req |",
-            "|---:|---:|---:|---:|---:|---:|",
+            "| workers | connections | req/s | p50 ms | p99 ms | p99/p50 | failed "
+            "| gateway CPU us/req |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for phase in data["scaling"]:
             row = summarize([phase])
             cpu = row["cpu_us_per_request"].get("gateway", math.nan)
+            tail = _ratio(row["p"][99.0], row["p"][50.0])
             out.append(
                 f"| {phase['workers']} | {phase['connections']} | {_num(row['rps'])} | "
-                f"{_ms(row['p'][99.0])} | {row['failed']:,} | {_num(cpu, 1)} |"
+                f"{_ms(row['p'][50.0])} | {_ms(row['p'][99.0])} | "
+                f"{_num(tail, 1)} | {row['failed']:,} | {_num(cpu, 1)} |"
             )
     if data["profile"]:
         out += ["", "## Where the gateway's time goes (py-spy --native over its workers)", ""]

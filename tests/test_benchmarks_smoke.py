@@ -207,6 +207,16 @@ def test_gateway_bench_runs_every_target(tmp_path: Path) -> None:
     assert [line.split(" per round")[0] for line in lines[4:]] == ["gateway/floor", "inproc/floor"]
 
 
+@pytest.mark.skipif(loadgen.wrk_binary() is None, reason="wrk is not installed")
+def test_gateway_bench_stub_decapsulates_every_request(tmp_path: Path) -> None:
+    args = ["--seconds", "1", "--rounds", "1", "--pool", "300", "--stub"]
+    lines = _bench("gateway_bench", *args, "--workdir", str(tmp_path))
+    names = ["floor", "gateway", "stub"]
+    assert _failed_column(lines, names) == dict.fromkeys(names, "0")  # a 2xx for every request
+    ratios = [line.split(" per round")[0] for line in lines[4:]]
+    assert ratios == ["gateway/floor", "stub/floor", "gateway/stub"]
+
+
 def test_rounds_report_ratios_per_round() -> None:
     from benchmarks.rounds import Sample, interleave, ratio, spread
 

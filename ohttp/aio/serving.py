@@ -100,6 +100,9 @@ def server_tls_context(
     return context
 
 
+_MIN_BACKLOG = 128  # what socket.listen() picks without a number
+
+
 @dataclass(frozen=True)
 class Listening:
     port: int
@@ -165,6 +168,16 @@ def _bind_plain(host: str, port: int) -> None:
             sock.bind(address)
 
 
+def _backlog(tracker: ConnectionTracker) -> int:
+    """A listen queue as long as the connection cap (the kernel caps it at somaxconn).
+
+    asyncio's default of 100 overflowed when 128 or more clients connected at once: the kernel
+    dropped the handshakes it could not queue, they were resent after 1 s, then 2 s, and p99
+    read 1-2.5 s (issue 18, benchmarks/README.md).
+    """
+    return max(_MIN_BACKLOG, tracker.max_connections)
+
+
 @contextlib.asynccontextmanager
 async def serving(
     app: web.Application,
@@ -198,7 +211,7 @@ async def serving(
         with _naming(address):
             server = await loop.create_server(
                 tracker.factory(runner.server), address[0], address[1], ssl=tls,
-                reuse_port=reuse_port or None,
+                reuse_port=reuse_port or None, backlog=_backlog(tracker),
                 ssl_handshake_timeout=tracker.header_timeout if tls else None,
             )  # fmt: skip
         metrics_port = None
@@ -212,7 +225,7 @@ async def serving(
             with _naming((host, port)):
                 metrics_server = await loop.create_server(
                     metrics_guard.factory(metrics_runner.server), host, port,
-                    reuse_port=reuse_port or None,
+                    reuse_port=reuse_port or None, backlog=_backlog(metrics_guard),
                 )  # fmt: skip
             metrics_port = metrics_server.sockets[0].getsockname()[1]
         yield Listening(server.sockets[0].getsockname()[1], metrics_port)
