@@ -82,7 +82,8 @@ def create_app(
     ``processing.internal``, an origin URL's; an explicit ``backend`` only if it has an
     ``authority``) and ``config.allow_target``; ``config.backend`` says nothing about an
     explicit ``backend``. ValueError if that allows no authority at all. ``store`` holds
-    the spent Privacy Pass tokens with ``config.require_token`` (default: a MemoryStore).
+    the replay records and spent Privacy Pass tokens (default: the store ``config.state``
+    names, ``ohttp.aio.store.open_store``); it is closed with the app.
     """
     if keys is None:
         if config.keys is None:

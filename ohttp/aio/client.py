@@ -164,6 +164,8 @@ class Client:
     inner request, and answers a 401 ``PrivateToken`` challenge with a fresh one, once.
     ``prefer_pq``: among the offered configurations, a post-quantum KEM (X-Wing, ML-KEM
     hybrids) is used when there is one; ``False`` prefers a classical one.
+    ``ssl_context`` is used by the session the client makes (e.g. one trusting a private CA,
+    as ``ohttp request --cacert`` does); a ``session`` passed in brings its own.
 
     With ``log`` (a key transparency log's URL or directory) and ``log_key`` (its verifier
     key), every key configuration is checked against the log before anything is encrypted to
