@@ -159,7 +159,7 @@ async def _gateway_resource(request: web.Request) -> web.StreamResponse:
         request.method,
         request.headers.get(hdrs.CONTENT_TYPE),
         request.content_length,
-        lambda length, limit: body.read(_read_body(request.content, length, limit)),
+        lambda length, limit: _read_body(request.content, length, limit, body),
         body_chunks=lambda: body.chunks(request.content.iter_any()),
         content_encoding=_joined(request.headers.getall(hdrs.CONTENT_ENCODING, [])),
         transfer_encoding=_joined(request.headers.getall(hdrs.TRANSFER_ENCODING, [])),
@@ -204,15 +204,18 @@ async def _send_streamed(request: web.Request, answer: StreamedAnswer) -> web.St
     return response
 
 
-async def _read_body(content: StreamReader, content_length: int | None, limit: int) -> bytes:
+async def _read_body(
+    content: StreamReader, content_length: int | None, limit: int, deadline: BodyDeadline
+) -> bytes:
     if content_length is None:  # chunked transfer coding: bounded while reading
-        return await read_chunks(content.iter_any(), None, limit)
+        return await deadline.read(read_chunks(content.iter_any(), None, limit))
     # The pipeline checked the length against the limit already. A small body has usually
-    # arrived with the head: take it from the buffer without another await.
+    # arrived with the head: take it from the buffer without another await (and so without
+    # the deadline's timer, which only bounds waiting).
     body = content.read_nowait(content_length) if content_length else b""
     if len(body) == content_length:
         return body
     try:
-        return body + await content.readexactly(content_length - len(body))
+        return body + await deadline.read(content.readexactly(content_length - len(body)))
     except asyncio.IncompleteReadError:
         raise EncapsulationError("request body truncated") from None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from gateway.errors import BodyTimeout
 
-__all__ = ["BackendDeadlines", "BodyDeadline"]
+__all__ = ["BackendDeadlines", "BodyDeadline", "each_within"]
 
 _T = TypeVar("_T")
 
@@ -98,12 +98,20 @@ class BodyDeadline:
         except TimeoutError:
             raise BodyTimeout() from None
 
-    async def chunks(self, body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    def chunks(self, body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
         """``body``'s pieces, each read within the deadline."""
-        iterator = aiter(body)
-        while True:
-            try:
-                piece = await self.read(anext(iterator))
-            except StopAsyncIteration:
-                return
-            yield piece
+        return each_within(body, self.read)
+
+
+async def each_within(
+    body: AsyncIterable[bytes], within: Callable[[Awaitable[bytes]], Awaitable[bytes]]
+) -> AsyncIterator[bytes]:
+    """``body``'s pieces, each wait for the next one bounded by ``within`` (a deadline's
+    ``read`` or ``run``)."""
+    iterator = aiter(body)
+    while True:
+        try:
+            piece = await within(anext(iterator))
+        except StopAsyncIteration:
+            return
+        yield piece

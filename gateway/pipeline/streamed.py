@@ -15,7 +15,7 @@ from time import perf_counter
 
 from gateway.backends.base import StreamedResponse, StreamingBackend, encode_head, encode_response
 from gateway.errors import BackendError, BodyTooLarge, InnerError, Result, inner_reply
-from gateway.pipeline.deadlines import BackendDeadlines
+from gateway.pipeline.deadlines import each_within
 from gateway.pipeline.oneshot import at_backend, check_inner
 from gateway.pipeline.state import GatewayState, finish
 from ohttp import bhttp
@@ -104,7 +104,7 @@ class StreamedAnswer:
         yield self._first
         encoder, framer, padder = self._encoder, rest.framer, rest.padder
         try:
-            async for piece in _with_gap_timeout(rest.streamed.body, self._state.deadlines):
+            async for piece in each_within(rest.streamed.body, self._state.deadlines.run):
                 # An empty piece makes no chunk (chunked-08 §6): the padder returns none.
                 for plaintext in padder.feed(framer.content(piece)):
                     yield encoder.chunk(plaintext)
@@ -133,19 +133,6 @@ class StreamedAnswer:
             logger.warning("backend_close_failed", extra={"error": type(exc).__name__})
         finally:
             finish(self._state, self._started, self._result)
-
-
-async def _with_gap_timeout(
-    body: AsyncIterator[bytes], deadlines: BackendDeadlines
-) -> AsyncIterator[bytes]:
-    """``body``, with ``backend_timeout`` bounding each wait for the next piece."""
-    iterator = aiter(body)
-    while True:
-        try:
-            piece = await deadlines.run(anext(iterator))
-        except StopAsyncIteration:
-            return
-        yield piece
 
 
 async def answer_chunked(
