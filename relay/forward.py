@@ -9,7 +9,6 @@ Every refusal is raised as a ``relay.errors`` exception; the route wrapper answe
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import AsyncIterator
 
@@ -35,7 +34,7 @@ from relay.errors import (
     UpstreamError,
 )
 from relay.h1 import ResponseHead
-from relay.headers import passed_fields
+from relay.headers import SF_BOOLEANS, passed_fields, valid_retry_after
 from relay.metrics import Direction, Result
 from relay.state import RelayState, StateHandler
 from relay.upstream import UpstreamPool, UpstreamResponse
@@ -43,8 +42,6 @@ from relay.upstream import UpstreamPool, UpstreamResponse
 REQUEST_TYPES = frozenset({REQUEST_MEDIA_TYPE, CHUNKED_REQUEST_MEDIA_TYPE})
 RESPONSE_TYPES = frozenset({RESPONSE_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE})
 SMALL_BODY = 64 * 1024  # bodies up to this size are read whole and sent in one write
-_SF_BOOLEAN = frozenset({"?0", "?1"})  # RFC 8941 §3.3.6, the Incremental field's type
-_DELTA_SECONDS = re.compile(r"[0-9]{1,6}")
 
 
 def forward_handler(name: str) -> StateHandler:
@@ -98,7 +95,7 @@ def _check_content_encoding(values: list[str]) -> None:
 
 # The only client-derived values that go upstream, as ready header lines (RFC 9458 §6.2).
 _CONTENT_TYPE_LINES = {t: f"content-type: {t}\r\n".encode() for t in REQUEST_TYPES}
-_INCREMENTAL_LINES = {v: f"incremental: {v}\r\n".encode() for v in _SF_BOOLEAN}
+_INCREMENTAL_LINES = {v: f"incremental: {v}\r\n".encode() for v in SF_BOOLEANS}
 
 
 def _upstream_headers(request: web.Request, media_type: str, config: RelayConfig) -> bytes:
@@ -223,7 +220,7 @@ def _passed_status(head: ResponseHead) -> int:
     if status == 503:
         # Load shedding is worth passing on, with the relay's own body and a checked Retry-After.
         retry = (head.get("retry-after") or "").strip()
-        raise GatewayUnavailable(retry if _DELTA_SECONDS.fullmatch(retry) else None)
+        raise GatewayUnavailable(retry if valid_retry_after(retry) else None)
     if not (200 <= status < 300 or 400 <= status < 500):
         # 3xx (never followed), 5xx and malformed 2xx: no gateway detail reaches the client.
         raise GatewayRefused("status not passed on")

@@ -12,8 +12,15 @@ from collections.abc import Callable, Iterable
 
 from ohttp.httpdate import parse_http_date
 
-__all__ = ["passed_fields", "valid_cache_control", "valid_incremental", "valid_retry_after"]
+__all__ = [
+    "SF_BOOLEANS",
+    "passed_fields",
+    "valid_cache_control",
+    "valid_incremental",
+    "valid_retry_after",
+]
 
+SF_BOOLEANS = frozenset({"?0", "?1"})  # RFC 8941 §3.3.6, the Incremental field's type
 _MAX_VALUE = 1024  # longer values are dropped: no real Cache-Control needs more
 
 # RFC 9110 §5.6.2 token, §5.6.4 quoted-string (qdtext or quoted-pair, no CTLs but HTAB).
@@ -41,7 +48,7 @@ def valid_retry_after(value: str) -> bool:
 
 def valid_incremental(value: str) -> bool:
     """``Incremental``: a Structured Fields boolean, ``?0`` or ``?1`` (RFC 8941 §3.3.6)."""
-    return value in ("?0", "?1")
+    return value in SF_BOOLEANS
 
 
 def _valid_media_type(value: str) -> bool:
