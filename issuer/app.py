@@ -34,6 +34,7 @@ from issuer.errors import (
     reply_for,
 )
 from issuer.keys import IssuerKeys, account_digest, load_accounts, load_issuer_keys
+from ohttp.aio.readiness import healthz
 from ohttp.aio.serving import tracked
 from ohttp.aio.store import Store, StoreUnavailable, open_store
 from ohttp.errors import OHTTPError
@@ -118,7 +119,7 @@ def create_app(
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_get(DIRECTORY_PATH, tracked(_directory))
     app.router.add_post(REQUEST_PATH, tracked(_token_request))
-    app.router.add_get("/healthz", tracked(_healthz))
+    app.router.add_get("/healthz", tracked(healthz))  # the gateway's and the relay's too
     return app
 
 
@@ -157,10 +158,6 @@ async def reload_files(app: web.Application) -> bool:
     return True
 
 
-async def _healthz(_: web.Request) -> web.Response:
-    return web.Response(text="ok")
-
-
 async def _directory(request: web.Request) -> web.Response:
     state = request.app[ISSUER_STATE]
     headers = {
@@ -194,7 +191,10 @@ async def _issue(state: IssuerState, request: web.Request) -> bytes:
         raise BadMediaType()
     if request.content_length is not None and request.content_length > _REQUEST_LEN:
         raise RequestTooLarge()
+    # read(n) returns what has arrived, which may be part of the body: read to its end.
     body = await request.content.read(_REQUEST_LEN + 1)
+    while body and len(body) <= _REQUEST_LEN and not request.content.at_eof():
+        body += await request.content.read(_REQUEST_LEN + 1 - len(body))
     if len(body) != _REQUEST_LEN:
         raise RequestTooLarge()
     token_request = TokenRequest.decode(body)

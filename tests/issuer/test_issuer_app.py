@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -239,3 +240,29 @@ def test_sighup_reloads_a_running_issuer(tmp_path: Path) -> None:
         assert advertised() == 2
     assert "keys_reloaded" in issuer.log()
     assert "issuer_open" in issuer.log()  # no accounts file: said at start
+
+
+async def test_a_body_arriving_in_pieces_is_read_whole(
+    aiohttp_client: AiohttpClient, key_file: Path, tmp_path: Path
+) -> None:
+    """A token request whose body arrives in two TCP writes is issued, not refused as 413."""
+    client = await aiohttp_client(create_app(_config(key_file, tmp_path)))
+    directory = parse_directory(
+        await (await client.get(DIRECTORY_PATH)).read(), str(client.make_url(DIRECTORY_PATH))
+    )
+    request, state = begin_issuance(CHALLENGE, directory.keys[0])
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    head = (
+        f"POST {REQUEST_PATH} HTTP/1.1\r\nHost: issuer.test\r\nContent-Type: {REQ_TYPE}\r\n"
+        f"Authorization: Bearer {ACCOUNT}\r\nContent-Length: {len(request)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    writer.write(head.encode() + request[:100])
+    await writer.drain()
+    await asyncio.sleep(0.05)  # the server reads the first piece on its own
+    writer.write(request[100:])
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
+    finalize(state, answer.partition(b"\r\n\r\n")[2])
