@@ -25,7 +25,7 @@ from typing import Final
 import aiohttp
 from yarl import URL
 
-from ohttp.aio._errors import ClientError
+from ohttp.aio._errors import ClientError, read_body
 from ohttp.errors import OHTTPError
 from ohttp.privacypass import (
     TOKEN_TYPE_BLIND_RSA,
@@ -135,11 +135,11 @@ async def fetch_directory(
     """GET and parse an issuer directory; :class:`TokenFetchError` on any failure."""
     try:
         async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
-            body = await response.content.read(_MAX_DIRECTORY_BYTES + 1)
-            if response.status != 200 or len(body) > _MAX_DIRECTORY_BYTES:
-                raise TokenFetchError("the issuer directory could not be fetched")
+            if response.status != 200:
+                raise TokenFetchError()
+            body = await read_body(response, _MAX_DIRECTORY_BYTES, TokenFetchError)
         return parse_directory(body, url)
-    except (aiohttp.ClientError, TimeoutError, ValueError, OHTTPError):
+    except (aiohttp.ClientError, TimeoutError, ValueError, OHTTPError, TokenFetchError):
         raise TokenFetchError("the issuer directory could not be fetched") from None
 
 
@@ -188,11 +188,11 @@ async def _issue_one(
         async with session.post(
             url, data=request, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
         ) as response:
-            body = await response.content.read(1024)
             if response.status != 200 or response.content_type != _RESPONSE_TYPE:
                 return None  # refused (401 account, 429 quota, 422 key): fewer tokens
+            body = await read_body(response, 1024, TokenFetchError)
         return finalize(state, body)  # RFC 9578 §6.3: verified before it is kept
-    except (aiohttp.ClientError, TimeoutError, OHTTPError):
+    except (aiohttp.ClientError, TimeoutError, OHTTPError, TokenFetchError):
         return None
 
 
