@@ -192,9 +192,10 @@ async def _issue(state: IssuerState, request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > _REQUEST_LEN:
         raise RequestTooLarge()
     # read(n) returns what has arrived, which may be part of the body: read to its end.
-    body = await request.content.read(_REQUEST_LEN + 1)
-    while body and len(body) <= _REQUEST_LEN and not request.content.at_eof():
-        body += await request.content.read(_REQUEST_LEN + 1 - len(body))
+    try:
+        body = await request.content.readexactly(_REQUEST_LEN + 1)
+    except asyncio.IncompleteReadError as short:  # the usual case: the body ended first
+        body = short.partial
     if len(body) != _REQUEST_LEN:
         raise RequestTooLarge()
     token_request = TokenRequest.decode(body)

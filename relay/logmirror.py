@@ -81,12 +81,20 @@ class LogMirror:
                     raise NotFound("log file not found")
                 if response.status != 200:
                     raise UpstreamError("log fetch failed")
-                body = await response.content.read(_MAX_BYTES + 1)
+                body = await _read_at_most(response.content, _MAX_BYTES + 1)
         except (aiohttp.ClientError, OSError, TimeoutError):
             raise UpstreamError("log fetch failed") from None
         if len(body) > _MAX_BYTES:
             raise UpstreamError("log file too large")
         return body
+
+
+async def _read_at_most(content: aiohttp.StreamReader, size: int) -> bytes:
+    # read(n) returns only what has arrived: a partial tile would be cached as immutable.
+    try:
+        return await content.readexactly(size)
+    except asyncio.IncompleteReadError as short:  # the usual case: the body ended first
+        return short.partial
 
 
 def _tile(path: str) -> Tile:

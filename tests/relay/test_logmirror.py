@@ -3,6 +3,7 @@ log host sees only the relay, and every client gets the same bytes."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -70,3 +71,31 @@ def test_the_mirror_url_is_checked() -> None:
     with pytest.raises(ConfigError):
         RelayConfig(gateways=target, log_mirror="ftp://x")
     assert RelayConfig(gateways=target).log_mirror is None
+
+
+async def test_a_file_arriving_in_pieces_is_mirrored_whole(aiohttp_server: ServerFactory) -> None:
+    """The mirror caches what it fetched (full tiles for good): it must be the whole file."""
+    content = bytes(range(256)) * 32  # 8 KiB, as a full hash tile is
+
+    async def in_two_pieces(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = len(content)
+        await response.prepare(request)
+        await response.write(content[:1000])
+        await asyncio.sleep(0.05)  # the relay reads the first piece on its own
+        await response.write(content[1000:])
+        return response
+
+    log_app = web.Application()
+    log_app.router.add_get("/tile/0/000", in_two_pieces)
+    log_server = await aiohttp_server(log_app)
+    config = RelayConfig(
+        gateways=(GatewayTarget("", "http://127.0.0.1:9/.well-known/ohttp-gateway"),),
+        log_mirror=str(log_server.make_url("/")),
+    )
+    relay = await aiohttp_server(create_relay(config))
+    async with ClientSession() as session:
+        for _ in range(2):  # fetched, then from the cache
+            async with session.get(relay.make_url("/log/tile/0/000")) as response:
+                assert response.status == 200
+                assert await response.read() == content
