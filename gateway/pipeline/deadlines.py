@@ -120,3 +120,4 @@ async def each_within(
         except StopAsyncIteration:
             return
         yield piece
+
