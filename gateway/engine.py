@@ -7,8 +7,6 @@ request handling is ``gateway.pipeline``'s, shared with the aiohttp and ASGI tra
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-
 from aiohttp import web
 
 from gateway.app import GATEWAY_PATH, GATEWAY_STATE
@@ -82,13 +80,12 @@ async def _gateway_resource(state: GatewayState, exchange: Exchange) -> None:
 
 
 def _respond(exchange: Exchange, answer: Answer) -> None:
-    if answer.headers.get("Connection") == "close":
-        exchange.close()  # the engine sends the field and ends the connection after the answer
-    exchange.respond(answer.status, _without_connection(answer.headers), answer.body)
-
-
-def _without_connection(headers: Mapping[str, str]) -> Iterable[tuple[str, str]]:
-    return [(name, value) for name, value in headers.items() if name != "Connection"]
+    headers = answer.headers
+    if "Connection" in headers:
+        # The engine sends the field itself and ends the connection after the answer.
+        exchange.close()
+        headers = {name: value for name, value in headers.items() if name != "Connection"}
+    exchange.respond(answer.status, headers.items(), answer.body)
 
 
 async def _send_streamed(exchange: Exchange, answer: StreamedAnswer, write_timeout: float) -> None:

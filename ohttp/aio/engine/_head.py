@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Head", "Headers"]
 
@@ -42,10 +42,10 @@ class Headers:
         return list(self._fields)
 
 
-@dataclass(frozen=True, slots=True)
-class Head:
+class Head(NamedTuple):
     """A complete request head. ``path`` is the request target's path (origin or absolute
-    form); ``content_length`` is None for a chunked body (RFC 9112 §6.3)."""
+    form); ``content_length`` is None for a chunked body (RFC 9112 §6.3). A tuple: made once
+    per request, a frozen dataclass costs twice as much."""
 
     method: str
     target: str
