@@ -77,7 +77,8 @@ def _admit(request: web.Request, state: RelayState, length: int | None) -> str:
     media_type = content_types[0].strip().lower() if len(content_types) == 1 else None
     if media_type not in REQUEST_TYPES:
         raise UnsupportedMediaType("media type")
-    _check_content_encoding(request.headers.getall("Content-Encoding", []))
+    if content_codings := request.headers.getall("Content-Encoding", ()):
+        _check_content_encoding(content_codings)
     if length is not None and length > state.config.max_body_bytes:
         raise RequestTooLarge("declared length")
     if length == 0 or (length is None and not request.body_exists):

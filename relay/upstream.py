@@ -130,25 +130,21 @@ class UpstreamConnection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _wait(self, timeout: float) -> None:
-        """Wait for the parser to make progress, at most ``timeout`` seconds.
+    def _progress(self, timeout: float) -> asyncio.Future[None]:
+        """A future done when the parser makes progress or the connection fails; the caller
+        awaits it (a future, not a coroutine: one frame less to resume per wake-up).
 
         The deadline is checked lazily: a timer armed for an earlier wait stays armed and, when
-        it fires, either expires the current wait or re-arms for its deadline. Under steady
-        traffic that is one timer per ``timeout`` period instead of one per request.
+        it fires, either fails the connection with UpstreamTimeout (which wakes the waiter) or
+        re-arms for the current deadline. Under steady traffic that is one timer per ``timeout``
+        period instead of one per request.
         """
         loop = self._loop
         self._deadline = loop.time() + timeout
         if self._timer is None:
             self._timer = loop.call_at(self._deadline, self._check_deadline)
         waiter = self._waiter = loop.create_future()
-        try:
-            await waiter
-        except UpstreamTimeout:
-            self.fail(UpstreamTimeout("gateway read timed out"))
-            raise
-        finally:
-            self._waiter = None
+        return waiter
 
     def _check_deadline(self) -> None:
         self._timer = None
@@ -156,7 +152,7 @@ class UpstreamConnection(asyncio.Protocol):
         if waiter is None or waiter.done():
             return  # nobody waits; the next wait arms a timer again
         if self._loop.time() >= self._deadline:
-            waiter.set_exception(UpstreamTimeout("gateway read timed out"))
+            self.fail(UpstreamTimeout("gateway read timed out"))
         else:
             self._timer = self._loop.call_at(self._deadline, self._check_deadline)
 
@@ -200,7 +196,7 @@ class UpstreamConnection(asyncio.Protocol):
         while self.head is None:
             if self._error is not None:
                 raise self._error
-            await self._wait(timeout)
+            await self._progress(timeout)
         return self.head
 
     def take(self) -> bytes:
@@ -230,7 +226,7 @@ class UpstreamConnection(asyncio.Protocol):
                 return b""
             if self._error is not None:
                 raise self._error
-            await self._wait(timeout)
+            await self._progress(timeout)
 
     def reusable(self) -> bool:
         return self.body_done and not self.closed and self._error is None
