@@ -48,12 +48,17 @@ class UpstreamConnection(asyncio.Protocol):
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
+        self._poller: select.poll | None = None  # the socket, for peer_closed
 
     # -- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's transports are not asyncio.Transport subclasses, but behave as one)
         self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # registered once: peer_closed runs before every reuse
+            self._poller = select.poll()
+            self._poller.register(sock.fileno(), select.POLLIN)
 
     def data_received(self, data: bytes) -> None:
         if self._idle:
@@ -239,15 +244,8 @@ class UpstreamConnection(asyncio.Protocol):
         (issue 13, finding 6). An idle connection is never readable unless the peer closed it
         or sent bytes nobody asked for: either way it is not reused.
         """
-        transport = self.transport
-        sock = None if transport is None else transport.get_extra_info("socket")
-        if sock is None:
-            return True
-        try:
-            readable, _, _ = select.select((sock.fileno(),), (), (), 0)
-        except (OSError, ValueError):
-            return True
-        return bool(readable)
+        poller = self._poller
+        return poller is None or bool(poller.poll(0))  # POLLNVAL, if closed, counts as well
 
     def reset(self) -> None:
         self._idle = True
