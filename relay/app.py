@@ -147,7 +147,8 @@ def _guarded(state: RelayState, handler: StateHandler) -> Handler:
                 # An absolute-form target names a host: the relay is no forward proxy, and a
                 # client never chooses where its request goes (checklist R9).
                 raise NotFound("absolute-form target")
-            _check_transfer_coding(request.headers.getall("Transfer-Encoding", []))
+            if transfer_codings := request.headers.getall("Transfer-Encoding", ()):
+                _check_transfer_coding(transfer_codings)
             return await handler(request, state)
         except ConnectionError as exc:  # the client left: a normal event, logged as one
             return client_gone(request, exc)

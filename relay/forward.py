@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from ohttp.aio.guard import write_within
 from ohttp.chunked import CHUNKED_REQUEST_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE
@@ -42,6 +41,7 @@ from relay.upstream import UpstreamPool, UpstreamResponse
 REQUEST_TYPES = frozenset({REQUEST_MEDIA_TYPE, CHUNKED_REQUEST_MEDIA_TYPE})
 RESPONSE_TYPES = frozenset({RESPONSE_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE})
 SMALL_BODY = 64 * 1024  # bodies up to this size are read whole and sent in one write
+Fields = list[tuple[str, str]]
 
 
 def forward_handler(name: str) -> StateHandler:
@@ -77,7 +77,8 @@ def _admit(request: web.Request, state: RelayState, length: int | None) -> str:
     media_type = content_types[0].strip().lower() if len(content_types) == 1 else None
     if media_type not in REQUEST_TYPES:
         raise UnsupportedMediaType("media type")
-    _check_content_encoding(request.headers.getall("Content-Encoding", []))
+    if content_codings := request.headers.getall("Content-Encoding", ()):
+        _check_content_encoding(content_codings)
     if length is not None and length > state.config.max_body_bytes:
         raise RequestTooLarge("declared length")
     if length == 0 or (length is None and not request.body_exists):
@@ -231,11 +232,26 @@ def _passed_result(status: int) -> Result:
     return Result.FORWARDED if status < 300 else Result.GATEWAY_CLIENT_ERROR
 
 
+class _ClientHead:
+    """What the client gets of a gateway head: its status and the passed fields (only valid
+    values of known fields). ``relay.h1`` hands out one object for heads of the same bytes, so
+    the last one's answer is kept and a repeat costs an identity check."""
+
+    head: ResponseHead | None = None
+    answer: tuple[int, Fields] = (0, [])
+
+    @classmethod
+    def of(cls, head: ResponseHead) -> tuple[int, Fields]:
+        if head is not cls.head:
+            cls.answer = (_passed_status(head), passed_fields(head.headers))  # may refuse
+            cls.head = head
+        return cls.answer
+
+
 async def _respond(request: web.Request, state: RelayState,
                    upstream: UpstreamResponse) -> web.StreamResponse:
     head = upstream.head
-    status = _passed_status(head)
-    headers = CIMultiDict(passed_fields(head.headers))  # only valid values of known fields
+    status, headers = _ClientHead.of(head)  # aiohttp copies the fields into its own dict
     if head.content_length is not None and head.content_length <= SMALL_BODY:
         return await _respond_small(state, upstream, status, headers)
     response = web.StreamResponse(status=status, headers=headers)
@@ -250,7 +266,7 @@ async def _respond(request: web.Request, state: RelayState,
 
 
 async def _respond_small(state: RelayState, upstream: UpstreamResponse, status: int,
-                         headers: CIMultiDict[str]) -> web.StreamResponse:
+                         headers: Fields) -> web.StreamResponse:
     """A small fixed-length answer is sent in one write; it has no chunks to deliver early."""
     body = upstream.read_complete(SMALL_BODY)
     if body is None:
