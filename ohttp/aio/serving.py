@@ -200,26 +200,19 @@ async def serving(
 
     Port 0 picks a free port; the ports bound are yielded.
     """
-    loop = asyncio.get_running_loop()
-    loop.set_exception_handler(loop_exception_handler)
+    asyncio.get_running_loop().set_exception_handler(loop_exception_handler)
     omit_server_header(app)
     runner = _runner(app, shutdown_timeout)
     await runner.setup()
-    server: asyncio.AbstractServer | None = None
     try:
         assert runner.server is not None
-        with _naming(address):
-            server = await loop.create_server(
-                tracker.factory(runner.server), address[0], address[1], ssl=tls,
-                reuse_port=reuse_port or None, backlog=_backlog(tracker.max_connections),
-                ssl_handshake_timeout=tracker.header_timeout if tls else None,
-            )  # fmt: skip
-        cap = (tracker.max_connections, tracker.header_timeout)
-        async with _metrics_listener(metrics, cap, reuse_port, shutdown_timeout) as port:
-            yield Listening(server.sockets[0].getsockname()[1], port)
+        async with _listening(
+            tracker.factory(runner.server), address, (tracker.max_connections,
+            tracker.header_timeout), tls=tls, reuse_port=reuse_port, metrics=metrics,
+            shutdown_timeout=shutdown_timeout,
+        ) as listening:  # fmt: skip
+            yield listening
     finally:
-        if server is not None:
-            server.close()
         await runner.cleanup()
 
 
@@ -240,27 +233,47 @@ async def serving_engine(
     answering the requests: ``app`` gives the state, the lifecycle (``cleanup_ctx``, started
     before the listener opens) and its routes' behaviour, not its aiohttp request handling.
     """
-    loop = asyncio.get_running_loop()
-    loop.set_exception_handler(loop_exception_handler)
+    asyncio.get_running_loop().set_exception_handler(loop_exception_handler)
     runner = _runner(app, shutdown_timeout)
     await runner.setup()
     engine = EngineServer(handler(app), limits, on_count)
+    try:
+        async with _listening(
+            engine.factory, address, (limits.max_connections, limits.header_timeout), tls=tls,
+            reuse_port=reuse_port, metrics=metrics, shutdown_timeout=shutdown_timeout,
+        ) as listening:  # fmt: skip
+            yield listening
+    finally:
+        await engine.shutdown(shutdown_timeout)
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def _listening(
+    factory: Callable[[], asyncio.Protocol],
+    address: tuple[str, int],
+    cap: tuple[int, float],
+    *,
+    tls: ssl.SSLContext | None,
+    reuse_port: bool,
+    metrics: tuple[web.Application, tuple[str, int]] | None,
+    shutdown_timeout: float,
+) -> AsyncIterator[Listening]:
+    """The main listener (``cap``: connection cap and head deadline) and the metrics one."""
+    max_connections, header_timeout = cap
     server: asyncio.AbstractServer | None = None
     try:
         with _naming(address):
-            server = await loop.create_server(
-                engine.factory, address[0], address[1], ssl=tls,
-                reuse_port=reuse_port or None, backlog=_backlog(limits.max_connections),
-                ssl_handshake_timeout=limits.header_timeout if tls else None,
+            server = await asyncio.get_running_loop().create_server(
+                factory, address[0], address[1], ssl=tls,
+                reuse_port=reuse_port or None, backlog=_backlog(max_connections),
+                ssl_handshake_timeout=header_timeout if tls else None,
             )  # fmt: skip
-        cap = (limits.max_connections, limits.header_timeout)
         async with _metrics_listener(metrics, cap, reuse_port, shutdown_timeout) as port:
             yield Listening(server.sockets[0].getsockname()[1], port)
     finally:
         if server is not None:
             server.close()
-        await engine.shutdown(shutdown_timeout)
-        await runner.cleanup()
 
 
 @contextlib.asynccontextmanager
