@@ -149,8 +149,9 @@ class _Connection(asyncio.Protocol):
             # An upgrade or CONNECT: its head (and body) were taken; the rest is not HTTP/1.1
             # for us, so nothing more is read and the connection ends after the answer.
             self._parsing = False
-            if self._receiving is not None:
-                self._receiving.close()
+            for exchange in (self._receiving, *self._queue):
+                if exchange is not None:
+                    exchange.close()
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             self._refuse(cause.status if isinstance(cause, _Refused) else 400)
@@ -258,6 +259,7 @@ class _Connection(asyncio.Protocol):
         while True:
             while not self._queue:
                 if self._lost or (not self._parsing and self._receiving is None):
+                    self._close_transport()  # nothing more will be read: end it now
                     return
                 self._wake = self._loop.create_future()
                 await self._wake
