@@ -16,12 +16,13 @@ class Body:
     gone before the body ended (``asyncio.IncompleteReadError`` for ``readexactly``)."""
 
     __slots__ = ("_buffered", "_discarding", "_done", "_error", "_pause", "_paused", "_pieces",
-                 "_resume", "_waiter")
+                 "_resume", "_truncated", "_waiter")
 
     def __init__(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
         self._pieces: deque[bytes] = deque()
         self._buffered = 0
         self._done = False
+        self._truncated = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._pause, self._resume = pause, resume
@@ -40,14 +41,23 @@ class Body:
             self._pause()
         self._wake()
 
-    def end(self) -> None:
+    def end(self, *, truncated: bool = False) -> None:
+        """The body ended: complete, or ``truncated`` (the client half-closed or broke the
+        framing before its end); reads see the end either way."""
         self._done = True
+        self._truncated = truncated
         self._wake()
 
     def fail(self, error: BaseException) -> None:
         if not self._done:
             self._error = error
             self._wake()
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the body ended before its framing said it would (for a reader that must
+        not take a cut-off body for a whole one, such as a relay)."""
+        return self._truncated
 
     @property
     def complete(self) -> bool:

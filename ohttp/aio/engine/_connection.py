@@ -24,6 +24,7 @@ from ohttp.aio.engine._body import Body
 from ohttp.aio.engine._exchange import Exchange, WriteStalled
 from ohttp.aio.engine._head import Head, Headers
 from ohttp.aio.engine._wire import OVER_CAPACITY, fixed_page
+from ohttp.aio.logs import REQUEST_ERROR_EVENT
 
 __all__ = ["EngineLimits", "EngineServer", "Handler"]
 
@@ -154,15 +155,18 @@ class _Connection(asyncio.Protocol):
                     exchange.close()
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
-            self._refuse(cause.status if isinstance(cause, _Refused) else 400)
-        except httptools.HttpParserError:
-            self._refuse(400)
+            if isinstance(cause, _Refused):
+                self._refuse(cause.status, "RequestOverLimit")
+            else:
+                self._refuse(400, type(exc).__name__)
+        except httptools.HttpParserError as exc:
+            self._refuse(400, type(exc).__name__)
 
     def eof_received(self) -> bool | None:
         self._parsing = False
         if self._receiving is not None:  # the client ended early: the body reads as truncated
             self._receiving.close()
-            self._receiving.body.end()
+            self._receiving.body.end(truncated=True)
             self._receiving = None
         if not self.busy and self._transport is not None:
             self._transport.close()
@@ -374,8 +378,11 @@ class _Connection(asyncio.Protocol):
 
     # -- errors, flow control, deadlines
 
-    def _refuse(self, status: int) -> None:
+    def _refuse(self, status: int, error: str) -> None:
         """A request that cannot be parsed or exceeds a limit: a fixed page, then close."""
+        # Logged as the aiohttp shell's parse errors are: the event and a class name, never
+        # the bytes that failed nor the peer.
+        log.info(REQUEST_ERROR_EVENT, extra={"error": error, "code": status})
         self._parsing = False
         receiving, self._receiving = self._receiving, None
         if receiving is not None:
@@ -383,7 +390,7 @@ class _Connection(asyncio.Protocol):
                 # Its handler runs: the body ends here and reads as truncated (a 400 from the
                 # handler), and the connection ends after that answer.
                 receiving.close()
-                receiving.body.end()
+                receiving.body.end(truncated=True)
                 return
             self._queue.remove(receiving)  # never started: the fixed page answers it
         if self._answering or self._queue:

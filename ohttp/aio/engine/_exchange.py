@@ -37,9 +37,10 @@ class _Link(Protocol):
 class Exchange:
     """A request (``head``, ``body``) and the one answer to it: :meth:`respond` with a whole
     body, or :meth:`start` then :meth:`write` and :meth:`end` for a streamed one (chunked
-    transfer coding, RFC 9112 §7.1). ``close()`` asks for the connection to end after it."""
+    transfer coding, RFC 9112 §7.1, or a length given in advance). ``close()`` asks for the
+    connection to end after it."""
 
-    __slots__ = ("_close", "_keep_alive_10", "_link", "_started", "body", "ended", "head")
+    __slots__ = ("_close", "_keep_alive_10", "_link", "_raw", "_started", "body", "ended", "head")
 
     def __init__(self, head: Head, body: Body, link: _Link, *, keep_alive: bool) -> None:
         self.head = head
@@ -48,6 +49,7 @@ class Exchange:
         self._close = not keep_alive
         self._keep_alive_10 = keep_alive and head.http_version == "1.0"
         self._started = False
+        self._raw = False  # a streamed body sent as is (its length was given, or HTTP/1.0)
         self.ended = False
 
     @property
@@ -83,15 +85,22 @@ class Exchange:
         self._link.send(head if self.head.method == "HEAD" else head + body)
         self._finish()
 
-    def start(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
-        """Send a streamed answer's head."""
+    def start(
+        self, status: int, headers: Iterable[tuple[str, str]], length: int | None = None
+    ) -> None:
+        """Send a streamed answer's head; with ``length``, the body's pieces must add up to
+        exactly that many bytes (Content-Length framing, RFC 9112 §6.2)."""
         self._begin()
-        if self.head.http_version == "1.0":  # no chunked coding: the body ends with the connection
-            self._close = True
+        if length is not None:
+            self._raw = True
+            framing = b"Content-Length: %d\r\n" % length
+        elif self.head.http_version == "1.0":  # no chunked coding: the body ends with the close
+            self._close = self._raw = True
             framing = b""
         else:
             framing = b"Transfer-Encoding: chunked\r\n"
-        self._link.send(response_head(status, headers, framing, close=self._close))
+        self._link.send(response_head(status, headers, framing, close=self._close,
+                                      keep_alive_10=self._keep_alive_10))
 
     async def write(self, data: bytes, timeout: float) -> None:
         """One piece of a streamed answer, sent now; waits only while the client is not
@@ -100,7 +109,7 @@ class Exchange:
             raise ConnectionResetError("cannot write to a closed connection")
         if not data:
             return
-        if self.head.http_version == "1.0":
+        if self._raw:
             self._link.send(data)
         else:
             self._link.send(b"%x\r\n%s\r\n" % (len(data), data))
@@ -115,8 +124,14 @@ class Exchange:
 
     def end(self) -> None:
         """The last piece of a streamed answer."""
-        if self.head.http_version != "1.0":
+        if not self._raw:
             self._link.send(b"0\r\n\r\n")
+        self._finish()
+
+    def cut(self) -> None:
+        """End the connection once what was sent has been flushed, without ending the answer:
+        the client gets every piece so far, then sees a truncated message."""
+        self._close = True
         self._finish()
 
     def abort(self) -> None:
