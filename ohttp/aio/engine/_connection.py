@@ -161,6 +161,7 @@ class _Connection(asyncio.Protocol):
         self._parsing = False
         if self._receiving is not None:  # the client ended early: the body reads as truncated
             self._receiving.close()
+            self._receiving.body.fail(ConnectionResetError("the client ended the body early"))
             self._receiving.body.end()
             self._receiving = None
         if not self.busy and self._transport is not None:
