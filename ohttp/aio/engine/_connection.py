@@ -143,6 +143,7 @@ class _Connection(asyncio.Protocol):
             return
         if self._served and not self.busy and self._head_since is None:
             self._head_since = self._loop.time()  # the next head's clock starts
+            self._check_by(self._head_since + self._limits.header_timeout)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -319,6 +320,8 @@ class _Connection(asyncio.Protocol):
         self._served = True
         self._idle_since = self._loop.time()
         self._head_since = None
+        if not self.busy:
+            self._check_by(self._idle_since + self._limits.keepalive_timeout)
 
     # -- what an exchange uses (its _Link)
 
@@ -428,6 +431,14 @@ class _Connection(asyncio.Protocol):
         if self._head_since is not None:
             return self._head_since + limits.header_timeout
         return self._idle_since + limits.keepalive_timeout
+
+    def _check_by(self, due: float) -> None:
+        """Move the deadline timer earlier to ``due``: it may be armed for a longer limit (the
+        first head's, the keep-alive one) that no longer applies."""
+        timer = self._timer
+        if timer is not None and timer.when() > due:
+            timer.cancel()
+            self._timer = self._loop.call_at(due, self._check_deadline)
 
     def _check_deadline(self) -> None:
         now = self._loop.time()
