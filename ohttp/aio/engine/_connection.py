@@ -107,7 +107,7 @@ class _Connection(asyncio.Protocol):
         self._lost = False
         self._parsing = True  # False after an error, an upgrade or once closing
         self._pending_error: int | None = None  # to send once the answers in progress end
-        self._answering = False
+        self._answering: Exchange | None = None  # the exchange whose handler runs
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._read_paused = 0  # bit 1: a body's flow control, bit 2: pipelined requests queued
@@ -274,7 +274,7 @@ class _Connection(asyncio.Protocol):
         """Run the handler for ``exchange``; whether the connection goes on afterwards."""
         if exchange.head.headers.get("expect") is not None and not exchange.body.complete:
             self.send(b"HTTP/1.1 100 Continue\r\n\r\n")  # RFC 9110 §10.1.1
-        self._answering = True
+        self._answering = exchange
         try:
             await self._server.handler(exchange)
         except ConnectionError as exc:  # the client went away: a normal event, logged as one
@@ -289,7 +289,7 @@ class _Connection(asyncio.Protocol):
             self._close_transport()
             return False
         finally:
-            self._answering = False
+            self._answering = None
         if not exchange.ended:
             if exchange.started:
                 self.abort()
@@ -366,6 +366,8 @@ class _Connection(asyncio.Protocol):
     def stop(self) -> None:
         """Shutdown: an idle connection ends now, a busy one after its answer."""
         if self.busy:
+            if self._answering is not None:  # its answer says so and the connection ends
+                self._answering.close()
             for exchange in self._queue:
                 exchange.close()
             if self._receiving is not None:
@@ -388,7 +390,7 @@ class _Connection(asyncio.Protocol):
                 receiving.body.end()
                 return
             self._queue.remove(receiving)  # never started: the fixed page answers it
-        if self._answering or self._queue:
+        if self._answering is not None or self._queue:
             self._pending_error = status  # after the answers to earlier requests, in order
             return
         self.busy = False
