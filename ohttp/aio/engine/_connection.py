@@ -260,6 +260,9 @@ class _Connection(asyncio.Protocol):
         while True:
             while not self._queue:
                 if self._lost or (not self._parsing and self._receiving is None):
+                    # Nothing more is read (an upgrade, the client's end, a shutdown): the
+                    # connection ends with the last answer instead of at the idle deadline.
+                    self._close_transport()
                     return
                 self._wake = self._loop.create_future()
                 await self._wake
