@@ -118,6 +118,8 @@ class Body:
             piece = self.read_nowait(self._buffered)
             if piece:
                 yield piece
+            elif self._error is not None:  # ended by the client leaving: truncated, not whole
+                raise self._error
             elif self._done:
                 return
             else:
@@ -134,8 +136,8 @@ class Body:
         if self._error is not None:
             raise self._error
         await self._wait_quietly()
-        if self._error is not None and not self._pieces:
-            raise self._error
+        if self._error is not None and not self._pieces and not self._done:
+            raise self._error  # (once done, each reader says how a truncated body ends)
 
     def _wake(self) -> None:
         waiter = self._waiter

@@ -108,7 +108,7 @@ class _Connection(asyncio.Protocol):
         self._lost = False
         self._parsing = True  # False after an error, an upgrade or once closing
         self._pending_error: int | None = None  # to send once the answers in progress end
-        self._answering = False
+        self._answering: Exchange | None = None  # the exchange whose handler runs
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._read_paused = 0  # bit 1: a body's flow control, bit 2: pipelined requests queued
@@ -144,6 +144,7 @@ class _Connection(asyncio.Protocol):
             return
         if self._served and not self.busy and self._head_since is None:
             self._head_since = self._loop.time()  # the next head's clock starts
+            self._check_by(self._head_since + self._limits.header_timeout)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -263,7 +264,9 @@ class _Connection(asyncio.Protocol):
         while True:
             while not self._queue:
                 if self._lost or (not self._parsing and self._receiving is None):
-                    self._close_transport()  # nothing more will be read: end it now
+                    # Nothing more is read (an upgrade, the client's end, a shutdown): the
+                    # connection ends with the last answer instead of at the idle deadline.
+                    self._close_transport()
                     return
                 self._wake = self._loop.create_future()
                 await self._wake
@@ -278,7 +281,7 @@ class _Connection(asyncio.Protocol):
         """Run the handler for ``exchange``; whether the connection goes on afterwards."""
         if exchange.head.headers.get("expect") is not None and not exchange.body.complete:
             self.send(b"HTTP/1.1 100 Continue\r\n\r\n")  # RFC 9110 §10.1.1
-        self._answering = True
+        self._answering = exchange
         try:
             await self._server.handler(exchange)
         except ConnectionError as exc:  # the client went away: a normal event, logged as one
@@ -293,7 +296,7 @@ class _Connection(asyncio.Protocol):
             self._close_transport()
             return False
         finally:
-            self._answering = False
+            self._answering = None
         if not exchange.ended:
             if exchange.started:
                 self.abort()
@@ -324,6 +327,8 @@ class _Connection(asyncio.Protocol):
         self._served = True
         self._idle_since = self._loop.time()
         self._head_since = None
+        if not self.busy:
+            self._check_by(self._idle_since + self._limits.keepalive_timeout)
 
     # -- what an exchange uses (its _Link)
 
@@ -368,6 +373,8 @@ class _Connection(asyncio.Protocol):
     def stop(self) -> None:
         """Shutdown: an idle connection ends now, a busy one after its answer."""
         if self.busy:
+            if self._answering is not None:  # its answer says so and the connection ends
+                self._answering.close()
             for exchange in self._queue:
                 exchange.close()
             if self._receiving is not None:
@@ -393,7 +400,7 @@ class _Connection(asyncio.Protocol):
                 receiving.body.end(truncated=True)
                 return
             self._queue.remove(receiving)  # never started: the fixed page answers it
-        if self._answering or self._queue:
+        if self._answering is not None or self._queue:
             self._pending_error = status  # after the answers to earlier requests, in order
             return
         self.busy = False
@@ -436,6 +443,14 @@ class _Connection(asyncio.Protocol):
         if self._head_since is not None:
             return self._head_since + limits.header_timeout
         return self._idle_since + limits.keepalive_timeout
+
+    def _check_by(self, due: float) -> None:
+        """Move the deadline timer earlier to ``due``: it may be armed for a longer limit (the
+        first head's, the keep-alive one) that no longer applies."""
+        timer = self._timer
+        if timer is not None and timer.when() > due:
+            timer.cancel()
+            self._timer = self._loop.call_at(due, self._check_deadline)
 
     def _check_deadline(self) -> None:
         now = self._loop.time()
