@@ -13,6 +13,7 @@ answer) and must answer it. The engine owns the limits and deadlines of the conn
 
 from ohttp.aio.engine._body import Body
 from ohttp.aio.engine._connection import EngineLimits, EngineServer, Handler
+from ohttp.aio.engine._deadline import ConnectionDeadline
 from ohttp.aio.engine._exchange import Exchange, WriteStalled
 from ohttp.aio.engine._head import Head, Headers
 from ohttp.aio.engine._wire import OVER_CAPACITY, fixed_page
@@ -20,6 +21,7 @@ from ohttp.aio.engine._wire import OVER_CAPACITY, fixed_page
 __all__ = [
     "OVER_CAPACITY",
     "Body",
+    "ConnectionDeadline",
     "EngineLimits",
     "EngineServer",
     "Exchange",

@@ -21,6 +21,7 @@ from typing import cast
 import httptools
 
 from ohttp.aio.engine._body import Body
+from ohttp.aio.engine._deadline import ConnectionDeadline
 from ohttp.aio.engine._exchange import Exchange, WriteStalled
 from ohttp.aio.engine._head import Head, Headers
 from ohttp.aio.engine._wire import OVER_CAPACITY, fixed_page
@@ -116,12 +117,7 @@ class _Connection(asyncio.Protocol):
         self._url: list[bytes] = []
         self._url_size = 0
         self._fields: list[tuple[str, str]] = []
-        # deadlines (checked lazily by one timer, as the aiohttp shell's guard)
-        self.busy = False  # a complete head is queued or being answered
-        self._idle_since = 0.0
-        self._head_since: float | None = None
-        self._served = False
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: ConnectionDeadline | None = None  # head and keep-alive, once admitted
 
     # -- asyncio.Protocol
 
@@ -134,17 +130,21 @@ class _Connection(asyncio.Protocol):
             self._parsing = False
             return
         self._admitted = True
-        self._idle_since = self._loop.time()
-        self._timer = self._loop.call_at(
-            self._idle_since + self._limits.header_timeout, self._check_deadline
+        limits = self._limits
+        self._deadline = ConnectionDeadline(
+            limits.header_timeout, limits.keepalive_timeout, self._expired
         )
+
+    @property
+    def busy(self) -> bool:
+        """Whether a complete head is queued or being answered."""
+        return self._deadline is not None and self._deadline.busy
 
     def data_received(self, data: bytes) -> None:
         if not self._parsing:
             return
-        if self._served and not self.busy and self._head_since is None:
-            self._head_since = self._loop.time()  # the next head's clock starts
-            self._check_by(self._head_since + self._limits.header_timeout)
+        if self._deadline is not None:
+            self._deadline.bytes_arrived()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -176,9 +176,8 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self._parsing = False
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._deadline is not None:
+            self._deadline.cancel()
         gone = ConnectionResetError("connection lost")
         for exchange in (self._receiving, *self._queue):
             if exchange is not None:
@@ -227,8 +226,8 @@ class _Connection(asyncio.Protocol):
             exchange.close()
         self._receiving = exchange
         self._queue.append(exchange)
-        self.busy = True
-        self._head_since = None
+        if self._deadline is not None:
+            self._deadline.request_started()
         if len(self._queue) > 1:  # pipelined: read no further until the earlier ones are answered
             self._pause_reading(2)
         if self._task is None:
@@ -323,12 +322,8 @@ class _Connection(asyncio.Protocol):
         return True
 
     def _request_ended(self) -> None:
-        self.busy = bool(self._queue)
-        self._served = True
-        self._idle_since = self._loop.time()
-        self._head_since = None
-        if not self.busy:
-            self._check_by(self._idle_since + self._limits.keepalive_timeout)
+        if self._deadline is not None:
+            self._deadline.request_ended(idle=not self._queue)
 
     # -- what an exchange uses (its _Link)
 
@@ -403,7 +398,6 @@ class _Connection(asyncio.Protocol):
         if self._answering is not None or self._queue:
             self._pending_error = status  # after the answers to earlier requests, in order
             return
-        self.busy = False
         self.send(fixed_page(status))
         self._close_transport()
 
@@ -434,31 +428,7 @@ class _Connection(asyncio.Protocol):
         if not self._read_paused and self._transport is not None and not self._lost:
             self._transport.resume_reading()
 
-    def _due(self, now: float) -> float:
-        limits = self._limits
-        if self.busy:  # a handler's own deadlines apply; look again later
-            return now + min(limits.header_timeout, limits.keepalive_timeout)
-        if not self._served:
-            return self._idle_since + limits.header_timeout
-        if self._head_since is not None:
-            return self._head_since + limits.header_timeout
-        return self._idle_since + limits.keepalive_timeout
-
-    def _check_by(self, due: float) -> None:
-        """Move the deadline timer earlier to ``due``: it may be armed for a longer limit (the
-        first head's, the keep-alive one) that no longer applies."""
-        timer = self._timer
-        if timer is not None and timer.when() > due:
-            timer.cancel()
-            self._timer = self._loop.call_at(due, self._check_deadline)
-
-    def _check_deadline(self) -> None:
-        now = self._loop.time()
-        due = self._due(now)
-        if due > now:
-            self._timer = self._loop.call_at(due, self._check_deadline)
-            return
-        self._timer = None
+    def _expired(self) -> None:
         transport = self._transport
         if transport is None:
             return
