@@ -25,8 +25,8 @@ import urllib.request
 from pathlib import Path
 
 from benchmarks import procs, rounds
-from benchmarks.gateway_bench import _ECHO_ANSWER_BYTES, _pool
-from benchmarks.loadgen import LoadSpec, wrk_binary
+from benchmarks.gateway_bench import _ECHO_ANSWER_BYTES, prepare
+from benchmarks.loadgen import LoadSpec
 from ohttp.aio.keyfile import load_key_file
 from ohttp.encapsulation import decapsulate_request
 
@@ -70,11 +70,10 @@ def main() -> int:
     parser.add_argument("--pool", type=int, default=40_000, help="distinct requests")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ohttp-gateway-bench"))
     args = parser.parse_args()
-    if not wrk_binary():
-        print("needs wrk")
+    prepared = prepare(args.workdir, args.pool)
+    if prepared is None:
         return 1
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    keys, pool = _pool(args.workdir, args.pool)
+    keys, pool = prepared
     bodies = pool.load()
     stub = procs.start_stub(args.workdir, keys, _ECHO_ANSWER_BYTES, procs.GATEWAY_PATH,
                             name="timed-stub", timed=True)

@@ -185,6 +185,15 @@ def _pool(workdir: Path, size: int) -> tuple[Path, Pool]:
     return keys, pool
 
 
+def prepare(workdir: Path, pool_size: int) -> tuple[Path, Pool] | None:
+    """The key file and the request pool in ``workdir``; None (said why) without wrk."""
+    if not wrk_binary():
+        print("needs wrk")
+        return None
+    workdir.mkdir(parents=True, exist_ok=True)
+    return _pool(workdir, pool_size)
+
+
 def main() -> int:
     parser = rounds.parser(__doc__)
     parser.add_argument("--pool", type=int, default=40_000)
@@ -197,11 +206,10 @@ def main() -> int:
     parser.add_argument("--profile", type=float, default=0, help="py-spy seconds afterwards")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ohttp-gateway-bench"))
     args = parser.parse_args()
-    if not wrk_binary():
-        print("needs wrk")
+    prepared = prepare(args.workdir, args.pool)
+    if prepared is None:
         return 1
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    keys, pool = _pool(args.workdir, args.pool)
+    keys, pool = prepared
     cursor = _Cursor(pool.size)
     targets = [Target("floor", procs.start_floor(args.workdir, _ECHO_ANSWER_BYTES,
                                                  procs.GATEWAY_PATH)),
