@@ -35,8 +35,6 @@ __all__ = [
 log = logging.getLogger("ohttp.serving")
 
 
-
-
 class _FixedErrorPage(web.Response):
     """An error page without the ``Server`` field aiohttp adds (it names aiohttp and Python;
     ``on_response_prepare`` never runs for a request that failed to parse)."""
