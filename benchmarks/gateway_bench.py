@@ -1,7 +1,8 @@
 """Gateway CPU per request and req/s against the aiohttp floor (a benchmark, not a test).
 
     python -m benchmarks.gateway_bench [--seconds 5] [--rounds 3] [--connections 32]
-        [--pool 40000] [--workers2] [--stub] [--inproc] [--baseline DIR] [--profile SECONDS]
+        [--pool 40000] [--workers2] [--stub] [--shell] [--engine-stub] [--inproc] [--baseline DIR]
+        [--profile SECONDS]
 
 Load: wrk ``-t1 -cN`` POSTing pre-encapsulated 1 KiB ``message/ohttp-req`` requests from a pool
 of distinct requests (built once, cached in ``--workdir``) without a Date field, so the replay
@@ -15,6 +16,12 @@ check does not run; the backend is ``echo``. Targets:
   of the ``gateway`` package (for before/after in one run);
 - ``stub`` (``--stub``): the floor plus ``decapsulate_request`` and a sealed fixed answer of the
   same size, one process: the issue 18 reference for the gateway's own cost;
+- ``shell`` (``--shell``): the stub's handler served through the project's serving shell
+  (connection guard, head deadline, ``tracked``, no ``Server`` field): shell/stub is the
+  shell's cost, gateway/shell that of the gateway's request path alone;
+- ``estub`` (``--engine-stub``): the stub on the serving engine of ``ohttp gateway``;
+  gateway/estub is what the gateway's request path costs over decapsulation and sealing on
+  the same engine;
 - ``workers2`` (``--workers2``): the gateway with ``--workers 2`` (req/s is what counts there);
 - ``inproc`` (``--inproc``): ``pipeline.answer_request`` called in this process on the same
   requests, no HTTP at all (CPU per request only).
@@ -178,6 +185,15 @@ def _pool(workdir: Path, size: int) -> tuple[Path, Pool]:
     return keys, pool
 
 
+def prepare(workdir: Path, pool_size: int) -> tuple[Path, Pool] | None:
+    """The key file and the request pool in ``workdir``; None (said why) without wrk."""
+    if not wrk_binary():
+        print("needs wrk")
+        return None
+    workdir.mkdir(parents=True, exist_ok=True)
+    return _pool(workdir, pool_size)
+
+
 def main() -> int:
     parser = rounds.parser(__doc__)
     parser.add_argument("--pool", type=int, default=40_000)
@@ -185,14 +201,15 @@ def main() -> int:
     parser.add_argument("--inproc", action="store_true", help="also the pipeline without HTTP")
     parser.add_argument("--baseline", type=Path, help="directory holding an older gateway")
     parser.add_argument("--stub", action="store_true", help="also the floor + crypto stub")
+    parser.add_argument("--shell", action="store_true", help="also the stub in our serving shell")
+    parser.add_argument("--engine-stub", action="store_true", help="also the stub on the engine")
     parser.add_argument("--profile", type=float, default=0, help="py-spy seconds afterwards")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ohttp-gateway-bench"))
     args = parser.parse_args()
-    if not wrk_binary():
-        print("needs wrk")
+    prepared = prepare(args.workdir, args.pool)
+    if prepared is None:
         return 1
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    keys, pool = _pool(args.workdir, args.pool)
+    keys, pool = prepared
     cursor = _Cursor(pool.size)
     targets = [Target("floor", procs.start_floor(args.workdir, _ECHO_ANSWER_BYTES,
                                                  procs.GATEWAY_PATH)),
@@ -203,6 +220,14 @@ def main() -> int:
     if args.stub:
         targets.append(Target("stub", procs.start_stub(args.workdir, keys, _ECHO_ANSWER_BYTES,
                                                        procs.GATEWAY_PATH)))
+    if args.shell:
+        targets.append(Target("shell", procs.start_stub(args.workdir, keys, _ECHO_ANSWER_BYTES,
+                                                        procs.GATEWAY_PATH, name="shell",
+                                                        shell=True)))
+    if args.engine_stub:
+        targets.append(Target("estub", procs.start_stub(args.workdir, keys, _ECHO_ANSWER_BYTES,
+                                                        procs.GATEWAY_PATH, name="estub",
+                                                        engine=True)))
     if args.workers2:
         targets.append(Target("workers2", _gateway("workers2", keys, args.workdir, procs.REPO,
                                                    workers=2)))
@@ -222,7 +247,8 @@ def main() -> int:
 
         samples = rounds.interleave({t.name: measure(t) for t in targets}, args.rounds)
         rounds.report(samples, "floor", ("gateway", "baseline"), ("gateway", "stub"),
-                      ("workers2", "stub"))
+                      ("shell", "stub"), ("gateway", "shell"), ("estub", "stub"),
+                      ("gateway", "estub"), ("workers2", "stub"))
         for target in targets[:2] if args.profile else []:  # the floor, then the gateway
             print(f"=== {target.name}")
             profile(target, pool, cursor, args.profile, args.connections,

@@ -248,13 +248,17 @@ def start_floor(workdir: Path, answer_bytes: int, path: str) -> Server:
     return start_python("floor", args, port, workdir)
 
 
-def start_stub(workdir: Path, keys: Path, answer_bytes: int, path: str) -> Server:
-    """The stub gateway (one process): the floor plus decapsulation and sealing with ``keys``
-    (the issue 18 reference: what any aiohttp gateway with this crypto must at least spend)."""
+def start_stub(workdir: Path, keys: Path, answer_bytes: int, path: str, *, name: str = "stub",
+               shell: bool = False, engine: bool = False, timed: bool = False) -> Server:
+    """The stub gateway (one process, ``benchmarks.stub``): the floor plus decapsulation and
+    sealing with ``keys`` (the issue 18 reference: what any aiohttp gateway with this crypto
+    must at least spend); ``shell``: served through the project's serving shell; ``engine``:
+    on the serving engine; ``timed``: with ``GET /crypto-cpu``."""
     port = free_port()
-    args = ["benchmarks.procs", "stub", "--listen", f"{LOOPBACK}:{port}", "--keys", str(keys)]
+    args = ["benchmarks.stub", "--listen", f"{LOOPBACK}:{port}", "--keys", str(keys)]
     args += ["--answer-bytes", str(answer_bytes), "--path", path]
-    return start_python("stub", args, port, workdir)
+    args += ["--shell"] * shell + ["--engine"] * engine + ["--timed"] * timed
+    return start_python(name, args, port, workdir)
 
 
 def start_origin(workers: int, workdir: Path) -> Server:
@@ -375,7 +379,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
 
-def _serve(app: web.Application, listen: str) -> None:
+def serve_app(app: web.Application, listen: str) -> None:
     """Serve ``app`` on uvloop (when installed), no access log, until SIGTERM/SIGINT."""
     import asyncio
 
@@ -403,7 +407,7 @@ def _run_origin(listen: str) -> None:
 
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app.router.add_route("*", "/{tail:.*}", echo)
-    _serve(app, listen)
+    serve_app(app, listen)
 
 
 def _run_floor(listen: str, answer_bytes: int, path: str) -> None:
@@ -417,25 +421,7 @@ def _run_floor(listen: str, answer_bytes: int, path: str) -> None:
 
     app = web.Application()
     app.router.add_post(path, floor)
-    _serve(app, listen)
-
-
-def _run_stub(listen: str, keys: str, answer_bytes: int, path: str) -> None:
-    from aiohttp import web
-
-    from ohttp.aio.keyfile import load_key_file
-    from ohttp.encapsulation import decapsulate_request
-
-    ring = load_key_file(keys)
-    answer = bytes(max(0, answer_bytes - 32))  # the sealed answer adds a 16-byte nonce and tag
-
-    async def stub(request: web.Request) -> web.Response:
-        _inner, sealer = decapsulate_request(ring, await request.read())
-        return web.Response(body=sealer.seal(answer), content_type="message/ohttp-res")
-
-    app = web.Application()
-    app.router.add_post(path, stub)
-    _serve(app, listen)
+    serve_app(app, listen)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -447,16 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     floor.add_argument("--listen", required=True, help="HOST:PORT")
     floor.add_argument("--answer-bytes", type=int, required=True)
     floor.add_argument("--path", required=True, help="the POST route")
-    stub = sub.add_parser("stub", help="the floor plus decapsulation and a sealed fixed answer")
-    stub.add_argument("--listen", required=True, help="HOST:PORT")
-    stub.add_argument("--keys", required=True, help="key file")
-    stub.add_argument("--answer-bytes", type=int, required=True)
-    stub.add_argument("--path", required=True, help="the POST route")
     args = parser.parse_args(argv)
     if args.command == "floor":
         _run_floor(args.listen, args.answer_bytes, args.path)
-    elif args.command == "stub":
-        _run_stub(args.listen, args.keys, args.answer_bytes, args.path)
     else:
         _run_origin(args.listen)
     return 0

@@ -22,19 +22,19 @@ from aiohttp import web
 from gateway.app import create_app
 from gateway.auth import load_tokens
 from gateway.config import GatewayConfig
+from gateway.engine import engine_handler
 from gateway.keylog import load_logged_keys
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline.tokens import check_token_source
 from gateway.rotation import rotate_forever
-from ohttp.aio.guard import ConnectionTracker
+from ohttp.aio.engine import EngineLimits
 from ohttp.aio.logs import configure_logging
 from ohttp.aio.metrics import Export, aggregated_metrics_app
 from ohttp.aio.serving import (
-    TRACKER,
     ports_free,
     run_worker,
     server_tls_context,
-    serving,
+    serving_engine,
     wait_for_stop,
 )
 from ohttp.aio.supervisor import run_workers
@@ -49,11 +49,7 @@ async def _serve_worker(config: GatewayConfig, index: int) -> None:
     metrics = GatewayMetrics()
     keys = await load_logged_keys(config)  # checked against the key transparency log, if any
     app = create_app(replace(config, reload_on_sighup=True), keys=keys, metrics=metrics)
-    tracker = ConnectionTracker(
-        config.max_connections, config.header_timeout,
-        keepalive_timeout=config.keepalive_timeout,
-    )  # fmt: skip
-    app[TRACKER] = tracker  # the gateway's routes mark their requests (tracked)
+    limits = EngineLimits(config.max_connections, config.header_timeout, config.keepalive_timeout)
     export = None if config.metrics_address is None else Export(metrics.registry)
     metrics_app = None
     if export is not None and config.metrics_address is not None:
@@ -61,9 +57,9 @@ async def _serve_worker(config: GatewayConfig, index: int) -> None:
         metrics_app = (aggregated_metrics_app(export), config.metrics_address)
     tls = server_tls_context(config.tls_cert, config.tls_key, config.client_ca)
     host, port = config.listen_address
-    async with serving(
-        app, (host, port), tracker, tls=tls, reuse_port=config.workers > 1, metrics=metrics_app,
-        shutdown_timeout=config.shutdown_timeout,
+    async with serving_engine(
+        app, engine_handler, (host, port), limits, tls=tls, reuse_port=config.workers > 1,
+        metrics=metrics_app, shutdown_timeout=config.shutdown_timeout,
     ):
         # Everything loaded so far lives as long as the worker: keep the collector from
         # walking it again on every full collection while serving.

@@ -23,7 +23,7 @@ import signal
 import time
 from collections.abc import AsyncIterator
 
-from aiohttp import StreamReader, hdrs, web
+from aiohttp import hdrs, web
 
 from gateway.auth import RELAY_TOKENS, load_tokens
 from gateway.backends import Backend, backend_from_spec
@@ -39,15 +39,15 @@ from gateway.pipeline import (
     StreamAborted,
     StreamedAnswer,
     answer_request,
-    read_chunks,
+    read_body_within,
 )
-from gateway.pipeline.state import outer_answer
+from gateway.pipeline.state import refused
 from ohttp.aio.guard import send_and_close, write_within
 from ohttp.aio.keyfile import load_key_file
 from ohttp.aio.readiness import healthz, readyz
 from ohttp.aio.serving import tracked
 from ohttp.aio.store import Store
-from ohttp.errors import EncapsulationError, OHTTPError
+from ohttp.errors import OHTTPError
 from ohttp.keys import KeyRing
 
 __all__ = [
@@ -149,7 +149,8 @@ async def reload_keys(app: web.Application) -> bool:
 async def _gateway_resource(request: web.Request) -> web.StreamResponse:
     tokens = request.app.get(RELAY_TOKENS)
     if tokens is not None and not tokens.accepts(request.headers.get(hdrs.AUTHORIZATION)):
-        return _refused(request.app[GATEWAY_STATE], Unauthorized())
+        refusal = refused(request.app[GATEWAY_STATE], Unauthorized())
+        return web.Response(status=refusal.status, headers=refusal.headers, body=refusal.body)
     # The handling itself is gateway.pipeline's, shared with the ASGI middleware so both
     # transports give byte-identical answers.
     state = request.app[GATEWAY_STATE]
@@ -159,7 +160,7 @@ async def _gateway_resource(request: web.Request) -> web.StreamResponse:
         request.method,
         request.headers.get(hdrs.CONTENT_TYPE),
         request.content_length,
-        lambda length, limit: _read_body(request.content, length, limit, body),
+        lambda length, limit: read_body_within(request.content, length, limit, body),
         body_chunks=lambda: body.chunks(request.content.iter_any()),
         content_encoding=_joined(request.headers.getall(hdrs.CONTENT_ENCODING, [])),
         transfer_encoding=_joined(request.headers.getall(hdrs.TRANSFER_ENCODING, [])),
@@ -170,13 +171,6 @@ async def _gateway_resource(request: web.Request) -> web.StreamResponse:
     if answer.headers.get("Connection") == "close":
         await send_and_close(request, response)  # the header alone does not end it
     return response
-
-
-def _refused(state: GatewayState, error: Unauthorized) -> web.Response:
-    answer = outer_answer(error)  # the one mapping, gateway.errors
-    if answer.result is not None:
-        state.metrics.count(answer.result)
-    return web.Response(status=answer.status, headers=answer.headers, body=answer.body)
 
 
 def _joined(values: list[str]) -> str | None:
@@ -202,20 +196,3 @@ async def _send_streamed(request: web.Request, answer: StreamedAnswer) -> web.St
         await answer.aclose()
     await response.write_eof()
     return response
-
-
-async def _read_body(
-    content: StreamReader, content_length: int | None, limit: int, deadline: BodyDeadline
-) -> bytes:
-    if content_length is None:  # chunked transfer coding: bounded while reading
-        return await deadline.read(read_chunks(content.iter_any(), None, limit))
-    # The pipeline checked the length against the limit already. A small body has usually
-    # arrived with the head: take it from the buffer without another await (and so without
-    # the deadline's timer, which only bounds waiting).
-    body = content.read_nowait(content_length) if content_length else b""
-    if len(body) == content_length:
-        return body
-    try:
-        return body + await deadline.read(content.readexactly(content_length - len(body)))
-    except asyncio.IncompleteReadError:
-        raise EncapsulationError("request body truncated") from None

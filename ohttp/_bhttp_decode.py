@@ -486,12 +486,43 @@ def decode_request(
     data: bytes | bytearray | memoryview, limits: Limits = _DEFAULT_LIMITS
 ) -> msg.Request:
     """Decode a request in either framing; raise BinaryHTTPError if it is invalid."""
+    data = _as_bytes(data)
+    if data[:1] == b"\x00":  # the known-length framing (RFC 9292 §3.3) of every OHTTP client
+        return _decode_known_request(data, limits)
     decoder = _WholeRequest(limits)
-    decoder.decode(_as_bytes(data))
+    decoder.decode(data)
     method, scheme, authority, path = decoder._control_data
     return msg.Request(
         method, scheme, authority, path, decoder._headers, decoder.content(), decoder._trailers
     )
+
+
+def _decode_known_request(data: bytes, limits: Limits) -> msg.Request:
+    """The machine's steps for a whole known-length request (RFC 9292 §3.1), in order and
+    without its dispatch: the same unit readers, checks and limits, about half the CPU.
+
+    §3.8: the message may end after its control data, its header section or its content.
+    """
+    budget = _Budget(limits)
+    end = len(data)
+    headers: Fields = ()
+    content = b""
+    trailers: Fields = ()
+    try:
+        control, pos = _read_request_control(data, 1, end, budget)
+        if pos < end:
+            headers, pos = _read_known_section(data, pos, end, budget, False)
+        if pos < end:
+            length, pos = _varint(data, pos, end)
+            budget.check_content(length)
+            content, pos = _take(data, pos, end, length)
+        if pos < end:
+            trailers, pos = _read_known_section(data, pos, end, budget, True)
+    except _Truncated:
+        raise BinaryHTTPError(_TRUNCATED) from None
+    if data.count(0, pos, end) != end - pos:  # RFC 9292 §3.8: padding is zero bytes
+        raise BinaryHTTPError("non-zero padding")
+    return msg.Request(*control, headers, content, trailers)
 
 
 def decode_response(

@@ -84,6 +84,8 @@ def _length(value: bytes) -> bytes:
 
 
 def _encode_section(fields: Fields, known: bool, trailers: bool) -> bytes:
+    if not fields:  # a zero length (§3.1) or the terminator alone (§3.2): the same byte
+        return b"\x00"
     # RFC 9113 §8.2.1: names are sent in lower case.
     lowered = [(name.lower(), value) for name, value in fields]
     error = section_error(lowered, trailers=trailers)
@@ -176,9 +178,6 @@ def encode_response(
     framing = INDETERMINATE_RESPONSE if indeterminate else KNOWN_RESPONSE
     head = _encode_response_head(response, framing, not indeterminate)
     return _encode_tail(head, response, not indeterminate, padding, truncate)
-
-
-# ---------------------------------------------------------------------------- streaming
 
 
 # ---------------------------------------------------------------------------- streaming

@@ -10,33 +10,29 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
 
 from aiohttp import web
+from multidict import CIMultiDict
 
-from ohttp.aio.guard import ConnectionTracker, client_gone, send_and_close
-from ohttp.aio.readiness import healthz, readiness_of, readyz, remembered
+from ohttp.aio.guard import ConnectionTracker, client_gone, send_and_close, write_within
+from ohttp.aio.readiness import readiness_of, remembered
 from ohttp.aio.serving import omit_server_header
 from ohttp.aio.store import open_store
-from ohttp.codings import only_chunked_transfer
-from ohttp.keys import KEYS_MEDIA_TYPE
 from relay.config import RelayConfig
-from relay.errors import (
-    MethodNotAllowed,
-    NotFound,
-    RelayError,
-    TransferCodingNotImplemented,
-    to_response,
-)
-from relay.events import log_failure
-from relay.forward import forward_handler
-from relay.keymirror import KEYS_PATH, KeyMirror
-from relay.logmirror import LOG_MIRROR, LogMirror, log_mirror_context, log_routes
-from relay.metrics import RelayMetrics, Result
+from relay.errors import web_response
+from relay.keymirror import KeyMirror
+from relay.logmirror import LOG_MIRROR, LogMirror, log_mirror_context
+from relay.metrics import RelayMetrics
 from relay.ratelimit import RateLimiter
-from relay.state import STATE_KEY, Handler, RelayState, StateHandler
+from relay.routes import RouteHandler, RouteTable, answer, not_allowed, not_found, relay_routes
+from relay.state import STATE_KEY, RelayState
 from relay.upstream import UpstreamPool
+
+__all__ = ["ROUTES", "create_app", "upstream_ssl_context"]
+
+ROUTES = web.AppKey("relay_routes", RouteTable)
 
 
 def create_app(config: RelayConfig, metrics: RelayMetrics | None = None) -> web.Application:
@@ -54,29 +50,25 @@ def create_app(config: RelayConfig, metrics: RelayMetrics | None = None) -> web.
     metrics.in_flight = lambda: state.in_flight
     app.cleanup_ctx.append(_upstream_resources)
     omit_server_header(app)  # the relay passes on no detail of itself or the gateway
-    # Each path's own method first, then any other method on it (405), then anything else (404);
-    # a route added right after another on the same path joins that resource.
     checks = readiness_of(app)  # per-gateway checks come with the mirrors (_upstream_resources)
     if limiter is not None:  # a relay that cannot count requests refuses them: not ready
         checks.add("state", remembered(limiter.ready))
-    routes: list[tuple[str, str, StateHandler]] = [
-        ("GET", "/healthz", _plain_handler(healthz)), ("GET", "/readyz", _plain_handler(readyz)),
-    ]
-    for gateway in config.gateways:
-        base = f"/{gateway.name}" if gateway.name else ""
-        routes.append(("POST", base or "/", forward_handler(gateway.name)))
-        routes.append(("GET", f"{base}/{KEYS_PATH}", _keys_handler(gateway.name)))
+    log_mirror = None
     if config.log_mirror is not None:  # the key transparency log, mirrored like the keys
-        app[LOG_MIRROR] = LogMirror(config.log_mirror, config.upstream_timeout)
+        log_mirror = app[LOG_MIRROR] = LogMirror(config.log_mirror, config.upstream_timeout)
         app.cleanup_ctx.append(log_mirror_context)
-        routes += log_routes()
-    for method, path, handler in routes:
-        if method == "GET":  # and HEAD
-            app.router.add_get(path, _guarded(state, handler))
+    routes = relay_routes(config, checks, log_mirror)
+    app[ROUTES] = RouteTable(routes)  # the same routes on the serving engine (relay.engine)
+    # Each path's own method first, then any other method on it (405), then anything else (404);
+    # a route added right after another on the same path joins that resource.
+    for route in routes:
+        path = route.path + "{rest:.+}" if route.prefix else route.path
+        if route.method == "GET":  # and HEAD
+            app.router.add_get(path, _guarded(state, route.handler))
         else:
-            app.router.add_route(method, path, _guarded(state, handler))
-        app.router.add_route("*", path, _guarded(state, _not_allowed(method)))
-    app.router.add_route("*", "/{tail:.*}", _guarded(state, _not_found))
+            app.router.add_route(route.method, path, _guarded(state, route.handler))
+        app.router.add_route("*", path, _guarded(state, not_allowed(route.method)))
+    app.router.add_route("*", "/{tail:.*}", _guarded(state, not_found))
     return app
 
 
@@ -125,38 +117,29 @@ def _add_checks(app: web.Application, name: str, mirror: KeyMirror) -> None:
     checks.add(f"keys{suffix}", keys)
 
 
-def _plain_handler(handler: Handler) -> StateHandler:
-    async def handle(request: web.Request, _: RelayState) -> web.StreamResponse:
-        return await handler(request)
-
-    return handle
-
-
-def _guarded(state: RelayState, handler: StateHandler) -> Handler:
-    """Every route's wrapper (instead of a middleware, which costs two more calls per request):
-    suspends the connection's header deadline while the request is handled (the body deadline
-    applies then), refuses absolute-form targets and answers every RelayError the handler
-    raises through the one mapping, ``relay.errors.to_response``."""
+def _guarded(
+    state: RelayState, handler: RouteHandler
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Every route's wrapper on aiohttp (instead of a middleware, which costs two more calls
+    per request): suspends the connection's header deadline while the request is handled (the
+    body deadline applies then) and answers through ``relay.routes.answer``."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         guard = state.tracker.guard_of(request.protocol)
         if guard is not None:
             guard.request_started()
         try:
-            if not _origin_form(request.raw_path):
-                # An absolute-form target names a host: the relay is no forward proxy, and a
-                # client never chooses where its request goes (checklist R9).
-                raise NotFound("absolute-form target")
-            _check_transfer_coding(request.headers.getall("Transfer-Encoding", []))
-            return await handler(request, state)
-        except ConnectionError as exc:  # the client left: a normal event, logged as one
-            return client_gone(request, exc)
-        except RelayError as error:
-            log_failure(error)
-            response = to_response(error, state.metrics)
-            if response.headers.get("Connection") == "close":
+            client = _AiohttpRequest(request, state.config.write_timeout)
+            reply = await answer(handler, client, state, request.raw_path)
+            if reply is None:  # streamed through the client
+                assert client.response is not None
+                return client.response
+            response = web_response(reply)
+            if reply.close:
                 await send_and_close(request, response)  # the header alone does not end it
             return response
+        except ConnectionError as exc:  # the client left: a normal event, logged as one
+            return client_gone(request, exc)
         finally:
             if guard is not None:
                 guard.request_ended()
@@ -164,34 +147,56 @@ def _guarded(state: RelayState, handler: StateHandler) -> Handler:
     return handle
 
 
-async def _not_found(_: web.Request, __: RelayState) -> web.StreamResponse:
-    raise NotFound("no route")
+class _AiohttpRequest:
+    """An aiohttp request as the relay's ``ClientRequest``."""
 
+    __slots__ = ("_request", "_write_timeout", "response")
 
-def _not_allowed(allow: str) -> StateHandler:
-    async def handle(_: web.Request, __: RelayState) -> web.StreamResponse:
-        raise MethodNotAllowed(allow)
+    def __init__(self, request: web.Request, write_timeout: float) -> None:
+        self._request = request
+        self._write_timeout = write_timeout
+        self.response: web.StreamResponse | None = None
 
-    return handle
+    @property
+    def path(self) -> str:
+        return self._request.path
 
+    @property
+    def content_length(self) -> int | None:
+        return self._request.content_length
 
-def _check_transfer_coding(values: list[str]) -> None:
-    # RFC 9112 §6.1: only exactly "chunked" is understood; anything else is 501, body unread.
-    if not only_chunked_transfer(values):
-        raise TransferCodingNotImplemented("transfer coding")
+    @property
+    def body_exists(self) -> bool:
+        return self._request.body_exists
 
+    @property
+    def peer(self) -> str | None:
+        return self._request.remote
 
-def _origin_form(target: str) -> bool:
-    return target.startswith("/") and not target.startswith("//")
+    def fields(self, name: str) -> list[str]:
+        return self._request.headers.getall(name, [])
 
+    def read_nowait(self) -> bytes:
+        return self._request.content.read_nowait(-1)
 
-def _keys_handler(name: str) -> StateHandler:
-    async def handle(_: web.Request, state: RelayState) -> web.StreamResponse:
-        body, remaining = await state.mirrors[name].get()
-        state.metrics.count(Result.KEYS_SERVED)
-        # The same bytes for every client; only the remaining lifetime depends on time.
-        return web.Response(body=body, headers={
-            "Content-Type": KEYS_MEDIA_TYPE, "Cache-Control": f"max-age={remaining}",
-        })
+    async def readany(self) -> bytes:
+        return await self._request.content.readany()
 
-    return handle
+    async def start(self, status: int, headers: Sequence[tuple[str, str]],
+                    length: int | None) -> None:
+        response = self.response = web.StreamResponse(status=status, headers=CIMultiDict(headers))
+        if length is not None:
+            response.content_length = length
+        await response.prepare(self._request)
+
+    async def write(self, piece: bytes) -> None:
+        assert self.response is not None
+        await write_within(self._request, self.response, piece, self._write_timeout)
+
+    async def end(self) -> None:
+        assert self.response is not None
+        await self.response.write_eof()
+
+    def truncate(self) -> None:
+        if self._request.transport is not None:
+            self._request.transport.close()

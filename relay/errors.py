@@ -1,6 +1,6 @@
 """Every answer the relay gives itself, as one exception tree, and the one mapping to a response.
 
-Handlers raise; :func:`to_response` decides status, body, headers and the metric result from
+Handlers raise; :func:`error_answer` decides status, body, headers and the metric result from
 the exception's class. Bodies are fixed texts and headers carry nothing from the request, so no
 client or gateway detail can leak through an error. Foreign exceptions (OSError, TimeoutError,
 the parser's ProtocolError, aiohttp's read errors) are translated into this tree where they
@@ -15,10 +15,13 @@ from types import MappingProxyType
 from typing import ClassVar
 
 from aiohttp import web
+from multidict import CIMultiDict
 
+from relay.exchange import Answer, plain_answer
 from relay.metrics import RelayMetrics, Result
 
 _CLOSE = MappingProxyType({"Connection": "close"})
+_NONE: Mapping[str, str] = MappingProxyType({})
 
 
 class RelayError(Exception):
@@ -171,15 +174,26 @@ class KeysTimeout(KeysUnavailable):
     status, text = 504, "gateway timeout"
 
 
-def to_response(error: RelayError, metrics: RelayMetrics) -> web.Response:
+def error_answer(error: RelayError, metrics: RelayMetrics) -> Answer:
     """The one mapping: the error's status, fixed text and headers; its result is counted."""
     metrics.count(error.result)
-    response = plain(error.status, error.text, error.headers)
-    if error.headers is not None and error.headers.get("Connection") == "close":
+    headers = error.headers or _NONE
+    close = headers.get("Connection") == "close"
+    passed = [(name, value) for name, value in headers.items() if name != "Connection"]
+    return plain_answer(error.status, error.text, passed, close=close)
+
+
+def to_response(error: RelayError, metrics: RelayMetrics) -> web.Response:
+    """:func:`error_answer` as an aiohttp response (the aiohttp application's)."""
+    return web_response(error_answer(error, metrics))
+
+
+def web_response(answer: Answer) -> web.Response:
+    """``answer`` as an aiohttp response."""
+    headers = CIMultiDict(answer.headers)
+    if answer.close:
+        headers["Connection"] = "close"
+    response = web.Response(status=answer.status, body=answer.body, headers=headers)
+    if answer.close:
         response.force_close()  # the header alone does not end an aiohttp connection
     return response
-
-
-def plain(status: int, text: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    """A short text/plain answer of the relay's own."""
-    return web.Response(status=status, text=text + "\n", headers=headers)

@@ -3,7 +3,8 @@
 The request is admitted without reading its body (it takes an in-flight slot only once the
 body is complete or starts streaming upstream), the body is sent upstream with a fresh
 minimal header set, and the gateway's answer comes back with only the fields a client needs.
-Every refusal is raised as a ``relay.errors`` exception; the route wrapper answers it.
+Every refusal is raised as a ``relay.errors`` exception; the route wrapper answers it. The
+client side is a ``relay.exchange.ClientRequest``: the same code serves both transports.
 """
 
 from __future__ import annotations
@@ -12,10 +13,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from aiohttp import web
-from multidict import CIMultiDict
-
-from ohttp.aio.guard import write_within
 from ohttp.chunked import CHUNKED_REQUEST_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE
 from ohttp.codings import only_identity_content
 from ohttp.encapsulation import REQUEST_MEDIA_TYPE, RESPONSE_MEDIA_TYPE
@@ -33,51 +30,49 @@ from relay.errors import (
     UnsupportedMediaType,
     UpstreamError,
 )
+from relay.exchange import Answer, ClientRequest
 from relay.h1 import ResponseHead
 from relay.headers import SF_BOOLEANS, passed_fields, valid_retry_after
 from relay.metrics import Direction, Result
-from relay.state import RelayState, StateHandler
+from relay.state import RelayState
 from relay.upstream import UpstreamPool, UpstreamResponse
 
 REQUEST_TYPES = frozenset({REQUEST_MEDIA_TYPE, CHUNKED_REQUEST_MEDIA_TYPE})
 RESPONSE_TYPES = frozenset({RESPONSE_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE})
 SMALL_BODY = 64 * 1024  # bodies up to this size are read whole and sent in one write
+Fields = list[tuple[str, str]]
 
 
-def forward_handler(name: str) -> StateHandler:
-    """The POST handler for the gateway called ``name``."""
-
-    async def handle(request: web.Request, state: RelayState) -> web.StreamResponse:
-        length = request.content_length
-        if state.limiter is not None:  # first, as before: the rate limit, then the rest
-            await state.limiter.admit(request.remote)
-        media_type = _admit(request, state, length)
-        slot = InFlightSlot(state)
-        try:
-            response = await _forward(request, state, state.pools[name], media_type, length,
-                                      slot=slot)
-            if response.status == 422 and isinstance(response, web.Response) \
-                    and isinstance(response.body, bytes):  # maybe the #ohttp-key problem
-                await state.mirrors[name].after_answer(
-                    response.status, response.content_type, response.body)
-            return response
-        finally:
-            slot.release()
-
-    return handle
+async def forward(request: ClientRequest, state: RelayState, name: str) -> Answer | None:
+    """Forward ``request`` (a POST) to the gateway called ``name``: the answer to send, or
+    None when a streamed answer was sent through ``request``."""
+    length = request.content_length
+    if state.limiter is not None:  # first, as before: the rate limit, then the rest
+        await state.limiter.admit(request.peer)
+    media_type = _admit(request, state, length)
+    slot = InFlightSlot(state)
+    try:
+        answer = await _forward(request, state, state.pools[name], media_type, length, slot=slot)
+        if answer is not None and answer.status == 422:  # maybe the #ohttp-key problem
+            await state.mirrors[name].after_answer(answer.status, answer.content_type,
+                                                   answer.body)
+        return answer
+    finally:
+        slot.release()
 
 
-def _admit(request: web.Request, state: RelayState, length: int | None) -> str:
+def _admit(request: ClientRequest, state: RelayState, length: int | None) -> str:
     """Checks that need no body: media type, coding, size (RFC 9458 §5).
 
     Returns the request's media type (one of REQUEST_TYPES).
     """
-    content_types = request.headers.getall("Content-Type", ())
+    content_types = request.fields("content-type")
     # Exact match, no parameters: RFC 9458 §9 registers the types without parameters.
     media_type = content_types[0].strip().lower() if len(content_types) == 1 else None
     if media_type not in REQUEST_TYPES:
         raise UnsupportedMediaType("media type")
-    _check_content_encoding(request.headers.getall("Content-Encoding", []))
+    if content_codings := request.fields("content-encoding"):
+        _check_content_encoding(content_codings)
     if length is not None and length > state.config.max_body_bytes:
         raise RequestTooLarge("declared length")
     if length == 0 or (length is None and not request.body_exists):
@@ -98,13 +93,13 @@ _CONTENT_TYPE_LINES = {t: f"content-type: {t}\r\n".encode() for t in REQUEST_TYP
 _INCREMENTAL_LINES = {v: f"incremental: {v}\r\n".encode() for v in SF_BOOLEANS}
 
 
-def _upstream_headers(request: web.Request, media_type: str, config: RelayConfig) -> bytes:
+def _upstream_headers(request: ClientRequest, media_type: str, config: RelayConfig) -> bytes:
     """A fresh minimal set (RFC 9458 §6.2): nothing the client sent except these.
 
     Content-Length or Transfer-Encoding is added by the upstream client from the framing.
     """
     lines = _CONTENT_TYPE_LINES[media_type]
-    incremental = request.headers.getall("Incremental", ())
+    incremental = request.fields("incremental")
     if len(incremental) == 1:
         lines += _INCREMENTAL_LINES.get(incremental[0].strip(), b"")
     if config.gateway_token:
@@ -112,19 +107,19 @@ def _upstream_headers(request: web.Request, media_type: str, config: RelayConfig
     return lines
 
 
-async def _read_some(request: web.Request, deadline: float) -> bytes:
-    # The client side's boundary: aiohttp's and asyncio's errors become the relay's own.
+async def _read_some(request: ClientRequest, deadline: float) -> bytes:
+    # The client side's boundary: the transport's and asyncio's errors become the relay's own.
     remaining = deadline - time.monotonic()
     try:
         async with asyncio.timeout(max(remaining, 0.0)):
-            return await request.content.readany()
+            return await request.readany()
     except TimeoutError:
         raise ClientTimeout("body deadline") from None
     except Exception:
         raise ClientAborted("body read failed") from None
 
 
-async def _stream_body(request: web.Request, first: bytes, state: RelayState,
+async def _stream_body(request: ClientRequest, first: bytes, state: RelayState,
                        deadline: float) -> AsyncIterator[bytes]:
     """The client's body as it arrives, within the size limit and the body deadline."""
     total = len(first)
@@ -137,9 +132,9 @@ async def _stream_body(request: web.Request, first: bytes, state: RelayState,
         state.metrics.add_bytes(Direction.UPSTREAM, len(piece))
 
 
-async def _read_small(request: web.Request, length: int, deadline: float) -> bytes:
+async def _read_small(request: ClientRequest, length: int, deadline: float) -> bytes:
     # Usually the whole small body arrived with the head: take it without waiting.
-    body = request.content.read_nowait(-1)
+    body = request.read_nowait()
     if len(body) >= length:
         return body
     collected = bytearray(body)
@@ -175,7 +170,7 @@ class InFlightSlot:
             self._state.in_flight -= 1
 
 
-async def _send_streamed(request: web.Request, state: RelayState, pool: UpstreamPool,
+async def _send_streamed(request: ClientRequest, state: RelayState, pool: UpstreamPool,
                         headers: bytes, length: int | None, *,
                         deadline: float, slot: InFlightSlot) -> UpstreamResponse:
     """Send a large or unsized body upstream as it arrives."""
@@ -190,9 +185,9 @@ async def _send_streamed(request: web.Request, state: RelayState, pool: Upstream
     return await pool.request("POST", headers, stream, chunked=length is None)
 
 
-async def _forward(request: web.Request, state: RelayState, pool: UpstreamPool,
+async def _forward(request: ClientRequest, state: RelayState, pool: UpstreamPool,
                    media_type: str, length: int | None, *,
-                   slot: InFlightSlot) -> web.StreamResponse:
+                   slot: InFlightSlot) -> Answer | None:
     started = time.monotonic()
     deadline = started + state.config.body_timeout
     headers = _upstream_headers(request, media_type, state.config)
@@ -231,42 +226,53 @@ def _passed_result(status: int) -> Result:
     return Result.FORWARDED if status < 300 else Result.GATEWAY_CLIENT_ERROR
 
 
-async def _respond(request: web.Request, state: RelayState,
-                   upstream: UpstreamResponse) -> web.StreamResponse:
+class _ClientHead:
+    """What the client gets of a gateway head: its status and the passed fields (only valid
+    values of known fields). ``relay.h1`` hands out one object for heads of the same bytes, so
+    the last one's answer is kept and a repeat costs an identity check."""
+
+    head: ResponseHead | None = None
+    answer: tuple[int, Fields] = (0, [])
+
+    @classmethod
+    def of(cls, head: ResponseHead) -> tuple[int, Fields]:
+        if head is not cls.head:
+            cls.answer = (_passed_status(head), passed_fields(head.headers))  # may refuse
+            cls.head = head
+        return cls.answer
+
+
+async def _respond(request: ClientRequest, state: RelayState,
+                   upstream: UpstreamResponse) -> Answer | None:
     head = upstream.head
-    status = _passed_status(head)
-    headers = CIMultiDict(passed_fields(head.headers))  # only valid values of known fields
+    status, headers = _ClientHead.of(head)  # shared by answers to heads of the same bytes
     if head.content_length is not None and head.content_length <= SMALL_BODY:
         return await _respond_small(state, upstream, status, headers)
-    response = web.StreamResponse(status=status, headers=headers)
-    if head.content_length is not None:
-        response.content_length = head.content_length
-    await response.prepare(request)
-    if not await _copy_body(request, state, upstream, response):
-        return response
-    state.metrics.count(_passed_result(status))
-    await response.write_eof()
-    return response
+    await request.start(status, headers, head.content_length)
+    if await _copy_body(request, state, upstream):
+        state.metrics.count(_passed_result(status))
+        await request.end()
+    return None
 
 
 async def _respond_small(state: RelayState, upstream: UpstreamResponse, status: int,
-                         headers: CIMultiDict[str]) -> web.StreamResponse:
+                         headers: Fields) -> Answer:
     """A small fixed-length answer is sent in one write; it has no chunks to deliver early."""
     body = upstream.read_complete(SMALL_BODY)
     if body is None:
         body = await upstream.read(SMALL_BODY)
     state.metrics.add_bytes(Direction.DOWNSTREAM, len(body))
     state.metrics.count(_passed_result(status))
-    return web.Response(status=status, body=body, headers=headers)
+    return Answer(status, headers, body)
 
 
-async def _copy_body(request: web.Request, state: RelayState, upstream: UpstreamResponse,
-                     response: web.StreamResponse) -> bool:
+async def _copy_body(request: ClientRequest, state: RelayState,
+                     upstream: UpstreamResponse) -> bool:
     """Stream the gateway's body; on failure close the client connection so it sees truncation."""
     try:
         async for piece in upstream.chunks():
             # each piece is written (flushed) as it arrives; a client that stalls is dropped
-            await write_within(request, response, piece, state.config.write_timeout)
+            await request.write(piece)
             state.metrics.add_bytes(Direction.DOWNSTREAM, len(piece))
     except UpstreamError as exc:
         state.metrics.count(exc.result)  # the head is sent: only the metric can tell
@@ -277,6 +283,5 @@ async def _copy_body(request: web.Request, state: RelayState, upstream: Upstream
     else:
         return True
     upstream.abort()
-    if request.transport is not None:
-        request.transport.close()  # no final chunk: the client sees an incomplete response
+    request.truncate()  # no final chunk: the client sees an incomplete response
     return False

@@ -32,7 +32,11 @@ class IncompleteResponse(ProtocolError):
 
 
 class ResponseHead:
-    """Event: status line and header fields of a final (non-1xx) response, with its framing."""
+    """Event: status line and header fields of a final (non-1xx) response, with its framing.
+
+    Never changed after parsing: one object may stand for every head of the same bytes
+    (see ``_LastHead``).
+    """
 
     __slots__ = ("chunked", "content_length", "headers", "keep_alive", "status")
 
@@ -141,6 +145,23 @@ def _framing(status: int, headers: list[tuple[str, str]], encodings: list[str],
     return ResponseHead(status, headers, length, chunked, keep_alive)
 
 
+class _LastHead:
+    """The last head parsed and its bytes. A gateway's heads repeat byte for byte (its Date
+    field changes once a second) and :func:`parse_head` is a pure function of them, so a repeat
+    costs one comparison instead of a parse; only heads that parsed are kept."""
+
+    raw = b""
+    head: ResponseHead | None = None
+
+    @classmethod
+    def parse(cls, raw: bytes) -> ResponseHead:
+        head = cls.head
+        if head is None or raw != cls.raw:
+            head = parse_head(raw)
+            cls.raw, cls.head = raw, head
+        return head
+
+
 class _State(enum.Enum):
     HEAD = enum.auto()
     LENGTH = enum.auto()
@@ -225,7 +246,7 @@ class ResponseParser:
             return False
         if end > MAX_HEAD_BYTES:
             raise ProtocolError("response head too large")
-        head = parse_head(self._buffer[: end + 2])
+        head = _LastHead.parse(self._buffer[: end + 2])
         self._buffer = self._buffer[end + 4:]
         if 100 <= head.status < 200:
             return True  # 1xx interim responses are skipped (RFC 9112 §6.3 rule 1)

@@ -20,9 +20,8 @@ from aiohttp import web
 
 from ohttp.tlog import Tile, TransparencyError, parse_tile_path
 from relay.errors import NotFound, UpstreamError
-from relay.state import RelayState, StateHandler
 
-__all__ = ["LOG_MIRROR", "LogMirror", "log_mirror_context", "log_routes"]
+__all__ = ["LOG_MIRROR", "LogMirror", "log_mirror_context"]
 
 _SHORT_TTL: Final = 10.0
 _MAX_BYTES: Final = 256 * (2 + 0xFFFF)  # a full entry bundle of the largest entries
@@ -115,15 +114,3 @@ async def log_mirror_context(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await mirror.close()
-
-
-def log_routes() -> list[tuple[str, str, StateHandler]]:
-    """The relay's routes of the mirror: ``/log/checkpoint`` and ``/log/tile/...``."""
-
-    async def handle(request: web.Request, _: RelayState) -> web.StreamResponse:
-        rest = request.match_info.get("rest")
-        path = "checkpoint" if rest is None else "tile/" + rest
-        body, kind, cache = await request.app[LOG_MIRROR].get(path)
-        return web.Response(body=body, headers={"Content-Type": kind, "Cache-Control": cache})
-
-    return [("GET", "/log/checkpoint", handle), ("GET", "/log/tile/{rest:.+}", handle)]

@@ -1,5 +1,6 @@
-"""Serving the relay through the shared shell (``ohttp.aio.serving``): listener, connection
-guard, TLS and the metrics listener. Worker processes are started by ``relay.cli``."""
+"""Serving the relay through the shared shell (``ohttp.aio.serving``): the serving engine's
+listener with its connection limits, TLS and the metrics listener. Worker processes are
+started by ``relay.cli``."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 
 from aiohttp import web
 
+from ohttp.aio.engine import EngineLimits
 from ohttp.aio.metrics import Export, aggregated_metrics_app
-from ohttp.aio.serving import Listening, server_tls_context, serving
+from ohttp.aio.serving import Listening, server_tls_context, serving_engine
 from relay.app import create_app
 from relay.config import RelayConfig
+from relay.engine import engine_handler
 from relay.metrics import create_metrics_app
 from relay.state import STATE_KEY
 
@@ -47,7 +51,8 @@ def refresh_on_sighup(app: web.Application) -> Iterator[None]:
 @contextlib.asynccontextmanager
 async def serve(config: RelayConfig, *, app: web.Application | None = None,
                 reuse_port: bool = False, aggregate: bool = False) -> AsyncIterator[Listening]:
-    """Run the relay (and its metrics listener) until the block ends; port 0 picks a free one.
+    """Run the relay (and its metrics listener) on the serving engine until the block ends;
+    port 0 picks a free one.
 
     ``aggregate``: the metrics listener merges every worker's metrics (``ohttp relay``, whose
     supervisor sets up ``ohttp.aio.metrics``'s directory).
@@ -61,9 +66,14 @@ async def serve(config: RelayConfig, *, app: web.Application | None = None,
                        else aggregated_metrics_app(export))
         metrics = (metrics_app, (config.metrics_host, config.metrics_port))
     tls = server_tls_context(config.tls_cert, config.tls_key)
-    async with serving(app, (config.listen_host, config.listen_port), state.tracker, tls=tls,
-                       reuse_port=reuse_port, metrics=metrics,
-                       shutdown_timeout=config.shutdown_timeout) as listening:
+    # An idle connection between requests gets the head deadline, as on aiohttp (the relay
+    # has no keep-alive setting of its own).
+    limits = EngineLimits(config.max_connections, config.header_timeout, config.header_timeout)
+    async with serving_engine(
+        app, engine_handler, (config.listen_host, config.listen_port), limits, tls=tls,
+        reuse_port=reuse_port, metrics=metrics, shutdown_timeout=config.shutdown_timeout,
+        on_count=partial(setattr, state.metrics, "connections"),
+    ) as listening:
         flushing = None if export is None else asyncio.create_task(export.flush_forever())
         try:
             yield listening

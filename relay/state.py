@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -29,6 +28,3 @@ class RelayState:
 
 
 STATE_KEY = web.AppKey("relay_state", RelayState)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-StateHandler = Callable[[web.Request, RelayState], Awaitable[web.StreamResponse]]

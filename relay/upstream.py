@@ -48,12 +48,17 @@ class UpstreamConnection(asyncio.Protocol):
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
+        self._poller: select.poll | None = None  # the socket, for peer_closed
 
     # -- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's transports are not asyncio.Transport subclasses, but behave as one)
         self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # registered once: peer_closed runs before every reuse
+            self._poller = select.poll()
+            self._poller.register(sock.fileno(), select.POLLIN)
 
     def data_received(self, data: bytes) -> None:
         if self._idle:
@@ -130,25 +135,21 @@ class UpstreamConnection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _wait(self, timeout: float) -> None:
-        """Wait for the parser to make progress, at most ``timeout`` seconds.
+    def _progress(self, timeout: float) -> asyncio.Future[None]:
+        """A future done when the parser makes progress or the connection fails; the caller
+        awaits it (a future, not a coroutine: one frame less to resume per wake-up).
 
         The deadline is checked lazily: a timer armed for an earlier wait stays armed and, when
-        it fires, either expires the current wait or re-arms for its deadline. Under steady
-        traffic that is one timer per ``timeout`` period instead of one per request.
+        it fires, either fails the connection with UpstreamTimeout (which wakes the waiter) or
+        re-arms for the current deadline. Under steady traffic that is one timer per ``timeout``
+        period instead of one per request.
         """
         loop = self._loop
         self._deadline = loop.time() + timeout
         if self._timer is None:
             self._timer = loop.call_at(self._deadline, self._check_deadline)
         waiter = self._waiter = loop.create_future()
-        try:
-            await waiter
-        except UpstreamTimeout:
-            self.fail(UpstreamTimeout("gateway read timed out"))
-            raise
-        finally:
-            self._waiter = None
+        return waiter
 
     def _check_deadline(self) -> None:
         self._timer = None
@@ -156,7 +157,7 @@ class UpstreamConnection(asyncio.Protocol):
         if waiter is None or waiter.done():
             return  # nobody waits; the next wait arms a timer again
         if self._loop.time() >= self._deadline:
-            waiter.set_exception(UpstreamTimeout("gateway read timed out"))
+            self.fail(UpstreamTimeout("gateway read timed out"))
         else:
             self._timer = self._loop.call_at(self._deadline, self._check_deadline)
 
@@ -200,7 +201,7 @@ class UpstreamConnection(asyncio.Protocol):
         while self.head is None:
             if self._error is not None:
                 raise self._error
-            await self._wait(timeout)
+            await self._progress(timeout)
         return self.head
 
     def take(self) -> bytes:
@@ -230,7 +231,7 @@ class UpstreamConnection(asyncio.Protocol):
                 return b""
             if self._error is not None:
                 raise self._error
-            await self._wait(timeout)
+            await self._progress(timeout)
 
     def reusable(self) -> bool:
         return self.body_done and not self.closed and self._error is None
@@ -243,15 +244,8 @@ class UpstreamConnection(asyncio.Protocol):
         (issue 13, finding 6). An idle connection is never readable unless the peer closed it
         or sent bytes nobody asked for: either way it is not reused.
         """
-        transport = self.transport
-        sock = None if transport is None else transport.get_extra_info("socket")
-        if sock is None:
-            return True
-        try:
-            readable, _, _ = select.select((sock.fileno(),), (), (), 0)
-        except (OSError, ValueError):
-            return True
-        return bool(readable)
+        poller = self._poller
+        return poller is None or bool(poller.poll(0))  # POLLNVAL, if closed, counts as well
 
     def reset(self) -> None:
         self._idle = True

@@ -209,12 +209,13 @@ def test_gateway_bench_runs_every_target(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(loadgen.wrk_binary() is None, reason="wrk is not installed")
 def test_gateway_bench_stub_decapsulates_every_request(tmp_path: Path) -> None:
-    args = ["--seconds", "1", "--rounds", "1", "--pool", "300", "--stub"]
+    args = ["--seconds", "1", "--rounds", "1", "--pool", "300", "--stub", "--shell"]
     lines = _bench("gateway_bench", *args, "--workdir", str(tmp_path))
-    names = ["floor", "gateway", "stub"]
+    names = ["floor", "gateway", "stub", "shell"]
     assert _failed_column(lines, names) == dict.fromkeys(names, "0")  # a 2xx for every request
-    ratios = [line.split(" per round")[0] for line in lines[4:]]
-    assert ratios == ["gateway/floor", "stub/floor", "gateway/stub"]
+    ratios = [line.split(" per round")[0] for line in lines[5:]]
+    assert ratios == ["gateway/floor", "stub/floor", "shell/floor", "gateway/stub",
+                      "shell/stub", "gateway/shell"]
 
 
 def test_rounds_report_ratios_per_round() -> None:
@@ -229,3 +230,14 @@ def test_rounds_report_ratios_per_round() -> None:
         "other/ref per round: CPU 1.67 (0.33-3.00)x, 0.0 (-20.0-20.0) us/req above ref, "
         "throughput 1.25 (0.50-2.00)x"
     )
+
+
+@pytest.mark.skipif(loadgen.wrk_binary() is None, reason="wrk is not installed")
+def test_crypto_in_server_reports_every_measurement(tmp_path: Path) -> None:
+    args = ["--seconds", "1", "--rounds", "1", "--requests", "40", "--pool", "300",
+            "--workdir", str(tmp_path)]
+    lines = _bench("crypto_in_server", *args)
+    rows = {line[:44].strip(): line[44:].split() for line in lines[1:]}
+    assert list(rows) == ["warm loop", "loop, 1024 KiB evicted", "loop, 4096 KiB evicted",
+                          "in server (crypto only)", "in server (whole stub process)"]
+    assert all(float(median) > 0 for median, _ in rows.values())

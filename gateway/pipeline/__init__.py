@@ -15,7 +15,14 @@ unless something failed.
 
 from __future__ import annotations
 
-from gateway.pipeline.admission import BodyChunks, BodyReader, answer_request, read_chunks
+from gateway.pipeline.admission import (
+    BodyChunks,
+    BodyReader,
+    BodyStream,
+    answer_request,
+    read_body_within,
+    read_chunks,
+)
 from gateway.pipeline.deadlines import BackendDeadlines, BodyDeadline
 from gateway.pipeline.keydoc import KeyDocument
 from gateway.pipeline.oneshot import handle_encapsulated, inner_answer
@@ -28,6 +35,7 @@ __all__ = [
     "BodyChunks",
     "BodyDeadline",
     "BodyReader",
+    "BodyStream",
     "GatewayState",
     "KeyDocument",
     "StreamAborted",
@@ -35,5 +43,6 @@ __all__ = [
     "answer_request",
     "handle_encapsulated",
     "inner_answer",
+    "read_body_within",
     "read_chunks",
 ]

@@ -5,9 +5,11 @@ Everything found here is answered before decapsulation, with a plain status.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from time import perf_counter
+from typing import Protocol
 
 from gateway.errors import (
     BadContentEncoding,
@@ -19,6 +21,7 @@ from gateway.errors import (
     Result,
     TransferCodingNotImplemented,
 )
+from gateway.pipeline.deadlines import BodyDeadline
 from gateway.pipeline.oneshot import handle_encapsulated
 from gateway.pipeline.state import INTERNAL_ERROR, Answer, GatewayState, finish, outer_answer
 from gateway.pipeline.streamed import StreamedAnswer, answer_chunked
@@ -27,7 +30,14 @@ from ohttp.codings import only_chunked_transfer, only_identity_content
 from ohttp.encapsulation import REQUEST_MEDIA_TYPE as OHTTP_REQ
 from ohttp.errors import EncapsulationError, OHTTPError
 
-__all__ = ["BodyChunks", "BodyReader", "answer_request", "read_chunks"]
+__all__ = [
+    "BodyChunks",
+    "BodyReader",
+    "BodyStream",
+    "answer_request",
+    "read_body_within",
+    "read_chunks",
+]
 
 logger = logging.getLogger("gateway")
 
@@ -194,3 +204,29 @@ async def read_chunks(
     if content_length is not None and size != content_length:
         raise EncapsulationError("request body truncated")
     return b"".join(parts)
+
+
+class BodyStream(Protocol):
+    """A request body as it arrives: aiohttp's ``StreamReader`` and the engine's ``Body``."""
+
+    def read_nowait(self, n: int) -> bytes: ...
+    async def readexactly(self, n: int) -> bytes: ...
+    def iter_any(self) -> AsyncIterator[bytes]: ...
+
+
+async def read_body_within(
+    body: BodyStream, content_length: int | None, limit: int, deadline: BodyDeadline
+) -> bytes:
+    """The whole body (a ``BodyReader`` for ``answer_request``) within ``deadline``."""
+    if content_length is None:  # chunked transfer coding: bounded while reading
+        return await deadline.read(read_chunks(body.iter_any(), None, limit))
+    # The pipeline checked the length against the limit already. A small body has usually
+    # arrived with the head: take it from the buffer without another await (and so without
+    # the deadline's timer, which only bounds waiting).
+    data = body.read_nowait(content_length) if content_length else b""
+    if len(data) == content_length:
+        return data
+    try:
+        return data + await deadline.read(body.readexactly(content_length - len(data)))
+    except asyncio.IncompleteReadError:
+        raise EncapsulationError("request body truncated") from None

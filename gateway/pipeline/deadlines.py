@@ -85,13 +85,18 @@ class BodyDeadline:
     off as surely as one that sends nothing. Past it, reads raise ``BodyTimeout`` (a 408).
     """
 
-    __slots__ = ("_due",)
+    __slots__ = ("_due", "_timeout")
 
     def __init__(self, timeout: float) -> None:
-        self._due = asyncio.get_running_loop().time() + timeout
+        # The clock is read at the first read that must wait, in the same loop iteration as
+        # the head (no await comes first); a body that came with its head never reads it.
+        self._timeout = timeout
+        self._due: float | None = None
 
     async def read(self, awaitable: Awaitable[_T]) -> _T:
         """``await awaitable`` (a body read), or ``BodyTimeout`` once the deadline passed."""
+        if self._due is None:
+            self._due = asyncio.get_running_loop().time() + self._timeout
         try:
             async with asyncio.timeout_at(self._due):
                 return await awaitable
@@ -115,3 +120,4 @@ async def each_within(
         except StopAsyncIteration:
             return
         yield piece
+

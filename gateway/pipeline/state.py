@@ -20,7 +20,7 @@ from ohttp import bhttp
 from ohttp.aio.store import Store, open_store
 from ohttp.keys import KeyRing
 
-__all__ = ["INTERNAL_ERROR", "Answer", "GatewayState", "finish", "outer_answer"]
+__all__ = ["INTERNAL_ERROR", "Answer", "GatewayState", "finish", "outer_answer", "refused"]
 
 
 @dataclass(eq=False)
@@ -118,6 +118,15 @@ def outer_answer(exc: BaseException) -> Answer:
             return INTERNAL_ERROR
         answer = Answer(reply.status, reply.headers, reply.body, reply.result)
         _OUTER_ANSWERS[type(exc)] = answer
+    return answer
+
+
+def refused(state: GatewayState, exc: BaseException) -> Answer:
+    """The plain answer to a request refused before the pipeline (e.g. ``Unauthorized``),
+    counted."""
+    answer = outer_answer(exc)  # the one mapping, gateway.errors
+    if answer.result is not None:
+        state.metrics.count(answer.result)
     return answer
 
 

@@ -21,6 +21,8 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
 
+from ohttp.aio.engine import OVER_CAPACITY, ConnectionDeadline
+
 __all__ = [
     "ConnectionTracker",
     "WriteStalled",
@@ -31,12 +33,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("ohttp.serving")
-
-
-_OVER_CAPACITY = (
-    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
-    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
-)
 
 
 class _FixedErrorPage(web.Response):
@@ -87,27 +83,15 @@ def fixed_error_pages(server: Server) -> Callable[[], asyncio.Protocol]:
 
 
 class _GuardedProtocol:
-    """Wraps aiohttp's per-connection protocol to add a connection cap and a header deadline.
-
-    The first head must be complete within ``header_timeout`` of the connection opening.
-    After a response the connection may idle for ``keepalive_timeout``; once a byte of the
-    next request arrived, its head must be complete within ``header_timeout`` of that byte.
-    The deadline is checked lazily: one timer per period that re-arms itself while a request
-    is handled or the connection has been idle for less than the limit, so a request costs a
-    few attribute writes instead of cancelling and scheduling a timer.
-    """
+    """Wraps aiohttp's per-connection protocol to add a connection cap and the head and
+    keep-alive deadlines (``ohttp.aio.engine.ConnectionDeadline``, the engine's rule)."""
 
     def __init__(self, tracker: ConnectionTracker, inner: RequestHandler) -> None:
         self._tracker = tracker
         self.inner = inner
         self._transport: asyncio.BaseTransport | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop = asyncio.get_running_loop()  # protocols are made inside the loop
+        self._deadline: ConnectionDeadline | None = None
         self._admitted = False
-        self.busy = False  # a request head is complete and its handler runs
-        self.idle_since = 0.0  # loop time the connection opened or the last handler ended
-        self._head_since: float | None = None  # first byte of the next head after a response
-        self._served = False  # a response ended: the keep-alive limit applies while idle
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
@@ -115,42 +99,30 @@ class _GuardedProtocol:
             # Over the connection cap: a fixed answer, then close (never reaches aiohttp).
             # A stream server's transport can write; uvloop's is no asyncio.WriteTransport
             # subclass, so an isinstance check would skip the answer there.
-            cast(asyncio.WriteTransport, transport).write(_OVER_CAPACITY)
+            cast(asyncio.WriteTransport, transport).write(OVER_CAPACITY)
             transport.close()
             return
         self._admitted = True
-        self.idle_since = self._loop.time()
-        self._timer = self._loop.call_at(
-            self.idle_since + self._tracker.header_timeout, self._check
+        tracker = self._tracker
+        self._deadline = ConnectionDeadline(
+            tracker.header_timeout, tracker.idle_timeout, self._expired
         )
         self.inner.connection_made(transport)
 
+    @property
+    def busy(self) -> bool:
+        """Whether a request head is complete and its handler runs."""
+        return self._deadline is not None and self._deadline.busy
+
     def request_started(self) -> None:
-        self.busy = True
+        if self._deadline is not None:
+            self._deadline.request_started()
 
     def request_ended(self) -> None:
-        self.busy = False
-        self.idle_since = self._loop.time()
-        self._head_since = None
-        self._served = True
+        if self._deadline is not None:
+            self._deadline.request_ended()
 
-    def _due(self, now: float) -> float:
-        tracker = self._tracker
-        if self.busy:  # a handler's own deadlines apply; look again later
-            return now + min(tracker.header_timeout, tracker.idle_timeout)
-        if not self._served:
-            return self.idle_since + tracker.header_timeout
-        if self._head_since is not None:
-            return self._head_since + tracker.header_timeout
-        return self.idle_since + tracker.idle_timeout
-
-    def _check(self) -> None:
-        now = self._loop.time()
-        due = self._due(now)
-        if due > now:
-            self._timer = self._loop.call_at(due, self._check)
-            return
-        self._timer = None
+    def _expired(self) -> None:
         transport = cast(asyncio.WriteTransport | None, self._transport)
         if transport is None:
             return
@@ -162,8 +134,8 @@ class _GuardedProtocol:
             transport.close()
 
     def data_received(self, data: bytes) -> None:
-        if self._head_since is None and self._served and not self.busy:
-            self._head_since = self._loop.time()
+        if self._deadline is not None:
+            self._deadline.bytes_arrived()
         if self._admitted:
             self.inner.data_received(data)
 
@@ -179,9 +151,8 @@ class _GuardedProtocol:
         self.inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._deadline is not None:
+            self._deadline.cancel()
         if self._admitted:
             self._tracker.release(self)
             self.inner.connection_lost(exc)

@@ -21,10 +21,12 @@ from aiohttp import web
 
 __all__ = [
     "CHECK_TIMEOUT",
+    "LIVENESS_ANSWER",
     "READINESS",
     "Check",
     "Readiness",
     "healthz",
+    "readiness_answer",
     "readiness_of",
     "readyz",
     "remembered",
@@ -99,15 +101,26 @@ class _Remembered:
             return self._ready
 
 
+LIVENESS_ANSWER = (200, "ok\n", _HEADERS)
+"""(status, text, header fields) of ``/healthz``."""
+
+
+async def readiness_answer(checks: Readiness | None) -> tuple[int, str, dict[str, str]]:
+    """(status, text, header fields) of ``/readyz`` for ``checks`` (None: no checks), the
+    same on every transport."""
+    failed = [] if checks is None else await checks.failing()
+    if not failed:
+        return 200, "ready\n", _HEADERS
+    return 503, f"not ready: {' '.join(failed)}\n", _HEADERS
+
+
 async def healthz(_: web.Request) -> web.Response:
     """Liveness: 200 while the process serves."""
-    return web.Response(text="ok\n", headers=_HEADERS)
+    status, text, headers = LIVENESS_ANSWER
+    return web.Response(status=status, text=text, headers=headers)
 
 
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: 200, or 503 naming the checks that failed."""
-    checks = request.app.get(READINESS)
-    failed = [] if checks is None else await checks.failing()
-    if not failed:
-        return web.Response(text="ready\n", headers=_HEADERS)
-    return web.Response(status=503, text=f"not ready: {' '.join(failed)}\n", headers=_HEADERS)
+    status, text, headers = await readiness_answer(request.app.get(READINESS))
+    return web.Response(status=status, text=text, headers=headers)

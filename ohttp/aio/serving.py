@@ -26,6 +26,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from ohttp.aio.engine import EngineLimits, EngineServer
+from ohttp.aio.engine import Handler as EngineHandler
 from ohttp.aio.guard import ConnectionTracker, client_gone
 from ohttp.aio.logs import loop_exception_handler
 
@@ -38,6 +40,7 @@ __all__ = [
     "run_worker",
     "server_tls_context",
     "serving",
+    "serving_engine",
     "tracked",
     "wait_for_stop",
 ]
@@ -168,14 +171,14 @@ def _bind_plain(host: str, port: int) -> None:
             sock.bind(address)
 
 
-def _backlog(tracker: ConnectionTracker) -> int:
+def _backlog(max_connections: int) -> int:
     """A listen queue as long as the connection cap (the kernel caps it at somaxconn).
 
     asyncio's default of 100 overflowed when 128 or more clients connected at once: the kernel
     dropped the handshakes it could not queue, they were resent after 1 s, then 2 s, and p99
     read 1-2.5 s (issue 18, benchmarks/README.md).
     """
-    return max(_MIN_BACKLOG, tracker.max_connections)
+    return max(_MIN_BACKLOG, max_connections)
 
 
 @contextlib.asynccontextmanager
@@ -197,45 +200,111 @@ async def serving(
 
     Port 0 picks a free port; the ports bound are yielded.
     """
-    loop = asyncio.get_running_loop()
-    loop.set_exception_handler(loop_exception_handler)
-    for served in (app, *(() if metrics is None else (metrics[0],))):
-        omit_server_header(served)  # every listener, the metrics one too
+    asyncio.get_running_loop().set_exception_handler(loop_exception_handler)
+    omit_server_header(app)
     runner = _runner(app, shutdown_timeout)
     await runner.setup()
-    metrics_runner: web.AppRunner | None = None
-    server: asyncio.AbstractServer | None = None
-    metrics_server: asyncio.AbstractServer | None = None
     try:
         assert runner.server is not None
+        async with _listening(
+            tracker.factory(runner.server), address, (tracker.max_connections,
+            tracker.header_timeout), tls=tls, reuse_port=reuse_port, metrics=metrics,
+            shutdown_timeout=shutdown_timeout,
+        ) as listening:  # fmt: skip
+            yield listening
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def serving_engine(
+    app: web.Application,
+    handler: Callable[[web.Application], EngineHandler],
+    address: tuple[str, int],
+    limits: EngineLimits,
+    *,
+    tls: ssl.SSLContext | None = None,
+    reuse_port: bool = False,
+    metrics: tuple[web.Application, tuple[str, int]] | None = None,
+    shutdown_timeout: float = 60.0,
+    on_count: Callable[[int], None] = lambda _: None,
+) -> AsyncIterator[Listening]:
+    """As :func:`serving`, with ``handler(app)`` on the serving engine (``ohttp.aio.engine``)
+    answering the requests: ``app`` gives the state, the lifecycle (``cleanup_ctx``, started
+    before the listener opens) and its routes' behaviour, not its aiohttp request handling.
+    """
+    asyncio.get_running_loop().set_exception_handler(loop_exception_handler)
+    runner = _runner(app, shutdown_timeout)
+    await runner.setup()
+    engine = EngineServer(handler(app), limits, on_count)
+    try:
+        async with _listening(
+            engine.factory, address, (limits.max_connections, limits.header_timeout), tls=tls,
+            reuse_port=reuse_port, metrics=metrics, shutdown_timeout=shutdown_timeout,
+        ) as listening:  # fmt: skip
+            yield listening
+    finally:
+        await engine.shutdown(shutdown_timeout)
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def _listening(
+    factory: Callable[[], asyncio.Protocol],
+    address: tuple[str, int],
+    cap: tuple[int, float],
+    *,
+    tls: ssl.SSLContext | None,
+    reuse_port: bool,
+    metrics: tuple[web.Application, tuple[str, int]] | None,
+    shutdown_timeout: float,
+) -> AsyncIterator[Listening]:
+    """The main listener (``cap``: connection cap and head deadline) and the metrics one."""
+    max_connections, header_timeout = cap
+    server: asyncio.AbstractServer | None = None
+    try:
         with _naming(address):
-            server = await loop.create_server(
-                tracker.factory(runner.server), address[0], address[1], ssl=tls,
-                reuse_port=reuse_port or None, backlog=_backlog(tracker),
-                ssl_handshake_timeout=tracker.header_timeout if tls else None,
+            server = await asyncio.get_running_loop().create_server(
+                factory, address[0], address[1], ssl=tls,
+                reuse_port=reuse_port or None, backlog=_backlog(max_connections),
+                ssl_handshake_timeout=header_timeout if tls else None,
             )  # fmt: skip
-        metrics_port = None
-        if metrics is not None:
-            metrics_runner = _runner(metrics[0], shutdown_timeout)
-            await metrics_runner.setup()
-            host, port = metrics[1]
-            # The same connection cap and head deadline as the main listener (issue 13, #10).
-            metrics_guard = ConnectionTracker(tracker.max_connections, tracker.header_timeout)
-            assert metrics_runner.server is not None
-            with _naming((host, port)):
-                metrics_server = await loop.create_server(
-                    metrics_guard.factory(metrics_runner.server), host, port,
-                    reuse_port=reuse_port or None, backlog=_backlog(metrics_guard),
-                )  # fmt: skip
-            metrics_port = metrics_server.sockets[0].getsockname()[1]
-        yield Listening(server.sockets[0].getsockname()[1], metrics_port)
+        async with _metrics_listener(metrics, cap, reuse_port, shutdown_timeout) as port:
+            yield Listening(server.sockets[0].getsockname()[1], port)
     finally:
         if server is not None:
             server.close()
-        if metrics_server is not None:
-            metrics_server.close()
-        if metrics_runner is not None:
-            await metrics_runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def _metrics_listener(
+    metrics: tuple[web.Application, tuple[str, int]] | None,
+    cap: tuple[int, float],
+    reuse_port: bool,
+    shutdown_timeout: float,
+) -> AsyncIterator[int | None]:
+    """The metrics app's listener (its port), with the main listener's connection cap and
+    head deadline (issue 13, #10); None without one."""
+    if metrics is None:
+        yield None
+        return
+    app, (host, port) = metrics
+    omit_server_header(app)
+    runner = _runner(app, shutdown_timeout)
+    await runner.setup()
+    server: asyncio.AbstractServer | None = None
+    try:
+        guard = ConnectionTracker(*cap)
+        assert runner.server is not None
+        with _naming((host, port)):
+            server = await asyncio.get_running_loop().create_server(
+                guard.factory(runner.server), host, port,
+                reuse_port=reuse_port or None, backlog=_backlog(guard.max_connections),
+            )  # fmt: skip
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        if server is not None:
+            server.close()
         await runner.cleanup()
 
 

@@ -221,6 +221,26 @@ async def test_gateway_status_mapping(gateway: RecordingGateway, relay_url: str,
     assert len(gateway.posts) == 1
 
 
+async def test_repeated_gateway_answers_map_the_same_every_time(gateway: RecordingGateway,
+                                                                relay_url: str) -> None:
+    """A gateway's heads repeat byte for byte, and the relay keeps the last one it parsed and
+    passed: a repeat of a passed answer passes again, a repeat of a refused one is refused."""
+    gateway.mode = "fixed"
+    answers = [(200, "message/ohttp-res", 200), (200, "message/ohttp-res", 200),
+               (500, "text/html", 502), (500, "text/html", 502), (200, "text/html", 502),
+               (200, "text/html", 502), (422, "text/plain", 422), (422, "text/plain", 422),
+               (200, "message/ohttp-res", 200)]
+    for gw_status, content_type, expected in answers:
+        gateway.status, gateway.content_type = gw_status, content_type
+        status, headers, body = await post(relay_url + "/", b"x")
+        assert status == expected
+        if expected == gw_status:
+            assert body == b"gw-body" and headers["Content-Type"] == content_type
+        else:
+            assert b"gw-body" not in body
+    assert len(gateway.posts) == len(answers)
+
+
 async def test_first_chunk_arrives_before_gateway_finishes(gateway: RecordingGateway,
                                                            relay_url: str) -> None:
     gateway.mode = "slow"

@@ -190,3 +190,22 @@ def test_start_readies_the_parser_for_the_next_response() -> None:
     assert not parser.done
     second = parser.feed(TE_CHUNKED + b"1\r\nb\r\n0\r\n\r\n")
     assert summarize(first) == (200, b"a", True) and summarize(second) == (200, b"b", True)
+
+
+def test_a_repeated_head_is_the_same_event_and_another_head_is_parsed_anew() -> None:
+    def head_of(raw: bytes) -> ResponseHead:
+        event = ResponseParser().feed(raw)[0]
+        assert isinstance(event, ResponseHead)
+        return event
+
+    ok = b"HTTP/1.1 200 OK\r\nContent-Type: message/ohttp-res\r\nContent-Length: 1\r\n\r\nx"
+    first = head_of(ok)
+    assert head_of(ok) is first
+    other = head_of(ok.replace(b"200 OK", b"404 Not Found"))
+    assert other is not first
+    assert (other.status, other.headers) == (404, first.headers)
+    assert head_of(ok) is not first  # only the last head is kept
+    assert head_of(ok).status == 200
+    with pytest.raises(ProtocolError):  # a head that fails is never kept
+        head_of(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+    assert head_of(ok).status == 200

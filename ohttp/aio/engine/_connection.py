@@ -1,0 +1,450 @@
+"""The engine's connection: HTTP/1.1 (RFC 9112) parsed by llhttp, through httptools.
+
+llhttp is strict by default: it refuses Content-Length with Transfer-Encoding, a repeated or
+signed Content-Length, a request Transfer-Encoding that does not end in chunked, obs-fold,
+bare LF and whitespace before a colon, so none of the request-smuggling ambiguities of
+RFC 9112 §6.3 and §11.2 reach a handler. The engine adds the limits llhttp does not have
+(request-line, field-line and field-count bounds), the connection cap, the request-head and
+keep-alive deadlines, and answers one request at a time per connection, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import cast
+
+import httptools
+
+from ohttp.aio.engine._body import Body
+from ohttp.aio.engine._deadline import ConnectionDeadline
+from ohttp.aio.engine._exchange import Exchange, WriteStalled
+from ohttp.aio.engine._head import Head, Headers
+from ohttp.aio.engine._wire import OVER_CAPACITY, fixed_page
+from ohttp.aio.logs import REQUEST_ERROR_EVENT
+
+__all__ = ["EngineLimits", "EngineServer", "Handler"]
+
+log = logging.getLogger("ohttp.serving")
+
+Handler = Callable[[Exchange], Awaitable[None]]
+
+_LINGER = 10.0  # seconds to read and drop the unread rest of a body after its answer
+
+
+@dataclass(frozen=True)
+class EngineLimits:
+    """Per-listener limits. Sizes in bytes; times in seconds."""
+
+    max_connections: int
+    header_timeout: float  # a request head must be complete within this
+    keepalive_timeout: float  # an idle connection between requests is closed after this
+    max_request_line: int = 8190  # as aiohttp's defaults
+    max_field_line: int = 8190
+    max_fields: int = 100
+
+
+class _Refused(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+class EngineServer:
+    """Makes a protocol per connection (``factory``), counts them against the cap and ends them
+    on :meth:`shutdown`. ``on_count`` hears the number of open connections."""
+
+    def __init__(self, handler: Handler, limits: EngineLimits,
+                 on_count: Callable[[int], None] = lambda _: None) -> None:
+        self.handler = handler
+        self.limits = limits
+        self.on_count = on_count
+        self.connections: set[_Connection] = set()
+        self.stopping = False
+
+    def factory(self) -> asyncio.Protocol:
+        return _Connection(self)
+
+    async def shutdown(self, timeout: float) -> None:
+        """Close idle connections now; let answers in progress finish for up to ``timeout``."""
+        self.stopping = True
+        for connection in list(self.connections):
+            connection.stop()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for connection in list(self.connections):
+            connection.abort()
+
+    def admit(self, connection: _Connection) -> bool:
+        if len(self.connections) >= self.limits.max_connections or self.stopping:
+            return False
+        self.connections.add(connection)
+        self.on_count(len(self.connections))
+        return True
+
+    def release(self, connection: _Connection) -> None:
+        self.connections.discard(connection)
+        self.on_count(len(self.connections))
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: parser callbacks queue exchanges, one task answers them."""
+
+    def __init__(self, server: EngineServer) -> None:
+        self._server = server
+        self._limits = server.limits
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._queue: deque[Exchange] = deque()
+        self._receiving: Exchange | None = None  # the exchange whose body is arriving
+        self._wake: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._admitted = False
+        self._lost = False
+        self._parsing = True  # False after an error, an upgrade or once closing
+        self._pending_error: int | None = None  # to send once the answers in progress end
+        self._answering: Exchange | None = None  # the exchange whose handler runs
+        self._write_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self._read_paused = 0  # bit 1: a body's flow control, bit 2: pipelined requests queued
+        # head under construction
+        self._url: list[bytes] = []
+        self._url_size = 0
+        self._fields: list[tuple[str, str]] = []
+        self._deadline: ConnectionDeadline | None = None  # head and keep-alive, once admitted
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        if not self._server.admit(self):
+            # Over the cap: a fixed answer, then close (no request is read).
+            self._transport.write(OVER_CAPACITY)
+            self._transport.close()
+            self._parsing = False
+            return
+        self._admitted = True
+        limits = self._limits
+        self._deadline = ConnectionDeadline(
+            limits.header_timeout, limits.keepalive_timeout, self._expired
+        )
+
+    @property
+    def busy(self) -> bool:
+        """Whether a complete head is queued or being answered."""
+        return self._deadline is not None and self._deadline.busy
+
+    def data_received(self, data: bytes) -> None:
+        if not self._parsing:
+            return
+        if self._deadline is not None:
+            self._deadline.bytes_arrived()
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # An upgrade or CONNECT: its head (and body) were taken; the rest is not HTTP/1.1
+            # for us, so nothing more is read and the connection ends after the answer.
+            self._parsing = False
+            for exchange in (self._receiving, *self._queue):
+                if exchange is not None:
+                    exchange.close()
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Refused):
+                self._refuse(cause.status, "RequestOverLimit")
+            else:
+                self._refuse(400, type(exc).__name__)
+        except httptools.HttpParserError as exc:
+            self._refuse(400, type(exc).__name__)
+
+    def eof_received(self) -> bool | None:
+        self._parsing = False
+        if self._receiving is not None:  # the client ended early: the body reads as truncated
+            self._receiving.close()
+            self._receiving.body.end(truncated=True)
+            self._receiving = None
+        if not self.busy and self._transport is not None:
+            self._transport.close()
+        return True  # keep the socket open to finish writing an answer in progress
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._parsing = False
+        if self._deadline is not None:
+            self._deadline.cancel()
+        gone = ConnectionResetError("connection lost")
+        for exchange in (self._receiving, *self._queue):
+            if exchange is not None:
+                exchange.body.fail(gone)
+        self._set_wake()
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_exception(gone)
+        if self._admitted:
+            self._server.release(self)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    # -- parser callbacks (httptools)
+
+    def on_message_begin(self) -> None:
+        self._url, self._url_size, self._fields = [], 0, []
+
+    def on_url(self, url: bytes) -> None:
+        self._url.append(url)
+        self._url_size += len(url)
+        if self._url_size > self._limits.max_request_line:
+            raise _Refused(414)  # RFC 9112 §3: a request-target longer than we parse
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) + len(value) > self._limits.max_field_line:
+            raise _Refused(431)  # RFC 6585 §5
+        if len(self._fields) >= self._limits.max_fields:
+            raise _Refused(431)
+        self._fields.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        head = self._head()
+        expect = head.headers.get("expect")
+        if expect is not None and expect.lower() != "100-continue":
+            raise _Refused(417)  # RFC 9110 §10.1.1: an expectation we cannot meet
+        parser = self._parser
+        body = Body(self._pause_for_body, self._resume_for_body)
+        exchange = Exchange(head, body, self, keep_alive=parser.should_keep_alive())
+        if self._server.stopping:
+            exchange.close()
+        self._receiving = exchange
+        self._queue.append(exchange)
+        if self._deadline is not None:
+            self._deadline.request_started()
+        if len(self._queue) > 1:  # pipelined: read no further until the earlier ones are answered
+            self._pause_reading(2)
+        if self._task is None:
+            self._task = self._loop.create_task(self._serve())
+        else:
+            self._set_wake()
+
+    def on_body(self, data: bytes) -> None:
+        if self._receiving is not None:
+            self._receiving.body.feed(data)
+
+    def on_message_complete(self) -> None:
+        if self._receiving is not None:
+            self._receiving.body.end()
+            self._receiving = None
+
+    def _head(self) -> Head:
+        target = b"".join(self._url).decode("latin-1")
+        path, query = _split_target(target)
+        headers = Headers(self._fields)
+        length = headers.get("content-length")  # llhttp checked: one value, digits only
+        chunked = "transfer-encoding" in headers  # llhttp checked: it ends in chunked
+        return Head(
+            method=self._parser.get_method().decode("ascii"),
+            target=target, path=path, query=query, headers=headers,
+            http_version=self._parser.get_http_version(),
+            content_length=None if chunked else int(length or 0), chunked=chunked,
+        )  # fmt: skip
+
+    # -- answering, one exchange at a time
+
+    async def _serve(self) -> None:
+        while True:
+            while not self._queue:
+                if self._lost or (not self._parsing and self._receiving is None):
+                    # Nothing more is read (an upgrade, the client's end, a shutdown): the
+                    # connection ends with the last answer instead of at the idle deadline.
+                    self._close_transport()
+                    return
+                self._wake = self._loop.create_future()
+                await self._wake
+                self._wake = None
+            exchange = self._queue.popleft()
+            if len(self._queue) <= 1:
+                self._resume_reading(2)
+            if not await self._answer(exchange):
+                return
+
+    async def _answer(self, exchange: Exchange) -> bool:
+        """Run the handler for ``exchange``; whether the connection goes on afterwards."""
+        if exchange.head.headers.get("expect") is not None and not exchange.body.complete:
+            self.send(b"HTTP/1.1 100 Continue\r\n\r\n")  # RFC 9110 §10.1.1
+        self._answering = exchange
+        try:
+            await self._server.handler(exchange)
+        except ConnectionError as exc:  # the client went away: a normal event, logged as one
+            code = "write_stalled" if isinstance(exc, WriteStalled) else "connection_lost"
+            log.info("client_disconnected", extra={"code": code})
+            self.abort()
+            return False
+        except Exception as exc:  # a bug in a handler: a fixed 500, the type logged only
+            log.error("internal_error", extra={"error": type(exc).__name__})
+            if not exchange.started:
+                self.send(fixed_page(500))
+            self._close_transport()
+            return False
+        finally:
+            self._answering = None
+        if not exchange.ended:
+            if exchange.started:
+                self.abort()
+                return False
+            self.send(fixed_page(500))
+            exchange.close()
+        self._request_ended()
+        if not exchange.body.complete and self._parsing:
+            # Answered before its body ended (a 413, a 401): read the rest and drop it for a
+            # while, so the client finishes sending and reads the answer instead of a reset;
+            # the connection ends afterwards either way.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(self._limits.header_timeout, _LINGER)):
+                    await exchange.body.discard()
+            self._close_transport()
+            return False
+        if exchange.closing or self._lost or not exchange.body.complete:
+            self._close_transport()
+            return False
+        if self._pending_error is not None and not self._queue:
+            self.send(fixed_page(self._pending_error))
+            self._close_transport()
+            return False
+        return True
+
+    def _request_ended(self) -> None:
+        if self._deadline is not None:
+            self._deadline.request_ended(idle=not self._queue)
+
+    # -- what an exchange uses (its _Link)
+
+    def send(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    @property
+    def paused(self) -> bool:
+        return self._write_paused
+
+    @property
+    def gone(self) -> bool:
+        return self._lost or self._transport is None or self._transport.is_closing()
+
+    async def drained(self) -> None:
+        if not self._write_paused:
+            return
+        if self._lost:
+            raise ConnectionResetError("connection lost")
+        self._drain = self._loop.create_future()
+        await self._drain
+
+    def abort(self) -> None:
+        self._parsing = False
+        if self._transport is not None:
+            self._transport.abort()
+
+    def close_after_answer(self) -> None:
+        self._parsing = False
+
+    @property
+    def peer(self) -> tuple[str, int] | None:
+        address = None if self._transport is None else self._transport.get_extra_info("peername")
+        return None if address is None else (str(address[0]), int(address[1]))
+
+    @property
+    def tls(self) -> object | None:
+        return None if self._transport is None else self._transport.get_extra_info("ssl_object")
+
+    def stop(self) -> None:
+        """Shutdown: an idle connection ends now, a busy one after its answer."""
+        if self.busy:
+            if self._answering is not None:  # its answer says so and the connection ends
+                self._answering.close()
+            for exchange in self._queue:
+                exchange.close()
+            if self._receiving is not None:
+                self._receiving.close()
+            self._parsing = False
+        else:
+            self._close_transport()
+
+    # -- errors, flow control, deadlines
+
+    def _refuse(self, status: int, error: str) -> None:
+        """A request that cannot be parsed or exceeds a limit: a fixed page, then close."""
+        # Logged as the aiohttp shell's parse errors are: the event and a class name, never
+        # the bytes that failed nor the peer.
+        log.info(REQUEST_ERROR_EVENT, extra={"error": error, "code": status})
+        self._parsing = False
+        receiving, self._receiving = self._receiving, None
+        if receiving is not None:
+            if receiving not in self._queue:
+                # Its handler runs: the body ends here and reads as truncated (a 400 from the
+                # handler), and the connection ends after that answer.
+                receiving.close()
+                receiving.body.end(truncated=True)
+                return
+            self._queue.remove(receiving)  # never started: the fixed page answers it
+        if self._answering is not None or self._queue:
+            self._pending_error = status  # after the answers to earlier requests, in order
+            return
+        self.send(fixed_page(status))
+        self._close_transport()
+
+    def _close_transport(self) -> None:
+        self._parsing = False
+        if self._transport is not None:
+            self._transport.close()  # what is buffered is sent first
+
+    def _set_wake(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    def _pause_for_body(self) -> None:
+        self._pause_reading(1)
+
+    def _resume_for_body(self) -> None:
+        self._resume_reading(1)
+
+    def _pause_reading(self, reason: int) -> None:
+        if not self._read_paused and self._transport is not None and not self._lost:
+            self._transport.pause_reading()
+        self._read_paused |= reason
+
+    def _resume_reading(self, reason: int) -> None:
+        if not self._read_paused & reason:
+            return
+        self._read_paused &= ~reason
+        if not self._read_paused and self._transport is not None and not self._lost:
+            self._transport.resume_reading()
+
+    def _expired(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        if transport.get_write_buffer_size():
+            transport.abort()  # an answer the client does not take: drop it with the connection
+        else:
+            transport.close()
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    """(path, query) of an origin-form or absolute-form request target (RFC 9112 §3.2)."""
+    if not target.startswith("/"):
+        if target == "*" or "://" not in target:
+            return target, ""
+        _scheme, _, rest = target.partition("://")
+        slash = rest.find("/")
+        target = "/" if slash < 0 else rest[slash:]
+    path, _, query = target.partition("?")
+    return path, query

@@ -1,0 +1,88 @@
+"""The request-head and keep-alive deadlines of one connection (the engine's and the aiohttp
+shell's guard's: one rule for both)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+__all__ = ["ConnectionDeadline"]
+
+
+class ConnectionDeadline:
+    """The first head must be complete within ``header_timeout`` of the connection opening.
+    After an answer the connection may idle for ``idle_timeout``; once a byte of the next
+    request arrived, its head must be complete within ``header_timeout`` of that byte. While
+    a request is handled (``busy``) the handler's own deadlines apply.
+
+    Checked lazily: one timer that re-arms itself while the deadline lies ahead, so a request
+    costs a few attribute writes; it is moved earlier only when a shorter limit starts to
+    apply. Past the deadline ``expire()`` is called once.
+    """
+
+    __slots__ = ("_expire", "_head_since", "_idle_since", "_loop", "_served", "_timer", "busy",
+                 "header_timeout", "idle_timeout")
+
+    def __init__(
+        self, header_timeout: float, idle_timeout: float, expire: Callable[[], None]
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.header_timeout = header_timeout
+        self.idle_timeout = idle_timeout
+        self._expire = expire
+        self.busy = False
+        self._served = False  # an answer ended: the idle limit applies until the next byte
+        self._idle_since = self._loop.time()  # opened, or the last answer ended
+        self._head_since: float | None = None  # first byte of the next head after an answer
+        self._timer: asyncio.TimerHandle | None = self._loop.call_at(
+            self._idle_since + header_timeout, self._check
+        )
+
+    def request_started(self) -> None:
+        self.busy = True
+        self._head_since = None
+
+    def request_ended(self, *, idle: bool = True) -> None:
+        """An answer ended; ``idle``: no other request is waiting for one."""
+        self.busy = not idle
+        self._served = True
+        self._idle_since = self._loop.time()
+        self._head_since = None
+        if idle:
+            self._check_by(self._idle_since + self.idle_timeout)
+
+    def bytes_arrived(self) -> None:
+        if self._served and not self.busy and self._head_since is None:
+            self._head_since = self._loop.time()  # the next head's clock starts
+            self._check_by(self._head_since + self.header_timeout)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _due(self, now: float) -> float:
+        if self.busy:  # look again later
+            return now + min(self.header_timeout, self.idle_timeout)
+        if not self._served:
+            return self._idle_since + self.header_timeout
+        if self._head_since is not None:
+            return self._head_since + self.header_timeout
+        return self._idle_since + self.idle_timeout
+
+    def _check_by(self, due: float) -> None:
+        # The timer may be armed for a longer limit (the first head's, the idle one) that no
+        # longer applies: move it earlier.
+        timer = self._timer
+        if timer is not None and timer.when() > due:
+            timer.cancel()
+            self._timer = self._loop.call_at(due, self._check)
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        due = self._due(now)
+        if due > now:
+            self._timer = self._loop.call_at(due, self._check)
+            return
+        self._timer = None
+        self._expire()

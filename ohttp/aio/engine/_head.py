@@ -1,0 +1,57 @@
+"""A request head as the engine hands it to a handler."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["Head", "Headers"]
+
+
+class Headers:
+    """Header fields in arrival order; names case-insensitive (RFC 9110 §5.1), values latin-1
+    text as on the wire."""
+
+    __slots__ = ("_fields", "_index")
+
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        self._fields = fields
+        index: dict[str, list[str]] = {}
+        for name, value in fields:
+            index.setdefault(name, []).append(value)
+        self._index = index
+
+    def get(self, name: str) -> str | None:
+        """The first value of ``name`` (lower case), or None."""
+        values = self._index.get(name)
+        return None if values is None else values[0]
+
+    def getall(self, name: str) -> list[str]:
+        """Every value of ``name`` (lower case), in order."""
+        return self._index.get(name, [])
+
+    def joined(self, name: str) -> str | None:
+        """The values of ``name`` joined with ", " (RFC 9110 §5.3), or None when absent."""
+        values = self._index.get(name)
+        return None if values is None else ", ".join(values)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._index
+
+    def items(self) -> list[tuple[str, str]]:
+        """(lower-case name, value) pairs in arrival order."""
+        return list(self._fields)
+
+
+class Head(NamedTuple):
+    """A complete request head. ``path`` is the request target's path (origin or absolute
+    form); ``content_length`` is None for a chunked body (RFC 9112 §6.3). A tuple: made once
+    per request, a frozen dataclass costs twice as much."""
+
+    method: str
+    target: str
+    path: str
+    query: str
+    headers: Headers
+    http_version: str
+    content_length: int | None
+    chunked: bool

@@ -1,0 +1,56 @@
+"""Serialising response heads (RFC 9112 §4, §6) and the engine's fixed answers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from email.utils import formatdate
+from http import HTTPStatus
+
+__all__ = ["OVER_CAPACITY", "fixed_page", "response_head"]
+
+# Over the connection cap: answered without reading the request, then closed.
+OVER_CAPACITY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+)
+
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+_date = [0, b""]  # the second it was formatted for, the formatted field line
+
+
+def _date_line() -> bytes:
+    # RFC 9110 §6.6.1: an origin server with a clock sends Date; formatted once a second.
+    now = int(time.time())
+    if _date[0] != now:
+        _date[0] = now
+        _date[1] = b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+    line = _date[1]
+    assert isinstance(line, bytes)
+    return line
+
+
+def response_head(
+    status: int, headers: Iterable[tuple[str, str]], framing: bytes, *, close: bool,
+    keep_alive_10: bool = False,
+) -> bytes:
+    """Status line, ``headers``, Date, the framing line(s) (``Content-Length: N\\r\\n`` or
+    ``Transfer-Encoding: chunked\\r\\n``) and the connection option, then the empty line."""
+    parts = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
+    parts += [f"{name}: {value}\r\n".encode("latin-1") for name, value in headers]
+    parts += (_date_line(), framing)
+    if close:
+        parts.append(b"Connection: close\r\n")
+    elif keep_alive_10:  # RFC 9112 §9.3: an HTTP/1.0 client must be told the connection stays
+        parts.append(b"Connection: keep-alive\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def fixed_page(status: int, extra: Iterable[tuple[str, str]] = ()) -> bytes:
+    """A whole error answer that closes the connection: a fixed text, nothing of the request
+    (the same text as the aiohttp shell's fixed error pages)."""
+    text = b"%d %s\n" % (status, _REASONS.get(status, b"Error"))
+    headers = [("Content-Type", "text/plain; charset=utf-8"), *extra]
+    framing = b"Content-Length: %d\r\n" % len(text)
+    return response_head(status, headers, framing, close=True) + text
