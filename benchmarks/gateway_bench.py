@@ -1,7 +1,8 @@
 """Gateway CPU per request and req/s against the aiohttp floor (a benchmark, not a test).
 
     python -m benchmarks.gateway_bench [--seconds 5] [--rounds 3] [--connections 32]
-        [--pool 40000] [--workers2] [--stub] [--shell] [--engine-stub] [--inproc] [--baseline DIR]
+        [--pool 40000] [--workers2] [--stub] [--shell] [--engine-stub] [--engine-work]
+        [--inproc] [--baseline DIR]
         [--profile SECONDS]
 
 Load: wrk ``-t1 -cN`` POSTing pre-encapsulated 1 KiB ``message/ohttp-req`` requests from a pool
@@ -22,6 +23,9 @@ check does not run; the backend is ``echo``. Targets:
 - ``estub`` (``--engine-stub``): the stub on the serving engine of ``ohttp gateway``;
   gateway/estub is what the gateway's request path costs over decapsulation and sealing on
   the same engine;
+- ``ework`` (``--engine-work``): the engine stub plus the request work the gateway must do
+  (Binary HTTP decode and encode, the echo body, padding) without the gateway's own code:
+  ework/estub is that work's cost in a server, gateway/ework the gateway's code around it;
 - ``workers2`` (``--workers2``): the gateway with ``--workers 2`` (req/s is what counts there);
 - ``inproc`` (``--inproc``): ``pipeline.answer_request`` called in this process on the same
   requests, no HTTP at all (CPU per request only).
@@ -203,6 +207,8 @@ def main() -> int:
     parser.add_argument("--stub", action="store_true", help="also the floor + crypto stub")
     parser.add_argument("--shell", action="store_true", help="also the stub in our serving shell")
     parser.add_argument("--engine-stub", action="store_true", help="also the stub on the engine")
+    parser.add_argument("--engine-work", action="store_true",
+                        help="also the engine stub with the gateway's request work")
     parser.add_argument("--profile", type=float, default=0, help="py-spy seconds afterwards")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ohttp-gateway-bench"))
     args = parser.parse_args()
@@ -228,6 +234,10 @@ def main() -> int:
         targets.append(Target("estub", procs.start_stub(args.workdir, keys, _ECHO_ANSWER_BYTES,
                                                         procs.GATEWAY_PATH, name="estub",
                                                         engine=True)))
+    if args.engine_work:
+        targets.append(Target("ework", procs.start_stub(args.workdir, keys, _ECHO_ANSWER_BYTES,
+                                                        procs.GATEWAY_PATH, name="ework",
+                                                        engine=True, work=True)))
     if args.workers2:
         targets.append(Target("workers2", _gateway("workers2", keys, args.workdir, procs.REPO,
                                                    workers=2)))
@@ -248,7 +258,8 @@ def main() -> int:
         samples = rounds.interleave({t.name: measure(t) for t in targets}, args.rounds)
         rounds.report(samples, "floor", ("gateway", "baseline"), ("gateway", "stub"),
                       ("shell", "stub"), ("gateway", "shell"), ("estub", "stub"),
-                      ("gateway", "estub"), ("workers2", "stub"))
+                      ("gateway", "estub"), ("ework", "estub"), ("gateway", "ework"),
+                      ("workers2", "stub"))
         for target in targets[:2] if args.profile else []:  # the floor, then the gateway
             print(f"=== {target.name}")
             profile(target, pool, cursor, args.profile, args.connections,

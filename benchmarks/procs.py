@@ -249,15 +249,18 @@ def start_floor(workdir: Path, answer_bytes: int, path: str) -> Server:
 
 
 def start_stub(workdir: Path, keys: Path, answer_bytes: int, path: str, *, name: str = "stub",
-               shell: bool = False, engine: bool = False, timed: bool = False) -> Server:
+               shell: bool = False, engine: bool = False, work: bool = False,
+               timed: bool = False) -> Server:
     """The stub gateway (one process, ``benchmarks.stub``): the floor plus decapsulation and
     sealing with ``keys`` (the issue 18 reference: what any aiohttp gateway with this crypto
     must at least spend); ``shell``: served through the project's serving shell; ``engine``:
-    on the serving engine; ``timed``: with ``GET /crypto-cpu``."""
+    on the serving engine (``work``: with the gateway's request work); ``timed``: with
+    ``GET /crypto-cpu``."""
     port = free_port()
     args = ["benchmarks.stub", "--listen", f"{LOOPBACK}:{port}", "--keys", str(keys)]
     args += ["--answer-bytes", str(answer_bytes), "--path", path]
-    args += ["--shell"] * shell + ["--engine"] * engine + ["--timed"] * timed
+    args += ["--shell"] * shell + ["--engine"] * engine + ["--work"] * work
+    args += ["--timed"] * timed
     return start_python(name, args, port, workdir)
 
 

@@ -1,14 +1,17 @@
 """The stub gateway of issue 18, the reference for the gateway's own cost (a benchmark server).
 
     python -m benchmarks.stub --listen HOST:PORT --keys FILE --answer-bytes N --path /P
-        [--shell | --engine] [--timed]
+        [--shell | --engine [--work]] [--timed]
 
 One aiohttp + uvloop process whose POST ``path`` reads the body, decapsulates it
 (``decapsulate_request``) and answers a sealed fixed body of ``answer-bytes``: what any aiohttp
 gateway with this crypto must at least spend. ``--shell`` serves the same handler through the
 project's serving shell (``ohttp.aio.serving.serving``: connection guard, head deadline,
 ``tracked``, no ``Server`` field), to tell the shell's cost from the gateway's request path;
-``--engine`` serves it on the serving engine of ``ohttp gateway`` (``ohttp.aio.engine``).
+``--engine`` serves it on the serving engine of ``ohttp gateway`` (``ohttp.aio.engine``);
+``--work`` adds the request work the gateway must do and the stub does not, with none of the
+gateway's own code around it: Binary HTTP decode, the echo backend's body, Binary HTTP encode,
+padding to the size classes, then sealing that answer.
 ``--timed`` adds the thread CPU time spent inside decapsulation and sealing, read with
 ``GET /crypto-cpu`` (``REQUESTS SECONDS``): what the crypto costs inside a loaded server, as
 opposed to a warm loop (``benchmarks.crypto_in_server``).
@@ -25,7 +28,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from benchmarks.procs import serve_app
+from gateway.backends.echo import EchoBackend
 from gateway.config import GatewayConfig
+from ohttp import bhttp
 from ohttp.aio.engine import EngineLimits, Exchange
 from ohttp.aio.guard import ConnectionTracker
 from ohttp.aio.keyfile import load_key_file
@@ -39,6 +44,7 @@ from ohttp.aio.serving import (
     wait_for_stop,
 )
 from ohttp.encapsulation import decapsulate_request
+from ohttp.padding import pad_message
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -101,10 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--path", required=True, help="the POST route")
     parser.add_argument("--shell", action="store_true", help="serve through ohttp.aio.serving")
     parser.add_argument("--engine", action="store_true", help="serve on ohttp.aio.engine")
+    parser.add_argument("--work", action="store_true",
+                        help="with --engine: also the gateway's Binary HTTP, echo and padding")
     parser.add_argument("--timed", action="store_true", help="time the crypto: GET /crypto-cpu")
     args = parser.parse_args(argv)
     if args.engine:
-        _serve_on_engine(args.keys, args.answer_bytes, args.path, args.listen)
+        _serve_on_engine(args.keys, args.answer_bytes, args.path, args.listen, work=args.work)
         return 0
     app = stub_app(args.keys, args.answer_bytes, args.path, timed=args.timed,
                    wrap=tracked if args.shell else _unchanged)
@@ -115,17 +123,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _serve_on_engine(keys: str, answer_bytes: int, path: str, listen: str) -> None:
+def _serve_on_engine(keys: str, answer_bytes: int, path: str, listen: str, *, work: bool) -> None:
     ring = load_key_file(keys)
     answer = bytes(max(0, answer_bytes - 32))
     config = GatewayConfig()
     headers = [("Content-Type", "message/ohttp-res")]
+    echo = EchoBackend()
+
+    async def answer_to(inner: bytes) -> bytes:
+        if not work:
+            return answer
+        response = await echo.handle(bhttp.decode_request(inner, _LIMITS))
+        return pad_message(bhttp.encode_response(response), config.padding)
 
     async def handle(exchange: Exchange) -> None:
         if exchange.head.path == path:
             body = await exchange.body.readexactly(exchange.head.content_length or 0)
-            _inner, sealer = decapsulate_request(ring, body)
-            exchange.respond(200, headers, sealer.seal(answer))
+            inner, sealer = decapsulate_request(ring, body)
+            exchange.respond(200, headers, sealer.seal(await answer_to(inner)))
         else:  # /healthz
             exchange.respond(200, [], b"ok\n")
 
@@ -139,6 +154,9 @@ def _serve_on_engine(keys: str, answer_bytes: int, path: str, listen: str) -> No
 
     host, _, port = listen.rpartition(":")
     run_worker(main)
+
+
+_LIMITS = bhttp.Limits()
 
 
 def _unchanged(handler: Handler) -> Handler:

@@ -152,17 +152,15 @@ def control_error(method: bytes, scheme: bytes, authority: bytes, path: bytes) -
     return None
 
 
-def section_error(fields: list[tuple[bytes, bytes]], *, trailers: bool) -> str | None:
-    """Return why a field section is invalid (RFC 9292 §3.6), or None.
+_FEW_FIELDS = 2  # up to here, checking each field costs less than joining them (timeit)
 
-    Fast path: one scan over all names and one over all values proves a section of regular,
-    well-formed fields valid; anything it flags is re-checked field by field in order.
-    """
-    if not fields:
-        return None
+
+def _all_plainly_valid(fields: list[tuple[bytes, bytes]]) -> bool:
+    """Whether every field is regular (a token name, no pseudo-field) with a clean value, by
+    one scan of the names and one of the values."""
     names = [name for name, _ in fields]
     values = b"\x01" + b"\x01".join([value for _, value in fields]) + b"\x01"
-    if (
+    return (
         b"" not in names
         and not b"".join(names).translate(None, _TOKEN_LOWER)
         and b"\r" not in values
@@ -172,7 +170,26 @@ def section_error(fields: list[tuple[bytes, bytes]], *, trailers: bool) -> str |
         and b" \x01" not in values
         and b"\x01\t" not in values
         and b"\t\x01" not in values
-    ):
+    )
+
+
+def section_error(fields: list[tuple[bytes, bytes]], *, trailers: bool) -> str | None:
+    """Return why a field section is invalid (RFC 9292 §3.6), or None.
+
+    Fast paths prove a section of regular, well-formed fields valid: a few fields one by one,
+    more with one scan over all names and one over all values (fewer calls per field);
+    anything they flag is re-checked field by field in order.
+    """
+    if len(fields) <= _FEW_FIELDS:
+        for name, value in fields:  # inlined: a call per field costs as much as the checks
+            if not name or name.translate(None, _TOKEN_LOWER) or (value and (
+                value[0] in _WHITESPACE or value[-1] in _WHITESPACE
+                or b"\r" in value or b"\n" in value or b"\0" in value
+            )):
+                break
+        else:
+            return None
+    elif _all_plainly_valid(fields):
         return None
     pseudo_allowed = not trailers
     for name, value in fields:

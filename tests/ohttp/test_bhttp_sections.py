@@ -1,0 +1,39 @@
+"""``section_error``'s fast paths against the field-by-field rule (RFC 9292 §3.6, RFC 9113
+§8.2.1): for any section, the same verdict and the same first error."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ohttp._bhttp_messages import _COLON, _field_error, section_error
+
+# Bytes that matter to the rule, and a few that do not.
+_ALPHABET = b"a-z:0 \t\r\n\x00\x01\x7fA"
+_bytes = st.binary(max_size=6).map(lambda raw: bytes(_ALPHABET[b % len(_ALPHABET)] for b in raw))
+_sections = st.lists(st.tuples(_bytes, _bytes), max_size=6)
+
+
+def _field_by_field(fields: list[tuple[bytes, bytes]], trailers: bool) -> str | None:
+    pseudo_allowed = not trailers
+    for name, value in fields:
+        error = _field_error(name, value, pseudo_allowed=pseudo_allowed)
+        if error is not None:
+            return error
+        if name[0] != _COLON:
+            pseudo_allowed = False
+    return None
+
+
+@given(_sections, st.booleans())
+@settings(max_examples=3000, deadline=None)
+def test_fast_paths_agree_with_the_rule(fields: list[tuple[bytes, bytes]], trailers: bool) -> None:
+    assert section_error(fields, trailers=trailers) == _field_by_field(fields, trailers)
+
+
+def test_both_fast_paths_are_taken_and_refuse() -> None:
+    bad = (b"x", b" leading space")
+    for size in (1, 2, 3, 5):  # the one-by-one path, then the joined one
+        good = [(b"n%d" % i, b"v") for i in range(size - 1)]
+        assert section_error([*good, (b"ok", b"v")], trailers=False) is None
+        assert section_error([*good, bad], trailers=False) is not None
