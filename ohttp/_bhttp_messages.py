@@ -191,6 +191,11 @@ def section_error(fields: list[tuple[bytes, bytes]], *, trailers: bool) -> str |
             return None
     elif _all_plainly_valid(fields):
         return None
+    return _first_field_error(fields, trailers=trailers)
+
+
+def _first_field_error(fields: list[tuple[bytes, bytes]], *, trailers: bool) -> str | None:
+    """The rule itself, field by field in order (what the fast paths must agree with)."""
     pseudo_allowed = not trailers
     for name, value in fields:
         error = _field_error(name, value, pseudo_allowed=pseudo_allowed)
