@@ -10,7 +10,6 @@ if a release changes them, this is the module to adapt.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,7 +20,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
 
-from ohttp.aio.engine import OVER_CAPACITY, ConnectionDeadline
+from ohttp.aio.engine import OVER_CAPACITY, ConnectionDeadline, WriteStalled, log_client_gone
 
 __all__ = [
     "ConnectionTracker",
@@ -31,9 +30,6 @@ __all__ = [
     "send_and_close",
     "write_within",
 ]
-
-log = logging.getLogger("ohttp.serving")
-
 
 class _FixedErrorPage(web.Response):
     """An error page without the ``Server`` field aiohttp adds (it names aiohttp and Python;
@@ -213,10 +209,6 @@ async def send_and_close(request: web.Request, response: web.StreamResponse) -> 
         request.transport.close()  # asyncio writes what is buffered before closing
 
 
-class WriteStalled(ConnectionError):
-    """The client took no bytes of a response for ``write_timeout`` seconds."""
-
-
 async def write_within(
     request: web.BaseRequest, response: web.StreamResponse, data: bytes, timeout: float
 ) -> None:
@@ -242,8 +234,7 @@ def client_gone(request: web.BaseRequest, exc: ConnectionError) -> web.StreamRes
     quietly, where a ``ConnectionError`` raised from a handler would be logged as an error
     with a traceback.
     """
-    code = "write_stalled" if isinstance(exc, WriteStalled) else "connection_lost"
-    log.info("client_disconnected", extra={"code": code})
+    log_client_gone(exc)
     if request.transport is not None:
         request.transport.abort()
     return web.Response(status=499)  # never sent: the transport is gone

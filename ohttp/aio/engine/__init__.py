@@ -14,7 +14,7 @@ answer) and must answer it. The engine owns the limits and deadlines of the conn
 from ohttp.aio.engine._body import Body
 from ohttp.aio.engine._connection import EngineLimits, EngineServer, Handler
 from ohttp.aio.engine._deadline import ConnectionDeadline
-from ohttp.aio.engine._exchange import Exchange, WriteStalled
+from ohttp.aio.engine._exchange import Exchange, WriteStalled, log_client_gone
 from ohttp.aio.engine._head import Head, Headers
 from ohttp.aio.engine._wire import OVER_CAPACITY, fixed_page
 
@@ -30,4 +30,5 @@ __all__ = [
     "Headers",
     "WriteStalled",
     "fixed_page",
+    "log_client_gone",
 ]

@@ -22,7 +22,7 @@ import httptools
 
 from ohttp.aio.engine._body import Body
 from ohttp.aio.engine._deadline import ConnectionDeadline
-from ohttp.aio.engine._exchange import Exchange, WriteStalled
+from ohttp.aio.engine._exchange import Exchange, log_client_gone
 from ohttp.aio.engine._head import Head, Headers
 from ohttp.aio.engine._wire import OVER_CAPACITY, fixed_page
 from ohttp.aio.logs import REQUEST_ERROR_EVENT
@@ -283,9 +283,8 @@ class _Connection(asyncio.Protocol):
         self._answering = exchange
         try:
             await self._server.handler(exchange)
-        except ConnectionError as exc:  # the client went away: a normal event, logged as one
-            code = "write_stalled" if isinstance(exc, WriteStalled) else "connection_lost"
-            log.info("client_disconnected", extra={"code": code})
+        except ConnectionError as exc:  # the client went away
+            log_client_gone(exc)
             self.abort()
             return False
         except Exception as exc:  # a bug in a handler: a fixed 500, the type logged only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -10,11 +11,19 @@ from ohttp.aio.engine._body import Body
 from ohttp.aio.engine._head import Head
 from ohttp.aio.engine._wire import response_head
 
-__all__ = ["Exchange", "WriteStalled"]
+__all__ = ["Exchange", "WriteStalled", "log_client_gone"]
+
+log = logging.getLogger("ohttp.serving")
 
 
 class WriteStalled(ConnectionError):
     """The client took no bytes of a response for the write timeout."""
+
+
+def log_client_gone(exc: ConnectionError) -> None:
+    """A client's disconnect, logged as the normal event it is: info, a fixed code only."""
+    code = "write_stalled" if isinstance(exc, WriteStalled) else "connection_lost"
+    log.info("client_disconnected", extra={"code": code})
 
 
 class _Link(Protocol):
