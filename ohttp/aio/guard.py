@@ -101,7 +101,7 @@ class _GuardedProtocol:
         self._admitted = True
         tracker = self._tracker
         self._deadline = ConnectionDeadline(
-            tracker.header_timeout, tracker.idle_timeout, self._expired
+            transport, tracker.header_timeout, tracker.idle_timeout
         )
         self.inner.connection_made(transport)
 
@@ -117,17 +117,6 @@ class _GuardedProtocol:
     def request_ended(self) -> None:
         if self._deadline is not None:
             self._deadline.request_ended()
-
-    def _expired(self) -> None:
-        transport = cast(asyncio.WriteTransport | None, self._transport)
-        if transport is None:
-            return
-        if transport.get_write_buffer_size():
-            # A response the client has not taken for this long: close() would keep it
-            # (and the connection) until the client reads; abort drops both.
-            transport.abort()
-        else:
-            transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._deadline is not None:

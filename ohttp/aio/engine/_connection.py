@@ -132,7 +132,7 @@ class _Connection(asyncio.Protocol):
         self._admitted = True
         limits = self._limits
         self._deadline = ConnectionDeadline(
-            limits.header_timeout, limits.keepalive_timeout, self._expired
+            transport, limits.header_timeout, limits.keepalive_timeout
         )
 
     @property
@@ -426,15 +426,6 @@ class _Connection(asyncio.Protocol):
         self._read_paused &= ~reason
         if not self._read_paused and self._transport is not None and not self._lost:
             self._transport.resume_reading()
-
-    def _expired(self) -> None:
-        transport = self._transport
-        if transport is None:
-            return
-        if transport.get_write_buffer_size():
-            transport.abort()  # an answer the client does not take: drop it with the connection
-        else:
-            transport.close()
 
 
 def _split_target(target: str) -> tuple[str, str]:

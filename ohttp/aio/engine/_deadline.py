@@ -4,7 +4,7 @@ shell's guard's: one rule for both)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from typing import cast
 
 __all__ = ["ConnectionDeadline"]
 
@@ -17,19 +17,19 @@ class ConnectionDeadline:
 
     Checked lazily: one timer that re-arms itself while the deadline lies ahead, so a request
     costs a few attribute writes; it is moved earlier only when a shorter limit starts to
-    apply. Past the deadline ``expire()`` is called once.
+    apply. Past the deadline the connection (``transport``) is ended.
     """
 
-    __slots__ = ("_expire", "_head_since", "_idle_since", "_loop", "_served", "_timer", "busy",
-                 "header_timeout", "idle_timeout")
+    __slots__ = ("_head_since", "_idle_since", "_loop", "_served", "_timer", "_transport",
+                 "busy", "header_timeout", "idle_timeout")
 
     def __init__(
-        self, header_timeout: float, idle_timeout: float, expire: Callable[[], None]
+        self, transport: asyncio.BaseTransport, header_timeout: float, idle_timeout: float
     ) -> None:
         self._loop = asyncio.get_running_loop()
+        self._transport = transport
         self.header_timeout = header_timeout
         self.idle_timeout = idle_timeout
-        self._expire = expire
         self.busy = False
         self._served = False  # an answer ended: the idle limit applies until the next byte
         self._idle_since = self._loop.time()  # opened, or the last answer ended
@@ -85,4 +85,11 @@ class ConnectionDeadline:
             self._timer = self._loop.call_at(due, self._check)
             return
         self._timer = None
-        self._expire()
+        # uvloop's transports are no asyncio.WriteTransport subclasses, but behave as one.
+        transport = cast(asyncio.WriteTransport, self._transport)
+        if transport.get_write_buffer_size():
+            # An answer the client has not taken for this long: close() would keep it (and
+            # the connection) until the client reads; abort drops both.
+            transport.abort()
+        else:
+            transport.close()
