@@ -246,13 +246,12 @@ class _Connection(asyncio.Protocol):
 
     def _head(self) -> Head:
         target = b"".join(self._url).decode("latin-1")
-        path, query = _split_target(target)
         headers = Headers(self._fields)
         length = headers.get("content-length")  # llhttp checked: one value, digits only
         chunked = "transfer-encoding" in headers  # llhttp checked: it ends in chunked
         return Head(
             method=self._parser.get_method().decode("ascii"),
-            target=target, path=path, query=query, headers=headers,
+            target=target, path=_path(target), headers=headers,
             http_version=self._parser.get_http_version(),
             content_length=None if chunked else int(length or 0), chunked=chunked,
         )  # fmt: skip
@@ -360,10 +359,6 @@ class _Connection(asyncio.Protocol):
         address = None if self._transport is None else self._transport.get_extra_info("peername")
         return None if address is None else (str(address[0]), int(address[1]))
 
-    @property
-    def tls(self) -> object | None:
-        return None if self._transport is None else self._transport.get_extra_info("ssl_object")
-
     def stop(self) -> None:
         """Shutdown: an idle connection ends now, a busy one after its answer."""
         if self.busy:
@@ -428,13 +423,12 @@ class _Connection(asyncio.Protocol):
             self._transport.resume_reading()
 
 
-def _split_target(target: str) -> tuple[str, str]:
-    """(path, query) of an origin-form or absolute-form request target (RFC 9112 §3.2)."""
+def _path(target: str) -> str:
+    """The path of an origin-form or absolute-form request target (RFC 9112 §3.2)."""
     if not target.startswith("/"):
         if target == "*" or "://" not in target:
-            return target, ""
+            return target
         _scheme, _, rest = target.partition("://")
         slash = rest.find("/")
         target = "/" if slash < 0 else rest[slash:]
-    path, _, query = target.partition("?")
-    return path, query
+    return target.partition("?")[0]

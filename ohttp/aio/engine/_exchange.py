@@ -39,8 +39,6 @@ class _Link(Protocol):
     def close_after_answer(self) -> None: ...
     @property
     def peer(self) -> tuple[str, int] | None: ...
-    @property
-    def tls(self) -> object | None: ...
 
 
 class Exchange:
@@ -65,11 +63,6 @@ class Exchange:
     def peer(self) -> tuple[str, int] | None:
         """The client's address (for rate limiting; never logged)."""
         return self._link.peer
-
-    @property
-    def tls(self) -> object | None:
-        """The TLS object of the connection, or None over plain TCP."""
-        return self._link.tls
 
     @property
     def started(self) -> bool:

@@ -8,13 +8,12 @@ __all__ = ["Head", "Headers"]
 
 
 class Headers:
-    """Header fields in arrival order; names case-insensitive (RFC 9110 §5.1), values latin-1
-    text as on the wire."""
+    """Header fields by lower-case name (RFC 9110 §5.1), each name's values in arrival order,
+    latin-1 text as on the wire."""
 
-    __slots__ = ("_fields", "_index")
+    __slots__ = ("_index",)
 
     def __init__(self, fields: list[tuple[str, str]]) -> None:
-        self._fields = fields
         index: dict[str, list[str]] = {}
         for name, value in fields:
             index.setdefault(name, []).append(value)
@@ -37,20 +36,15 @@ class Headers:
     def __contains__(self, name: str) -> bool:
         return name in self._index
 
-    def items(self) -> list[tuple[str, str]]:
-        """(lower-case name, value) pairs in arrival order."""
-        return list(self._fields)
-
 
 class Head(NamedTuple):
-    """A complete request head. ``path`` is the request target's path (origin or absolute
-    form); ``content_length`` is None for a chunked body (RFC 9112 §6.3). A tuple: made once
-    per request, a frozen dataclass costs twice as much."""
+    """A complete request head. ``path`` is the request target's path without its query
+    (origin or absolute form); ``content_length`` is None for a chunked body (RFC 9112 §6.3).
+    A tuple: made once per request, a frozen dataclass costs twice as much."""
 
     method: str
     target: str
     path: str
-    query: str
     headers: Headers
     http_version: str
     content_length: int | None
