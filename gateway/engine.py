@@ -22,12 +22,11 @@ from gateway.pipeline import (
     read_body_within,
 )
 from gateway.pipeline.state import refused
-from ohttp.aio.engine import Exchange, Handler, fixed_page
+from ohttp.aio.engine import TEXT_PLAIN, Exchange, Handler, fixed_text
 from ohttp.aio.readiness import LIVENESS_ANSWER, READINESS, readiness_answer
 
 __all__ = ["engine_handler"]
 
-_TEXT = ("Content-Type", "text/plain; charset=utf-8")
 _PROBES = frozenset(("GET", "HEAD"))
 
 
@@ -50,7 +49,7 @@ def engine_handler(app: web.Application) -> Handler:
             status, text, headers = (
                 LIVENESS_ANSWER if path == "/healthz" else await readiness_answer(checks)
             )
-            exchange.respond(status, [_TEXT, *headers.items()], text.encode())
+            exchange.respond(status, [TEXT_PLAIN, *headers.items()], text.encode())
         elif path in ("/healthz", "/readyz"):
             _fixed(exchange, 405, [("Allow", "GET, HEAD")])
         else:
@@ -106,5 +105,4 @@ async def _send_streamed(exchange: Exchange, answer: StreamedAnswer, write_timeo
 
 def _fixed(exchange: Exchange, status: int, extra: list[tuple[str, str]] | None = None) -> None:
     # The text of the fixed error pages, keeping the connection (a well-formed request).
-    text = fixed_page(status).split(b"\r\n\r\n", 1)[1]
-    exchange.respond(status, [_TEXT, *(extra or [])], text)
+    exchange.respond(status, [TEXT_PLAIN, *(extra or [])], fixed_text(status))

@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ohttp.aio.engine import TEXT_PLAIN
+
 __all__ = ["TEXT_PLAIN", "Answer", "ClientRequest", "plain_answer"]
-
-TEXT_PLAIN = ("Content-Type", "text/plain; charset=utf-8")
-
 
 @dataclass(frozen=True, slots=True)
 class Answer:

@@ -88,8 +88,8 @@ class BodyDeadline:
     __slots__ = ("_due", "_timeout")
 
     def __init__(self, timeout: float) -> None:
-        # The clock is read at the first read that must wait, in the same loop iteration as
-        # the head (no await comes first); a body that came with its head never reads it.
+        # The clock is read at the first read that must wait, in the loop iteration that made
+        # this deadline (no await comes first); a body that came with its head never reads it.
         self._timeout = timeout
         self._due: float | None = None
 
@@ -120,4 +120,3 @@ async def each_within(
         except StopAsyncIteration:
             return
         yield piece
-

@@ -16,10 +16,11 @@ from ohttp.aio.engine._connection import EngineLimits, EngineServer, Handler
 from ohttp.aio.engine._deadline import ConnectionDeadline
 from ohttp.aio.engine._exchange import Exchange, WriteStalled, log_client_gone
 from ohttp.aio.engine._head import Head, Headers
-from ohttp.aio.engine._wire import OVER_CAPACITY, fixed_page
+from ohttp.aio.engine._wire import OVER_CAPACITY, TEXT_PLAIN, fixed_page, fixed_text
 
 __all__ = [
     "OVER_CAPACITY",
+    "TEXT_PLAIN",
     "Body",
     "ConnectionDeadline",
     "EngineLimits",
@@ -30,5 +31,6 @@ __all__ = [
     "Headers",
     "WriteStalled",
     "fixed_page",
+    "fixed_text",
     "log_client_gone",
 ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from email.utils import formatdate
 from http import HTTPStatus
 
-__all__ = ["OVER_CAPACITY", "fixed_page", "response_head"]
+__all__ = ["OVER_CAPACITY", "TEXT_PLAIN", "fixed_page", "fixed_text", "response_head"]
 
 # Over the connection cap: answered without reading the request, then closed.
 OVER_CAPACITY = (
@@ -15,19 +16,15 @@ OVER_CAPACITY = (
     b"Content-Length: 0\r\nConnection: close\r\n\r\n"
 )
 
+TEXT_PLAIN = ("Content-Type", "text/plain; charset=utf-8")
+
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
-_date = [0, b""]  # the second it was formatted for, the formatted field line
 
 
-def _date_line() -> bytes:
+@functools.lru_cache(maxsize=1)
+def _date_line(second: int) -> bytes:
     # RFC 9110 §6.6.1: an origin server with a clock sends Date; formatted once a second.
-    now = int(time.time())
-    if _date[0] != now:
-        _date[0] = now
-        _date[1] = b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
-    line = _date[1]
-    assert isinstance(line, bytes)
-    return line
+    return b"Date: " + formatdate(second, usegmt=True).encode() + b"\r\n"
 
 
 def response_head(
@@ -38,7 +35,7 @@ def response_head(
     ``Transfer-Encoding: chunked\\r\\n``) and the connection option, then the empty line."""
     parts = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
     parts += [f"{name}: {value}\r\n".encode("latin-1") for name, value in headers]
-    parts += (_date_line(), framing)
+    parts += (_date_line(int(time.time())), framing)
     if close:
         parts.append(b"Connection: close\r\n")
     elif keep_alive_10:  # RFC 9112 §9.3: an HTTP/1.0 client must be told the connection stays
@@ -47,10 +44,14 @@ def response_head(
     return b"".join(parts)
 
 
-def fixed_page(status: int, extra: Iterable[tuple[str, str]] = ()) -> bytes:
-    """A whole error answer that closes the connection: a fixed text, nothing of the request
+def fixed_text(status: int) -> bytes:
+    """The fixed body of an error answer: status and reason phrase, nothing of the request
     (the same text as the aiohttp shell's fixed error pages)."""
-    text = b"%d %s\n" % (status, _REASONS.get(status, b"Error"))
-    headers = [("Content-Type", "text/plain; charset=utf-8"), *extra]
+    return b"%d %s\n" % (status, _REASONS.get(status, b"Error"))
+
+
+def fixed_page(status: int, extra: Iterable[tuple[str, str]] = ()) -> bytes:
+    """A whole error answer (:func:`fixed_text`) that closes the connection."""
+    text = fixed_text(status)
     framing = b"Content-Length: %d\r\n" % len(text)
-    return response_head(status, headers, framing, close=True) + text
+    return response_head(status, [TEXT_PLAIN, *extra], framing, close=True) + text
