@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -33,7 +34,7 @@ log = logging.getLogger("ohttp.serving")
 
 Handler = Callable[[Exchange], Awaitable[None]]
 
-_LINGER = 10.0  # seconds to read and drop the unread rest of a body after its answer
+_LINGER_SECONDS = 10.0  # seconds to read and drop the unread rest of a body after its answer
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,15 @@ class EngineLimits:
     max_request_line: int = 8190  # as aiohttp's defaults
     max_field_line: int = 8190
     max_fields: int = 100
+
+
+class _After(enum.Enum):
+    NEXT = enum.auto()  # the connection goes on with the next request
+    LINGER = enum.auto()  # drop the rest of the body for a while, then end
+    END = enum.auto()
+
+
+_NEXT, _LINGER, _END = _After.NEXT, _After.LINGER, _After.END
 
 
 class _Refused(Exception):
@@ -116,7 +126,7 @@ class _Connection(asyncio.Protocol):
         # head under construction
         self._url: list[bytes] = []
         self._url_size = 0
-        self._fields: list[tuple[str, str]] = []
+        self._headers = Headers()
         self._deadline: ConnectionDeadline | None = None  # head and keep-alive, once admitted
 
     # -- asyncio.Protocol
@@ -199,7 +209,7 @@ class _Connection(asyncio.Protocol):
     # -- parser callbacks (httptools)
 
     def on_message_begin(self) -> None:
-        self._url, self._url_size, self._fields = [], 0, []
+        self._url, self._url_size, self._headers = [], 0, Headers()
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
@@ -208,11 +218,13 @@ class _Connection(asyncio.Protocol):
             raise _Refused(414)  # RFC 9112 §3: a request-target longer than we parse
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) + len(value) > self._limits.max_field_line:
+        limits = self._limits
+        if (
+            len(name) + len(value) > limits.max_field_line
+            or self._headers.count >= limits.max_fields
+        ):
             raise _Refused(431)  # RFC 6585 §5
-        if len(self._fields) >= self._limits.max_fields:
-            raise _Refused(431)
-        self._fields.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+        self._headers.add(name.decode("latin-1").lower(), value.decode("latin-1"))
 
     def on_headers_complete(self) -> None:
         head = self._head()
@@ -245,20 +257,23 @@ class _Connection(asyncio.Protocol):
             self._receiving = None
 
     def _head(self) -> Head:
-        target = b"".join(self._url).decode("latin-1")
-        headers = Headers(self._fields)
+        url = self._url
+        target = (url[0] if len(url) == 1 else b"".join(url)).decode("latin-1")
+        headers = self._headers
         length = headers.get("content-length")  # llhttp checked: one value, digits only
         chunked = "transfer-encoding" in headers  # llhttp checked: it ends in chunked
-        return Head(
-            method=self._parser.get_method().decode("ascii"),
-            target=target, path=_path(target), headers=headers,
-            http_version=self._parser.get_http_version(),
-            content_length=None if chunked else int(length or 0), chunked=chunked,
-        )  # fmt: skip
+        method = self._parser.get_method()
+        return Head._make((  # positional: keywords cost a third more, per request
+            _METHODS.get(method) or method.decode("ascii"),  # method
+            target, _path(target), headers,  # target, path, headers
+            self._parser.get_http_version(),  # http_version
+            None if chunked else int(length or 0), chunked,  # content_length, chunked
+        ))  # fmt: skip
 
     # -- answering, one exchange at a time
 
     async def _serve(self) -> None:
+        handler = self._server.handler
         while True:
             while not self._queue:
                 if self._lost or (not self._parsing and self._receiving is None):
@@ -272,52 +287,55 @@ class _Connection(asyncio.Protocol):
             exchange = self._queue.popleft()
             if len(self._queue) <= 1:
                 self._resume_reading(2)
-            if not await self._answer(exchange):
+            if exchange.head.headers.get("expect") is not None and not exchange.body.complete:
+                self.send(b"HTTP/1.1 100 Continue\r\n\r\n")  # RFC 9110 §10.1.1
+            self._answering = exchange
+            try:
+                await handler(exchange)  # awaited here, not in a helper: a coroutine less
+            except ConnectionError as exc:  # the client went away
+                log_client_gone(exc)
+                self.abort()
+                return
+            except Exception as exc:  # a bug in a handler: a fixed 500, the type logged only
+                log.error("internal_error", extra={"error": type(exc).__name__})
+                if not exchange.started:
+                    self.send(fixed_page(500))
+                self._close_transport()
+                return
+            finally:
+                self._answering = None
+            after = self._answered(exchange)
+            if after is not _NEXT:
+                if after is _LINGER:
+                    await self._linger(exchange)
+                self._close_transport()
                 return
 
-    async def _answer(self, exchange: Exchange) -> bool:
-        """Run the handler for ``exchange``; whether the connection goes on afterwards."""
-        if exchange.head.headers.get("expect") is not None and not exchange.body.complete:
-            self.send(b"HTTP/1.1 100 Continue\r\n\r\n")  # RFC 9110 §10.1.1
-        self._answering = exchange
-        try:
-            await self._server.handler(exchange)
-        except ConnectionError as exc:  # the client went away
-            log_client_gone(exc)
-            self.abort()
-            return False
-        except Exception as exc:  # a bug in a handler: a fixed 500, the type logged only
-            log.error("internal_error", extra={"error": type(exc).__name__})
-            if not exchange.started:
-                self.send(fixed_page(500))
-            self._close_transport()
-            return False
-        finally:
-            self._answering = None
+    def _answered(self, exchange: Exchange) -> _After:
+        """What follows the handler's return: the next request, lingering or the end."""
         if not exchange.ended:
             if exchange.started:
                 self.abort()
-                return False
+                return _END
             self.send(fixed_page(500))
             exchange.close()
         self._request_ended()
         if not exchange.body.complete and self._parsing:
-            # Answered before its body ended (a 413, a 401): read the rest and drop it for a
-            # while, so the client finishes sending and reads the answer instead of a reset;
-            # the connection ends afterwards either way.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(self._limits.header_timeout, _LINGER)):
-                    await exchange.body.discard()
-            self._close_transport()
-            return False
+            return _LINGER
         if exchange.closing or self._lost or not exchange.body.complete:
-            self._close_transport()
-            return False
+            return _END
         if self._pending_error is not None and not self._queue:
             self.send(fixed_page(self._pending_error))
-            self._close_transport()
-            return False
-        return True
+            return _END
+        return _NEXT
+
+    async def _linger(self, exchange: Exchange) -> None:
+        # Answered before its body ended (a 413, a 401): read the rest and drop it for a
+        # while, so the client finishes sending and reads the answer instead of a reset; the
+        # connection ends afterwards either way.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(self._limits.header_timeout, _LINGER_SECONDS)):
+                await exchange.body.discard()
 
     def _request_ended(self) -> None:
         if self._deadline is not None:
@@ -423,12 +441,16 @@ class _Connection(asyncio.Protocol):
             self._transport.resume_reading()
 
 
+# The methods llhttp knows, as text made once (a decode per request otherwise).
+_METHODS = {name.encode(): name for name in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS")}
+
+
 def _path(target: str) -> str:
     """The path of an origin-form or absolute-form request target (RFC 9112 §3.2)."""
-    if not target.startswith("/"):
-        if target == "*" or "://" not in target:
-            return target
-        _scheme, _, rest = target.partition("://")
-        slash = rest.find("/")
-        target = "/" if slash < 0 else rest[slash:]
-    return target.partition("?")[0]
+    if target[:1] == "/":
+        return target if "?" not in target else target.partition("?")[0]
+    if target == "*" or "://" not in target:
+        return target
+    _scheme, _, rest = target.partition("://")
+    slash = rest.find("/")
+    return "/" if slash < 0 else rest[slash:].partition("?")[0]

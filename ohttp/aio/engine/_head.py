@@ -9,15 +9,22 @@ __all__ = ["Head", "Headers"]
 
 class Headers:
     """Header fields by lower-case name (RFC 9110 §5.1), each name's values in arrival order,
-    latin-1 text as on the wire."""
+    latin-1 text as on the wire. Filled by the engine's parser, one :meth:`add` per field."""
 
-    __slots__ = ("_index",)
+    __slots__ = ("_index", "count")
 
-    def __init__(self, fields: list[tuple[str, str]]) -> None:
-        index: dict[str, list[str]] = {}
-        for name, value in fields:
-            index.setdefault(name, []).append(value)
-        self._index = index
+    def __init__(self) -> None:
+        self._index: dict[str, list[str]] = {}
+        self.count = 0
+
+    def add(self, name: str, value: str) -> None:
+        """One field line; ``name`` in lower case."""
+        self.count += 1
+        values = self._index.get(name)
+        if values is None:
+            self._index[name] = [value]
+        else:
+            values.append(value)
 
     def get(self, name: str) -> str | None:
         """The first value of ``name`` (lower case), or None."""

@@ -19,6 +19,16 @@ OVER_CAPACITY = (
 TEXT_PLAIN = ("Content-Type", "text/plain; charset=utf-8")
 
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+_STATUS_LINES = {
+    status: b"HTTP/1.1 %d %s\r\n" % (status, phrase) for status, phrase in _REASONS.items()
+}
+_ENDS = {  # (close, keep_alive_10): the connection option, then the empty line
+    (True, False): b"Connection: close\r\n\r\n",
+    (True, True): b"Connection: close\r\n\r\n",
+    # RFC 9112 §9.3: an HTTP/1.0 client must be told the connection stays open
+    (False, True): b"Connection: keep-alive\r\n\r\n",
+    (False, False): b"\r\n",
+}
 
 
 @functools.lru_cache(maxsize=1)
@@ -28,20 +38,19 @@ def _date_line(second: int) -> bytes:
 
 
 def response_head(
-    status: int, headers: Iterable[tuple[str, str]], framing: bytes, *, close: bool,
+    status: int,
+    headers: Iterable[tuple[str, str]],
+    framing: bytes,
+    *,
+    close: bool,
     keep_alive_10: bool = False,
 ) -> bytes:
     """Status line, ``headers``, Date, the framing line(s) (``Content-Length: N\\r\\n`` or
     ``Transfer-Encoding: chunked\\r\\n``) and the connection option, then the empty line."""
-    parts = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
-    parts += [f"{name}: {value}\r\n".encode("latin-1") for name, value in headers]
-    parts += (_date_line(int(time.time())), framing)
-    if close:
-        parts.append(b"Connection: close\r\n")
-    elif keep_alive_10:  # RFC 9112 §9.3: an HTTP/1.0 client must be told the connection stays
-        parts.append(b"Connection: keep-alive\r\n")
-    parts.append(b"\r\n")
-    return b"".join(parts)
+    status_line = _STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status
+    fields = "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
+    date = _date_line(int(time.time()))
+    return b"".join((status_line, fields, date, framing, _ENDS[close, keep_alive_10]))
 
 
 def fixed_text(status: int) -> bytes:
