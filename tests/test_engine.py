@@ -321,7 +321,18 @@ async def test_an_early_answer_is_read_by_a_client_still_sending() -> None:
         await asyncio.wait_for(writer.drain(), READ_BOUND)  # all of it taken: lingering
         response = await read_response(reader)
         assert (response.status, response.body) == (413, b"too large")
+        assert response.get("connection") == "close"  # it says so: RFC 9112 §9.6
         assert await read_to_end(reader) == b""  # then the connection ends
+        writer.close()
+
+
+async def test_an_answer_after_the_whole_body_keeps_the_connection() -> None:
+    async with listening(echo) as listener:
+        reader, writer = await connect(listener.port)
+        for _ in range(2):
+            writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+            response = await read_response(reader)
+            assert (response.status, response.get("connection")) == (200, None)
         writer.close()
 
 
@@ -511,6 +522,26 @@ async def test_shutdown_aborts_an_answer_over_the_timeout() -> None:
         assert await read_to_end(reader) == b""  # no answer: the connection was dropped
         writer.close()
         release.set()
+
+
+async def test_shutdown_cancels_a_handler_over_the_timeout() -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def never_answers(_exchange: Exchange) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async with listening(never_answers) as listener:
+        _reader, writer = await connect(listener.port)
+        writer.write(get())
+        await started.wait()
+        await listener.server.shutdown(0.2)
+        await asyncio.wait_for(cancelled.wait(), READ_BOUND)  # not left pending forever
+        writer.close()
 
 
 # -- body flow control

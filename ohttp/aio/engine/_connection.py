@@ -88,7 +88,7 @@ class EngineServer:
         while self.connections and loop.time() < deadline:
             await asyncio.sleep(0.05)
         for connection in list(self.connections):
-            connection.abort()
+            connection.kill()
 
     def admit(self, connection: _Connection) -> bool:
         if len(self.connections) >= self.limits.max_connections or self.stopping:
@@ -368,6 +368,12 @@ class _Connection(asyncio.Protocol):
         self._parsing = False
         if self._transport is not None:
             self._transport.abort()
+
+    def kill(self) -> None:
+        """Shutdown past its timeout: drop the connection and cancel the answer in progress."""
+        self.abort()
+        if self._task is not None:
+            self._task.cancel()
 
     def close_after_answer(self) -> None:
         self._parsing = False

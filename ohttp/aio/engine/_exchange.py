@@ -47,7 +47,8 @@ class Exchange:
     transfer coding, RFC 9112 §7.1, or a length given in advance). ``close()`` asks for the
     connection to end after it."""
 
-    __slots__ = ("_close", "_keep_alive_10", "_link", "_raw", "_started", "body", "ended", "head")
+    __slots__ = ("_close", "_early", "_keep_alive_10", "_link", "_raw", "_started", "body", "ended",
+                 "head")
 
     def __init__(self, head: Head, body: Body, link: _Link, *, keep_alive: bool) -> None:
         self.head = head
@@ -56,6 +57,7 @@ class Exchange:
         self._close = not keep_alive
         self._keep_alive_10 = keep_alive and head.http_version == "1.0"
         self._started = False
+        self._early = False  # answered before the request body ended: the connection ends
         self._raw = False  # a streamed body sent as is (its length was given, or HTTP/1.0)
         self.ended = False
 
@@ -72,7 +74,7 @@ class Exchange:
     @property
     def closing(self) -> bool:
         """Whether the connection ends after this answer."""
-        return self._close
+        return self._close or self._early
 
     def close(self) -> None:
         """End the connection once the answer is sent."""
@@ -82,7 +84,7 @@ class Exchange:
         """The whole answer in one write; HEAD gets the head only (RFC 9110 §9.3.2)."""
         self._begin()
         framing = b"Content-Length: %d\r\n" % len(body)
-        head = response_head(status, headers, framing, close=self._close,
+        head = response_head(status, headers, framing, close=self.closing,
                              keep_alive_10=self._keep_alive_10)
         self._link.send(head if self.head.method == "HEAD" else head + body)
         self._finish()
@@ -101,7 +103,7 @@ class Exchange:
             framing = b""
         else:
             framing = b"Transfer-Encoding: chunked\r\n"
-        self._link.send(response_head(status, headers, framing, close=self._close,
+        self._link.send(response_head(status, headers, framing, close=self.closing,
                                       keep_alive_10=self._keep_alive_10))
 
     async def write(self, data: bytes, timeout: float) -> None:
@@ -145,6 +147,9 @@ class Exchange:
         if self._started:
             raise RuntimeError("the answer has started already")
         self._started = True
+        # An answer before the body ended (a 413, a 401): the engine reads and drops the rest
+        # for a while, then ends the connection, so the answer says so (RFC 9112 §9.6).
+        self._early = not self.body.complete
 
     def _finish(self) -> None:
         self.ended = True
