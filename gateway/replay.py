@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from gateway.errors import DateOutOfWindow, Replay, ReplayCacheFull, StateUnavailable
 from ohttp.aio.store import Store, StoreHealth, StoreUnavailable, store_ready
@@ -52,6 +52,13 @@ class ReplayGuard:
         self._on_unavailable = on_unavailable
         self._clock = clock
         self._health = StoreHealth(logger)
+
+    def pending(self, date: bytes | None, key_id: int, enc: bytes) -> Awaitable[None] | None:
+        """``check(date, key_id, enc)`` when it has anything to do; None for a request
+        without a Date when none is required (nothing to check or remember)."""
+        if date is None and not self.require_date:
+            return None
+        return self.check(date, key_id, enc)
 
     async def check(self, date: bytes | None, key_id: int, enc: bytes) -> None:
         """Raise DateOutOfWindow, Replay, ReplayCacheFull or StateUnavailable; record the

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator
+from typing import Any, Generic, TypeVar, cast
 
 from gateway.errors import BodyTimeout
 
@@ -36,8 +36,16 @@ class BackendDeadlines:
 
     async def run(self, awaitable: Awaitable[_T]) -> _T:
         """``await awaitable``, or ``TimeoutError`` once the timeout elapsed."""
+        # Its first step runs at once: a call that never waits (the echo backend) cannot be
+        # late and needs none of the bookkeeping below. The clock starts at its first wait.
+        steps = awaitable.__await__()
+        try:
+            signal = steps.send(None)
+        except StopIteration as done:
+            return cast(_T, done.value)
         task = asyncio.current_task()
         if task is None:  # as asyncio.timeout: without a task there is nothing to cancel
+            steps.close()
             raise RuntimeError("backend calls must run inside a task")
         loop = asyncio.get_running_loop()
         due = loop.time() + self._timeout
@@ -50,7 +58,7 @@ class BackendDeadlines:
         if self._timer is None:
             self._timer = loop.call_at(due, self._expire)
         try:
-            return await awaitable
+            return await _Resumed(steps, signal)
         except asyncio.CancelledError:
             if task in self._expired:
                 self._expired.discard(task)
@@ -76,6 +84,36 @@ class BackendDeadlines:
             if task not in self._expired:
                 self._expired.add(task)
                 task.cancel()
+
+
+class _Resumed(Generic[_T]):
+    """The rest of an awaitable whose first step ran and yielded ``signal`` (what its task
+    waits on): awaiting this passes every later step through, as ``await`` itself would."""
+
+    __slots__ = ("_signal", "_steps")
+
+    def __init__(self, steps: Generator[Any, Any, _T], signal: Any) -> None:
+        self._steps = steps
+        self._signal = signal
+
+    def __await__(self) -> Generator[Any, Any, _T]:
+        steps, signal = self._steps, self._signal
+        while True:
+            try:
+                sent = yield signal
+            except GeneratorExit:
+                steps.close()
+                raise
+            except BaseException as exc:  # a cancellation, thrown into the call where it waits
+                try:
+                    signal = steps.throw(exc)
+                except StopIteration as done:
+                    return cast(_T, done.value)
+            else:
+                try:
+                    signal = steps.send(sent)
+                except StopIteration as done:
+                    return cast(_T, done.value)
 
 
 class BodyDeadline:

@@ -58,7 +58,9 @@ async def inner_answer(
     """Inner layer (RFC 9458 §5.2): every answer is an encoded Binary HTTP response."""
     try:
         request = bhttp.decode_request(inner, state.limits)
-        await check_inner(state, request, enc, key_id)
+        record = check_inner(state, request, enc, key_id)
+        if record is not None:
+            await record
         if state.tokens is not None:  # Privacy Pass: after decapsulation, before the backend
             request = await state.tokens.check(request)
         started = perf_counter()
@@ -70,9 +72,11 @@ async def inner_answer(
         return reply.encoded, reply.result
 
 
-async def check_inner(
+def check_inner(
     state: GatewayState, request: bhttp.Request, enc: bytes, key_id: int
-) -> None:
+) -> Awaitable[None] | None:
+    """The inner request's checks; then the replay record to await, or None when there is
+    none to keep (no Date, none required)."""
     # RFC 9458 §6.3, §6.10: no tunnels, no protocol switches, allowlisted targets only.
     if request.method == b"CONNECT":
         raise ForbiddenTarget()
@@ -91,7 +95,7 @@ async def check_inner(
     if not state.policy.allows(request.scheme, authority):
         raise ForbiddenTarget()
     # Last, so only requests that reach the backend occupy the replay cache (RFC 9458 §6.5).
-    await state.replay.check(date, key_id, enc)
+    return state.replay.pending(date, key_id, enc)
 
 
 async def at_backend(state: GatewayState, call: Callable[[], Awaitable[_T]]) -> _T:

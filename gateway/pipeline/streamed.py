@@ -156,7 +156,9 @@ async def answer_chunked(
     try:
         request = bhttp.decode_request(inner, state.limits)
         # key_id is known once the header is read, which it is here
-        await check_inner(state, request, decoder.enc, decoder.key_id or 0)
+        record = check_inner(state, request, decoder.enc, decoder.key_id or 0)
+        if record is not None:
+            await record
         if state.tokens is not None:  # Privacy Pass: after decapsulation, before the backend
             request = await state.tokens.check(request)
         backend_started = perf_counter()

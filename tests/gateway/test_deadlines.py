@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -75,6 +76,28 @@ async def test_other_exceptions_pass_through() -> None:
 
     with pytest.raises(ValueError, match="backend bug"):
         await BackendDeadlines(10.0).run(fails())
+
+
+async def test_an_exception_after_waits_passes_through() -> None:
+    async def fails_later() -> None:
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        raise ValueError("late backend bug")
+
+    with pytest.raises(ValueError, match="late backend bug"):
+        await BackendDeadlines(10.0).run(fails_later())
+
+
+async def test_a_call_that_never_waits_is_not_cut_off() -> None:
+    # It runs at once to its end: nothing could have interrupted it, so it is never late.
+    async def busy() -> str:
+        time.sleep(0.05)
+        return "answered"
+
+    deadlines = BackendDeadlines(0.01)
+    assert await deadlines.run(busy()) == "answered"
+    with pytest.raises(TimeoutError):  # and a waiting call still has its deadline
+        await deadlines.run(_never())
 
 
 def test_a_state_reused_by_a_new_event_loop_still_times_out() -> None:
