@@ -26,7 +26,8 @@ check does not run; the backend is ``echo``. Targets:
 - ``ework`` (``--engine-work``): the engine stub plus the request work the gateway must do
   (Binary HTTP decode and encode, the echo body, padding) without the gateway's own code:
   ework/estub is that work's cost in a server, gateway/ework the gateway's code around it;
-- ``workers2`` (``--workers2``): the gateway with ``--workers 2`` (req/s is what counts there);
+- ``workers2`` (``--workers2``): the gateway with ``--workers 2`` (req/s is what counts there),
+  and ``stub2``, the stub as two processes sharing its port: the issue's own reference pair;
 - ``inproc`` (``--inproc``): ``pipeline.answer_request`` called in this process on the same
   requests, no HTTP at all (CPU per request only).
 
@@ -241,6 +242,9 @@ def main() -> int:
     if args.workers2:
         targets.append(Target("workers2", _gateway("workers2", keys, args.workdir, procs.REPO,
                                                    workers=2)))
+        targets.append(Target("stub2", procs.start_stub(args.workdir, keys, _ECHO_ANSWER_BYTES,
+                                                        procs.GATEWAY_PATH, name="stub2",
+                                                        processes=2)))
     inproc = inproc_runner(keys, pool.load()[:5000]) if args.inproc else None
     if inproc is not None:
         targets.append(Target("inproc", None))
@@ -259,7 +263,7 @@ def main() -> int:
         rounds.report(samples, "floor", ("gateway", "baseline"), ("gateway", "stub"),
                       ("shell", "stub"), ("gateway", "shell"), ("estub", "stub"),
                       ("gateway", "estub"), ("ework", "estub"), ("gateway", "ework"),
-                      ("workers2", "stub"))
+                      ("workers2", "stub"), ("workers2", "stub2"))
         for target in targets[:2] if args.profile else []:  # the floor, then the gateway
             print(f"=== {target.name}")
             profile(target, pool, cursor, args.profile, args.connections,

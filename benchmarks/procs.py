@@ -250,18 +250,24 @@ def start_floor(workdir: Path, answer_bytes: int, path: str) -> Server:
 
 def start_stub(workdir: Path, keys: Path, answer_bytes: int, path: str, *, name: str = "stub",
                shell: bool = False, engine: bool = False, work: bool = False,
-               timed: bool = False) -> Server:
-    """The stub gateway (one process, ``benchmarks.stub``): the floor plus decapsulation and
-    sealing with ``keys`` (the issue 18 reference: what any aiohttp gateway with this crypto
-    must at least spend); ``shell``: served through the project's serving shell; ``engine``:
-    on the serving engine (``work``: with the gateway's request work); ``timed``: with
-    ``GET /crypto-cpu``."""
+               timed: bool = False, processes: int = 1) -> Server:
+    """The stub gateway (``benchmarks.stub``): the floor plus decapsulation and sealing with
+    ``keys`` (the issue 18 reference: what any aiohttp gateway with this crypto must at least
+    spend); ``shell``: served through the project's serving shell; ``engine``: on the serving
+    engine (``work``: with the gateway's request work); ``timed``: with ``GET /crypto-cpu``;
+    ``processes``: that many sharing the port (SO_REUSEPORT), as ``--workers`` does."""
     port = free_port()
     args = ["benchmarks.stub", "--listen", f"{LOOPBACK}:{port}", "--keys", str(keys)]
     args += ["--answer-bytes", str(answer_bytes), "--path", path]
     args += ["--shell"] * shell + ["--engine"] * engine + ["--work"] * work
     args += ["--timed"] * timed
-    return start_python(name, args, port, workdir)
+    if processes == 1:
+        return start_python(name, args, port, workdir)
+    log_path = workdir / f"{name}.log"
+    spawned = [_spawn([sys.executable, "-m", *args], log_path) for _ in range(processes)]
+    server = Server(name, spawned, f"http://{LOOPBACK}:{port}", log_path)
+    _start_or_stop(server, f"{server.url}/healthz")
+    return server
 
 
 def start_origin(workers: int, workdir: Path) -> Server:
