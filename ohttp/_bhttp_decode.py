@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 _TRUNCATED = "truncated binary HTTP message"
+_SECTIONS_TOO_LARGE = "field sections exceed the limit"
 _DEFAULT_LIMITS = Limits()
 
 
@@ -66,7 +67,7 @@ class _Budget:
 
     def check_section(self, length: int) -> None:
         if length > self.section_bytes:
-            raise MessageTooLargeError("field sections exceed the limit")
+            raise MessageTooLargeError(_SECTIONS_TOO_LARGE)
 
     def check_content(self, length: int) -> None:
         if length > self.content_bytes:
@@ -158,7 +159,11 @@ def _read_known_section(
     data: bytes, pos: int, end: int, budget: _Budget, trailers: bool
 ) -> tuple[Fields, int]:
     """A known-length field section (RFC 9292 §3.1), all of it present or _Truncated."""
-    length, pos = _varint(data, pos, end)
+    length = data[pos] if pos < end else 0x40  # _varint's one-byte case, without the call
+    if length < 0x40:
+        pos += 1
+    else:
+        length, pos = _varint(data, pos, end)
     budget.check_section(length)
     section_end = pos + length
     if section_end > end:
@@ -176,16 +181,21 @@ def _read_request_control(
 ) -> tuple[tuple[bytes, bytes, bytes, bytes], int]:
     """Method, scheme, authority, path, each length-prefixed (RFC 9292 §3.4)."""
     start = pos
+    allowed = budget.section_bytes
     parts: list[bytes] = []
-    for _ in range(4):
+    for _ in range(4):  # the unit readers inlined: this runs for every request
         length = data[pos] if pos < end else 0x40  # 0x40: not a one-byte varint, or missing
         if length < 0x40:
             pos += 1
         else:
             length, pos = _varint(data, pos, end)
-        budget.check_section(pos - start + length)
-        part, pos = _take(data, pos, end, length)
-        parts.append(part)
+        part_end = pos + length
+        if part_end - start > allowed:  # budget.check_section
+            raise MessageTooLargeError(_SECTIONS_TOO_LARGE)
+        if part_end > end:  # _take
+            raise _Truncated
+        parts.append(data[pos:part_end])
+        pos = part_end
     method, scheme, authority, path = parts
     error = control_error(method, scheme, authority, path)
     if error is not None:
@@ -515,7 +525,10 @@ def _decode_known_request(data: bytes, limits: Limits) -> msg.Request:
         if pos < end:
             length, pos = _varint(data, pos, end)
             budget.check_content(length)
-            content, pos = _take(data, pos, end, length)
+            content_end = pos + length
+            if content_end > end:  # _take, inlined
+                raise _Truncated
+            content, pos = data[pos:content_end], content_end
         if pos < end:
             trailers, pos = _read_known_section(data, pos, end, budget, True)
     except _Truncated:

@@ -104,6 +104,7 @@ _TOKEN_LOWER = _TOKEN.translate(None, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 # RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
 _ALPHA = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SCHEME = _ALPHA + b"0123456789+-."
+_HTTP_SCHEMES = (b"https", b"http")  # lower case: RFC 3986 §3.1 schemes are case-insensitive
 # Bytes never valid in a URI component: CTLs, space, DEL (also blocks request splitting).
 _URI_FORBIDDEN = bytes(range(0x21)) + b"\x7f"
 # RFC 9292 §3.8 (Section 5 "Differences"): control data must not appear as fields.
@@ -136,18 +137,21 @@ def control_error(method: bytes, scheme: bytes, authority: bytes, path: bytes) -
     """Return why request control data is invalid (RFC 9292 §3.4, RFC 9113 §8.3.1), or None."""
     if not method or method.translate(None, _TOKEN):
         return "invalid method"
-    for part in (scheme, authority, path):
-        if len(part.translate(None, _URI_FORBIDDEN)) != len(part):
-            return "invalid request target"
+    target = scheme + authority + path  # one scan for the three: the same answer for each
+    if len(target.translate(None, _URI_FORBIDDEN)) != len(target):
+        return "invalid request target"
     if method == b"CONNECT" and not scheme and not path:
         return None  # RFC 9113 §8.5: CONNECT carries only an authority.
-    if not scheme or scheme[0] not in _ALPHA or scheme.translate(None, _SCHEME):
+    if scheme in _HTTP_SCHEMES:  # valid as it is: the common case, without the scans below
+        http = True
+    elif not scheme or scheme[0] not in _ALPHA or scheme.translate(None, _SCHEME):
         return "invalid scheme"
+    else:
+        http = scheme.lower() in _HTTP_SCHEMES
     if not path:
         return "empty path"
     # RFC 9113 §8.3.1: origin-form, or "*" for a server-wide OPTIONS request.
-    server_wide = path == b"*" and method == b"OPTIONS"
-    if scheme.lower() in (b"http", b"https") and path[0] != 0x2F and not server_wide:
+    if http and path[0] != 0x2F and not (path == b"*" and method == b"OPTIONS"):
         return "invalid path"
     return None
 

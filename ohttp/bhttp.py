@@ -72,7 +72,8 @@ __all__ = [
     "encode_response",
 ]
 
-_SMALL_VARINTS = [bytes((size,)) for size in range(0x40)]
+_SMALL_VARINTS = [bytes((size,)) for size in range(0x40)]  # also the framing indicators
+_STATUS_VARINTS = {status: encode_varint(status) for status in range(100, 600)}
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -81,6 +82,10 @@ _SMALL_VARINTS = [bytes((size,)) for size in range(0x40)]
 def _length(value: bytes) -> bytes:
     size = len(value)
     return _SMALL_VARINTS[size] if size < 0x40 else encode_varint(size)
+
+
+def _status(status: int) -> bytes:
+    return _STATUS_VARINTS.get(status) or encode_varint(status)
 
 
 def _encode_section(fields: Fields, known: bool, trailers: bool) -> bytes:
@@ -120,21 +125,21 @@ def _encode_request_head(request: Request, framing: int) -> list[bytes]:
     error = control_error(request.method, request.scheme, request.authority, request.path)
     if error is not None:
         raise ValueError(error)
-    parts = [encode_varint(framing)]
+    parts = [_SMALL_VARINTS[framing]]
     for part in (request.method, request.scheme, request.authority, request.path):
         parts += (_length(part), part)
     return parts
 
 
 def _encode_response_head(response: Response, framing: int, known: bool) -> list[bytes]:
-    parts = [encode_varint(framing)]
+    parts = [_SMALL_VARINTS[framing]]
     for interim in response.informational:
         if not 100 <= interim.status <= 199:
             raise ValueError("informational status outside 100..199")
-        parts += (encode_varint(interim.status), _encode_section(interim.headers, known, False))
+        parts += (_status(interim.status), _encode_section(interim.headers, known, False))
     if not 200 <= response.status <= 599:
         raise ValueError("final status outside 200..599")
-    parts.append(encode_varint(response.status))
+    parts.append(_status(response.status))
     return parts
 
 
