@@ -38,11 +38,7 @@ def _date_line(second: int) -> bytes:
 
 
 def response_head(
-    status: int,
-    headers: Iterable[tuple[str, str]],
-    framing: bytes,
-    *,
-    close: bool,
+    status: int, headers: Iterable[tuple[str, str]], framing: bytes, *, close: bool,
     keep_alive_10: bool = False,
 ) -> bytes:
     """Status line, ``headers``, Date, the framing line(s) (``Content-Length: N\\r\\n`` or
