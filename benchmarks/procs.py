@@ -263,6 +263,8 @@ def start_stub(workdir: Path, keys: Path, answer_bytes: int, path: str, *, name:
     args += ["--timed"] * timed
     if processes == 1:
         return start_python(name, args, port, workdir)
+    if shell or engine:  # those serve without SO_REUSEPORT: a second process could not bind
+        raise ValueError("several stub processes need the plain aiohttp stub")
     log_path = workdir / f"{name}.log"
     spawned = [_spawn([sys.executable, "-m", *args], log_path) for _ in range(processes)]
     server = Server(name, spawned, f"http://{LOOPBACK}:{port}", log_path)

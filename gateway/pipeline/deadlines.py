@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator
+from types import CoroutineType
 from typing import Any, Generic, TypeVar, cast
 
 from gateway.errors import BodyTimeout
@@ -36,16 +37,21 @@ class BackendDeadlines:
 
     async def run(self, awaitable: Awaitable[_T]) -> _T:
         """``await awaitable``, or ``TimeoutError`` once the timeout elapsed."""
-        # Its first step runs at once: a call that never waits (the echo backend) cannot be
-        # late and needs none of the bookkeeping below. The clock starts at its first wait.
-        steps = awaitable.__await__()
-        try:
-            signal = steps.send(None)
-        except StopIteration as done:
-            return cast(_T, done.value)
+        pending: Awaitable[_T] = awaitable
+        if type(awaitable) is CoroutineType:
+            # Its first step runs at once: a call that never waits (the echo backend) cannot
+            # be late and needs none of the bookkeeping below. The clock starts at its first
+            # wait. (Other awaitables, whose __await__ may be any iterator, are awaited whole.)
+            steps = awaitable.__await__()
+            try:
+                signal = steps.send(None)
+            except StopIteration as done:
+                return cast(_T, done.value)
+            pending = _Resumed(steps, signal)
         task = asyncio.current_task()
         if task is None:  # as asyncio.timeout: without a task there is nothing to cancel
-            steps.close()
+            if isinstance(pending, _Resumed):
+                pending.close()
             raise RuntimeError("backend calls must run inside a task")
         loop = asyncio.get_running_loop()
         due = loop.time() + self._timeout
@@ -58,7 +64,7 @@ class BackendDeadlines:
         if self._timer is None:
             self._timer = loop.call_at(due, self._expire)
         try:
-            return await _Resumed(steps, signal)
+            return await pending
         except asyncio.CancelledError:
             if task in self._expired:
                 self._expired.discard(task)
@@ -96,24 +102,28 @@ class _Resumed(Generic[_T]):
         self._steps = steps
         self._signal = signal
 
+    def close(self) -> None:
+        self._steps.close()
+
     def __await__(self) -> Generator[Any, Any, _T]:
         steps, signal = self._steps, self._signal
         while True:
+            thrown: BaseException | None = None
             try:
                 sent = yield signal
             except GeneratorExit:
                 steps.close()
                 raise
-            except BaseException as exc:  # a cancellation, thrown into the call where it waits
-                try:
-                    signal = steps.throw(exc)
-                except StopIteration as done:
-                    return cast(_T, done.value)
-            else:
-                try:
-                    signal = steps.send(sent)
-                except StopIteration as done:
-                    return cast(_T, done.value)
+            except BaseException as exc:  # a cancellation, for the call where it waits
+                thrown = exc
+            # Outside the except clause, so the call does not run with it as the exception
+            # being handled (its own exceptions would get it as __context__).
+            try:
+                signal = steps.send(sent) if thrown is None else steps.throw(thrown)
+            except StopIteration as done:
+                return cast(_T, done.value)
+            finally:
+                thrown = None  # no cycle through a traceback that holds this frame
 
 
 class BodyDeadline:

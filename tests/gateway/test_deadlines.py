@@ -100,6 +100,32 @@ async def test_a_call_that_never_waits_is_not_cut_off() -> None:
         await deadlines.run(_never())
 
 
+async def test_a_swallowed_cancel_is_not_the_context_of_later_errors() -> None:
+    # As with a plain await: the cancel thrown into the call is not an exception being handled
+    # once the call has caught it.
+    async def swallows_then_fails() -> None:
+        try:
+            await asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            pass
+        raise ValueError("after the cancel")
+
+    call = asyncio.ensure_future(BackendDeadlines(10.0).run(swallows_then_fails()))
+    await asyncio.sleep(0)
+    call.cancel()
+    with pytest.raises(ValueError) as raised:
+        await call
+    assert raised.value.__context__ is None
+
+
+async def test_an_awaitable_that_is_no_coroutine_is_awaited_whole() -> None:
+    class Ready:
+        def __await__(self):  # type: ignore[no-untyped-def]
+            return iter(())  # any iterator will do for await: it ends at once, with None
+
+    assert await BackendDeadlines(10.0).run(Ready()) is None
+
+
 def test_a_state_reused_by_a_new_event_loop_still_times_out() -> None:
     deadlines = BackendDeadlines(0.02)
 

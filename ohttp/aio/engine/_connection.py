@@ -35,6 +35,7 @@ log = logging.getLogger("ohttp.serving")
 Handler = Callable[[Exchange], Awaitable[None]]
 
 _LINGER_SECONDS = 10.0  # seconds to read and drop the unread rest of a body after its answer
+_UNWIND_SECONDS = 1.0  # at shutdown, for cancelled answers to finish their cleanup
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,9 @@ class EngineServer:
         deadline = loop.time() + timeout
         while self.connections and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        for connection in list(self.connections):
-            connection.kill()
+        cancelled = [task for connection in list(self.connections) if (task := connection.kill())]
+        if cancelled:  # their cleanup (finally blocks) runs before the app's own cleanup
+            await asyncio.wait(cancelled, timeout=_UNWIND_SECONDS)
 
     def admit(self, connection: _Connection) -> bool:
         if len(self.connections) >= self.limits.max_connections or self.stopping:
@@ -126,7 +128,8 @@ class _Connection(asyncio.Protocol):
         # head under construction
         self._url: list[bytes] = []
         self._url_size = 0
-        self._headers = Headers()
+        self._headers: Headers | None = Headers()  # None once the head is complete
+        self._field_count = 0  # field lines of this message, trailer fields included
         self._deadline: ConnectionDeadline | None = None  # head and keep-alive, once admitted
 
     # -- asyncio.Protocol
@@ -209,7 +212,7 @@ class _Connection(asyncio.Protocol):
     # -- parser callbacks (httptools)
 
     def on_message_begin(self) -> None:
-        self._url, self._url_size, self._headers = [], 0, Headers()
+        self._url, self._url_size, self._headers, self._field_count = [], 0, Headers(), 0
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
@@ -219,15 +222,17 @@ class _Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         limits = self._limits
-        if (
-            len(name) + len(value) > limits.max_field_line
-            or self._headers.count >= limits.max_fields
-        ):
+        if len(name) + len(value) > limits.max_field_line or self._field_count >= limits.max_fields:
             raise _Refused(431)  # RFC 6585 §5
-        self._headers.add(name.decode("latin-1").lower(), value.decode("latin-1"))
+        self._field_count += 1
+        if self._headers is not None:  # after the head, trailer fields: counted, never kept
+            self._headers.add(name.decode("latin-1").lower(), value.decode("latin-1"))
 
     def on_headers_complete(self) -> None:
-        head = self._head()
+        # RFC 9110 §6.5.1: trailer fields must not be merged into the header section, so the
+        # head's fields are closed here (llhttp reports trailer fields through on_header too).
+        headers, self._headers = self._headers or Headers(), None
+        head = self._head(headers)
         expect = head.headers.get("expect")
         if expect is not None and expect.lower() != "100-continue":
             raise _Refused(417)  # RFC 9110 §10.1.1: an expectation we cannot meet
@@ -256,10 +261,9 @@ class _Connection(asyncio.Protocol):
             self._receiving.body.end()
             self._receiving = None
 
-    def _head(self) -> Head:
+    def _head(self, headers: Headers) -> Head:
         url = self._url
         target = (url[0] if len(url) == 1 else b"".join(url)).decode("latin-1")
-        headers = self._headers
         length = headers.get("content-length")  # llhttp checked: one value, digits only
         chunked = "transfer-encoding" in headers  # llhttp checked: it ends in chunked
         method = self._parser.get_method()
@@ -369,11 +373,15 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
-    def kill(self) -> None:
-        """Shutdown past its timeout: drop the connection and cancel the answer in progress."""
+    def kill(self) -> asyncio.Task[None] | None:
+        """Shutdown past its timeout: drop the connection and cancel the answer in progress
+        (returned, to wait for)."""
         self.abort()
-        if self._task is not None:
-            self._task.cancel()
+        task = self._task
+        if task is None or task.done():
+            return None
+        task.cancel()
+        return task
 
     def close_after_answer(self) -> None:
         self._parsing = False

@@ -11,15 +11,13 @@ class Headers:
     """Header fields by lower-case name (RFC 9110 §5.1), each name's values in arrival order,
     latin-1 text as on the wire. Filled by the engine's parser, one :meth:`add` per field."""
 
-    __slots__ = ("_index", "count")
+    __slots__ = ("_index",)
 
     def __init__(self) -> None:
         self._index: dict[str, list[str]] = {}
-        self.count = 0
 
     def add(self, name: str, value: str) -> None:
         """One field line; ``name`` in lower case."""
-        self.count += 1
         values = self._index.get(name)
         if values is None:
             self._index[name] = [value]
