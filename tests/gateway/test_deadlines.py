@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -104,10 +105,8 @@ async def test_a_swallowed_cancel_is_not_the_context_of_later_errors() -> None:
     # As with a plain await: the cancel thrown into the call is not an exception being handled
     # once the call has caught it.
     async def swallows_then_fails() -> None:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await asyncio.get_running_loop().create_future()
-        except asyncio.CancelledError:
-            pass
         raise ValueError("after the cancel")
 
     call = asyncio.ensure_future(BackendDeadlines(10.0).run(swallows_then_fails()))
