@@ -1,7 +1,8 @@
 """The serving engine under mutated requests, on a real listener (ohttp.aio.engine).
 
 Seeded mutations (bit flips, inserted, deleted and repeated bytes, cuts) of valid requests:
-GET, POST with Content-Length, chunked POST, a pipelined pair. Whatever arrives, every answer
+GET, POST with Content-Length, chunked POST (one with a trailer field), a pipelined pair.
+Whatever arrives, every answer
 is well-formed HTTP/1.1 with a status the engine or the handler gives, no handler ever sees a
 failure of its own (no ``internal_error``), and the server still serves afterwards.
 """
@@ -24,6 +25,7 @@ SEEDS = (
     b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Type: t/t\r\nContent-Length: 5\r\n\r\nhello",
     b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
     b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.0\r\n\r\n",
+    b"POST /t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX-T: 1\r\n\r\n",
 )
 CASES = 400
 BATCH = 50
