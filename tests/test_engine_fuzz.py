@@ -2,9 +2,9 @@
 
 Seeded mutations (bit flips, inserted, deleted and repeated bytes, cuts) of valid requests:
 GET, POST with Content-Length, chunked POST (one with a trailer field), a pipelined pair.
-Whatever arrives, every answer
-is well-formed HTTP/1.1 with a status the engine or the handler gives, no handler ever sees a
-failure of its own (no ``internal_error``), and the server still serves afterwards.
+Whatever arrives, every answer is well-formed HTTP/1.1 with a status the engine or the handler
+gives, no handler ever sees a failure of its own (no ``internal_error``), and the server still
+serves afterwards.
 """
 
 from __future__ import annotations
