@@ -190,6 +190,31 @@ async def test_too_many_fields_get_431() -> None:
         assert response.status == 431
 
 
+@pytest.mark.parametrize(("raw", "status"), [
+    (b"FOO / HTTP/1.1\r\nHost: x\r\n\r\n", 501),  # RFC 9110 §9.1: a method we do not know
+    (b"\r\nget / HTTP/1.1\r\nHost: x\r\n\r\n", 501),  # methods are case-sensitive
+    (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400),  # a TLS ClientHello: no method
+    (b"G\x00T / HTTP/1.1\r\n\r\n", 400),
+], ids=["unknown", "lower-case", "tls", "no-token"])
+async def test_an_unrecognized_method_gets_501_and_bytes_that_are_none_400(
+    raw: bytes, status: int
+) -> None:
+    async with listening(hello) as listener:
+        assert (await _only_answer(listener, raw)).status == status
+
+
+async def test_an_unrecognized_method_on_a_kept_connection_gets_501_and_close() -> None:
+    async with listening(hello) as listener:
+        reader, writer = await connect(listener.port)
+        writer.write(get("/first"))
+        assert (await read_response(reader)).body == b"hello /first"
+        writer.write(b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = await read_response(reader)
+        assert (response.status, response.get("connection")) == (501, "close")
+        assert await read_to_end(reader) == b""
+        writer.close()
+
+
 # -- request smuggling (RFC 9112 §6.3, §11.2): refused, and nothing after it is answered
 
 _SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"

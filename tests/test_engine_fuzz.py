@@ -30,7 +30,7 @@ SEEDS = (
 CASES = 400
 BATCH = 50
 # Handler answers, and the engine's own refusals (RFC 9112 / RFC 9110 / RFC 6585).
-STATUSES = {200, 400, 413, 414, 417, 431, 503}
+STATUSES = {200, 400, 413, 414, 417, 431, 501, 503}
 STATUS_LINE = re.compile(rb"HTTP/1\.1 (\d{3}) [A-Za-z -]+\r\n")
 
 

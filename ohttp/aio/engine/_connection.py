@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -173,6 +174,8 @@ class _Connection(asyncio.Protocol):
                 self._refuse(cause.status, "RequestOverLimit")
             else:
                 self._refuse(400, type(exc).__name__)
+        except httptools.HttpParserInvalidMethodError as exc:
+            self._refuse(self._method_refusal(data), type(exc).__name__)
         except httptools.HttpParserError as exc:
             self._refuse(400, type(exc).__name__)
 
@@ -427,6 +430,13 @@ class _Connection(asyncio.Protocol):
         self.send(fixed_page(status))
         self._close_transport()
 
+    def _method_refusal(self, data: bytes) -> int:
+        # RFC 9110 §9.1, §15.6.2: a method we do not know (llhttp knows the registered ones)
+        # gets 501; bytes that are no method at all (TLS to a plain port) get 400. The
+        # refused request starts this piece unless an earlier one in it is queued.
+        fresh = not self._queue and self._receiving is None
+        return 501 if fresh and _METHOD_TOKEN.match(data.lstrip(b"\r\n")) else 400
+
     def _close_transport(self) -> None:
         self._parsing = False
         if self._transport is not None:
@@ -455,6 +465,8 @@ class _Connection(asyncio.Protocol):
             self._transport.resume_reading()
 
 
+# A method (RFC 9110 §9.1: a token), then the space before the request target.
+_METHOD_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ ")
 # The methods llhttp knows, as text made once (a decode per request otherwise).
 _METHODS = {name.encode(): name for name in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS")}
 
