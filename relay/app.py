@@ -21,7 +21,7 @@ from ohttp.aio.readiness import readiness_of, remembered
 from ohttp.aio.serving import omit_server_header
 from ohttp.aio.store import open_store
 from relay.config import RelayConfig
-from relay.errors import web_response
+from relay.exchange import Answer
 from relay.keymirror import KeyMirror
 from relay.logmirror import LOG_MIRROR, LogMirror, log_mirror_context
 from relay.metrics import RelayMetrics
@@ -30,7 +30,7 @@ from relay.routes import RouteHandler, RouteTable, answer, not_allowed, not_foun
 from relay.state import STATE_KEY, RelayState
 from relay.upstream import UpstreamPool
 
-__all__ = ["ROUTES", "create_app", "upstream_ssl_context"]
+__all__ = ["ROUTES", "create_app", "upstream_ssl_context", "web_response"]
 
 ROUTES = web.AppKey("relay_routes", RouteTable)
 
@@ -200,3 +200,14 @@ class _AiohttpRequest:
     def truncate(self) -> None:
         if self._request.transport is not None:
             self._request.transport.close()
+
+
+def web_response(answer: Answer) -> web.Response:
+    """``answer`` (``relay.errors.error_answer``'s, a route's) as an aiohttp response."""
+    headers = CIMultiDict(answer.headers)
+    if answer.close:
+        headers["Connection"] = "close"
+    response = web.Response(status=answer.status, body=answer.body, headers=headers)
+    if answer.close:
+        response.force_close()  # the header alone does not end an aiohttp connection
+    return response

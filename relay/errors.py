@@ -14,9 +14,6 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import ClassVar
 
-from aiohttp import web
-from multidict import CIMultiDict
-
 from relay.exchange import Answer, plain_answer
 from relay.metrics import RelayMetrics, Result
 
@@ -181,19 +178,3 @@ def error_answer(error: RelayError, metrics: RelayMetrics) -> Answer:
     close = headers.get("Connection") == "close"
     passed = [(name, value) for name, value in headers.items() if name != "Connection"]
     return plain_answer(error.status, error.text, passed, close=close)
-
-
-def to_response(error: RelayError, metrics: RelayMetrics) -> web.Response:
-    """:func:`error_answer` as an aiohttp response (the aiohttp application's)."""
-    return web_response(error_answer(error, metrics))
-
-
-def web_response(answer: Answer) -> web.Response:
-    """``answer`` as an aiohttp response."""
-    headers = CIMultiDict(answer.headers)
-    if answer.close:
-        headers["Connection"] = "close"
-    response = web.Response(status=answer.status, body=answer.body, headers=headers)
-    if answer.close:
-        response.force_close()  # the header alone does not end an aiohttp connection
-    return response

@@ -16,6 +16,7 @@ from ohttp.aio.engine import TEXT_PLAIN
 
 __all__ = ["TEXT_PLAIN", "Answer", "ClientRequest", "plain_answer"]
 
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """A whole answer: status, header fields, body; ``close`` ends the connection after it

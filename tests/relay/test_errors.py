@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from relay import errors
+from relay.app import web_response
 from relay.metrics import RelayMetrics, Result
 
 Case = tuple[errors.RelayError, int, str, dict[str, str], Result]
@@ -48,10 +49,10 @@ CASES: list[Case] = [
 
 
 @pytest.mark.parametrize(("error", "status", "text", "headers", "result"), CASES)
-def test_to_response(error: errors.RelayError, status: int, text: str,
+def test_error_answer_as_an_aiohttp_response(error: errors.RelayError, status: int, text: str,
                      headers: dict[str, str], result: Result) -> None:
     metrics = RelayMetrics()
-    response = errors.to_response(error, metrics)
+    response = web_response(errors.error_answer(error, metrics))
     assert (response.status, response.text) == (status, text + "\n")
     assert {k: v for k, v in response.headers.items() if k != "Content-Type"} == headers
     assert metrics._requests[result] == 1 and sum(metrics._requests.values()) == 1
