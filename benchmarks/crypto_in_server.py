@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from benchmarks import procs, rounds
-from benchmarks.gateway_bench import _ECHO_ANSWER_BYTES, prepare
+from benchmarks.gateway_bench import _ECHO_ANSWER_BYTES, add_pool_arguments, prepare
 from benchmarks.loadgen import LoadSpec
 from ohttp.aio.keyfile import load_key_file
 from ohttp.encapsulation import decapsulate_request
@@ -67,8 +67,7 @@ def server_cpu_us(server: procs.Server, spec: LoadSpec) -> tuple[float, float]:
 def main() -> int:
     parser = rounds.parser(__doc__)
     parser.add_argument("--requests", type=int, default=3000, help="per loop measurement")
-    parser.add_argument("--pool", type=int, default=40_000, help="distinct requests")
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/ohttp-gateway-bench"))
+    add_pool_arguments(parser)
     args = parser.parse_args()
     prepared = prepare(args.workdir, args.pool)
     if prepared is None:

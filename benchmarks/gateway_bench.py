@@ -42,6 +42,7 @@ Needs wrk on PATH (and py-spy for ``--profile``); loopback only.
 
 from __future__ import annotations
 
+import argparse
 import collections
 import os
 import re
@@ -199,9 +200,15 @@ def prepare(workdir: Path, pool_size: int) -> tuple[Path, Pool] | None:
     return _pool(workdir, pool_size)
 
 
+def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--pool`` and ``--workdir``: where ``prepare`` keeps the keys and the request pool."""
+    parser.add_argument("--pool", type=int, default=40_000, help="distinct requests")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/ohttp-gateway-bench"))
+
+
 def main() -> int:
     parser = rounds.parser(__doc__)
-    parser.add_argument("--pool", type=int, default=40_000)
+    add_pool_arguments(parser)
     parser.add_argument("--workers2", action="store_true", help="also run --workers 2")
     parser.add_argument("--inproc", action="store_true", help="also the pipeline without HTTP")
     parser.add_argument("--baseline", type=Path, help="directory holding an older gateway")
@@ -211,7 +218,6 @@ def main() -> int:
     parser.add_argument("--engine-work", action="store_true",
                         help="also the engine stub with the gateway's request work")
     parser.add_argument("--profile", type=float, default=0, help="py-spy seconds afterwards")
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/ohttp-gateway-bench"))
     args = parser.parse_args()
     prepared = prepare(args.workdir, args.pool)
     if prepared is None:
