@@ -248,6 +248,14 @@ def start_floor(workdir: Path, answer_bytes: int, path: str) -> Server:
     return start_python("floor", args, port, workdir)
 
 
+def start_proxy_floor(upstream: Server, workdir: Path) -> Server:
+    """``benchmarks.proxy_floor`` (one process) forwarding to ``upstream``'s gateway path."""
+    port = free_port()
+    args = ["benchmarks.proxy_floor", "--listen", f"{LOOPBACK}:{port}"]
+    args += ["--upstream", upstream.url + GATEWAY_PATH]
+    return start_python("pfloor", args, port, workdir)
+
+
 def start_stub(workdir: Path, keys: Path, answer_bytes: int, path: str, *, name: str = "stub",
                shell: bool = False, engine: bool = False, work: bool = False,
                timed: bool = False, processes: int = 1) -> Server:

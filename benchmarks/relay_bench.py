@@ -1,7 +1,7 @@
 """Relay vs nginx ``proxy_pass``, side by side against the same upstream (a benchmark, not a test).
 
     python -m benchmarks.relay_bench [--seconds 5] [--rounds 3] [--connections 32] [--body 1024]
-                                     [--floor] [--baseline DIR]
+                                     [--floor] [--proxy-floor] [--baseline DIR]
 
 Upstream: nginx answering every POST with a fixed ``message/ohttp-res`` body. Proxies: nginx
 ``proxy_pass`` (1 worker, keep-alive upstream) and ``python -m relay`` (1 worker, uvloop). wrk
@@ -11,8 +11,11 @@ target once, one after the other (the order reversed every other round), so a ch
 load hits all of them alike; the ratios are taken per round (each target vs that round's nginx
 run) and their median and range printed.
 ``--floor`` adds a bare aiohttp server that answers without forwarding (the framework's own cost
-per request, the floor under any aiohttp relay); ``--baseline DIR`` adds a second relay run from
-DIR (a copy of an older ``relay`` package) for before/after comparisons in the same run.
+per request, the floor under any aiohttp relay); ``--proxy-floor`` adds ``pfloor``, the least
+a Python relay on uvloop can do per forwarded request (``benchmarks.proxy_floor``: llhttp on
+both sides, pooled upstream connections, no checks at all); ``--baseline DIR`` adds a second
+relay run from DIR (a copy of an older ``relay`` package) for before/after comparisons in the
+same run.
 Needs nginx and wrk on PATH; loopback only.
 """
 
@@ -47,6 +50,8 @@ def start_targets(args: argparse.Namespace, workdir: Path) -> list[procs.Server]
                                              cwd=args.baseline.resolve()))
         if args.floor:
             servers.append(procs.start_floor(workdir, len(UPSTREAM_ANSWER), "/"))
+        if args.proxy_floor:
+            servers.append(procs.start_proxy_floor(upstream, workdir))
     except BaseException:
         for server in servers:
             procs.stop(server)
@@ -58,6 +63,8 @@ def main() -> int:
     parser = rounds.parser(__doc__)
     parser.add_argument("--body", type=int, default=1024)
     parser.add_argument("--floor", action="store_true", help="also measure a bare aiohttp server")
+    parser.add_argument("--proxy-floor", action="store_true",
+                        help="also measure the forwarding floor (benchmarks.proxy_floor)")
     parser.add_argument("--baseline", type=Path, help="directory holding an older relay package")
     args = parser.parse_args()
     if not procs.nginx_binary() or not wrk_binary():

@@ -189,12 +189,13 @@ def _failed_column(lines: list[str], names: list[str]) -> dict[str, str]:
     loadgen.wrk_binary() is None or procs.nginx_binary() is None, reason="needs wrk and nginx"
 )
 def test_relay_bench_runs_every_target() -> None:
-    lines = _bench("relay_bench", "--seconds", "1", "--rounds", "1", "--floor")
-    assert _failed_column(lines, ["nginx", "relay", "floor"]) == dict.fromkeys(
-        ["nginx", "relay", "floor"], "0"
-    )
-    assert [line.split(" per round")[0] for line in lines[4:]] == ["relay/nginx", "floor/nginx"]
-    assert all("throughput" in line for line in lines[4:])
+    lines = _bench("relay_bench", "--seconds", "1", "--rounds", "1", "--floor", "--proxy-floor")
+    names = ["nginx", "relay", "floor", "pfloor"]
+    assert _failed_column(lines, names) == dict.fromkeys(names, "0")  # pfloor: all forwarded
+    assert [line.split(" per round")[0] for line in lines[5:]] == [
+        "relay/nginx", "floor/nginx", "pfloor/nginx"
+    ]
+    assert all("throughput" in line for line in lines[5:])
 
 
 @pytest.mark.skipif(loadgen.wrk_binary() is None, reason="wrk is not installed")
