@@ -21,7 +21,10 @@ from urllib.parse import urlsplit
 import httptools
 import uvloop
 
+from ohttp.encapsulation import REQUEST_MEDIA_TYPE, RESPONSE_MEDIA_TYPE
+
 _HEALTHY = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+_ANSWER_HEAD = b"content-type: " + RESPONSE_MEDIA_TYPE.encode() + b"\r\ncontent-length: "
 
 
 class _Upstream(asyncio.Protocol):
@@ -66,7 +69,7 @@ class _Pool:
         parts = urlsplit(upstream)
         self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
         self._head = (f"POST {parts.path or '/'} HTTP/1.1\r\nhost: {parts.netloc}\r\n"
-                      "content-type: message/ohttp-req\r\ncontent-length: ").encode()
+                      f"content-type: {REQUEST_MEDIA_TYPE}\r\ncontent-length: ").encode()
         self.idle: list[_Upstream] = []
         self._connecting: set[asyncio.Task[None]] = set()
 
@@ -133,8 +136,9 @@ class _Client(asyncio.Protocol):
 
     def answer(self, status: int, body: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(b"HTTP/1.1 %d OK\r\ncontent-type: message/ohttp-res\r\n"
-                                  b"content-length: %d\r\n\r\n%s" % (status, len(body), body))
+            # No reason phrase: RFC 9112 §4 allows it empty, and nobody reads it here.
+            self._transport.write(b"HTTP/1.1 %d \r\n%s%d\r\n\r\n%s"
+                                  % (status, _ANSWER_HEAD, len(body), body))
 
 
 async def _serve(host: str, port: int, upstream: str) -> None:
