@@ -4,21 +4,43 @@ The same routes and answers as the aiohttp application of ``relay.app``, whose s
 lifecycle, readiness checks and route table it uses: ``engine_handler(app)`` after the app
 started. The request handling is ``relay.routes``' and ``relay.forward``'s, shared with the
 aiohttp transport through ``relay.exchange.ClientRequest``.
+
+``relay_lane(app)`` is the engine's lane for the common forward (``ohttp.aio.engine``'s
+``LaneRequest``): a small whole POST that passes every check, on a pooled connection to its
+gateway, answered by callbacks when the gateway's small answer arrives. It takes nothing the
+handler would answer differently: whatever it declines (a refusal, a rate-limited relay, no
+pooled connection) the handler answers, and an answer it cannot give by callbacks (a streamed
+or large one, a 422 that may refresh the keys) it hands over to the handler's own code.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 
-from ohttp.aio.engine import Exchange, Handler
+from ohttp.aio.engine import Exchange, Handler, Lane, LaneRequest
 from relay.app import ROUTES
-from relay.routes import answer
-from relay.state import STATE_KEY
+from relay.errors import RelayError
+from relay.exchange import Answer, ClientRequest
+from relay.forward import (
+    SMALL_BODY,
+    ClientHead,
+    InFlightSlot,
+    admit,
+    answer_response,
+    small_answer,
+    upstream_headers,
+)
+from relay.h1 import ResponseHead
+from relay.metrics import Direction
+from relay.routes import answer, refusal
+from relay.state import STATE_KEY, RelayState
+from relay.upstream import UpstreamConnection, UpstreamPool, UpstreamResponse
 
-__all__ = ["engine_handler"]
+__all__ = ["engine_handler", "relay_lane"]
 
 
 def engine_handler(app: web.Application) -> Handler:
@@ -30,14 +52,115 @@ def engine_handler(app: web.Application) -> Handler:
     async def handle(exchange: Exchange) -> None:
         head = exchange.head
         request = _EngineRequest(exchange, write_timeout)
-        reply = await answer(table.find(head.method, head.path), request, state, head.target)
-        if reply is None:  # streamed through the request
-            return
-        if reply.close:
-            exchange.close()  # the engine sends the field and ends the connection after it
-        exchange.respond(reply.status, reply.headers, reply.body)
+        _reply(exchange, await answer(table.find(head.method, head.path), request, state,
+                                      head.target))
 
     return handle
+
+
+def _reply(exchange: Exchange, reply: Answer | None) -> None:
+    if reply is None:  # streamed through the request
+        return
+    if reply.close:
+        exchange.close()  # the engine sends the field and ends the connection after it
+    exchange.respond(reply.status, reply.headers, reply.body)
+
+
+def relay_lane(app: web.Application) -> Lane:
+    """The engine lane for the relay ``app``'s common forward (see the module's text)."""
+    state = app[STATE_KEY]
+    gateways = app[ROUTES].forwards()
+
+    def lane(request: LaneRequest) -> bool:
+        head = request.head
+        name = gateways.get(head.path)
+        # The handler's checks, as they would pass: origin form without a query (routes'
+        # answer), no transfer coding, no rate limit to ask, then admit's (RFC 9458 §5).
+        if (name is None or head.target != head.path or head.method != "POST"
+                or state.limiter is not None or "transfer-encoding" in head.headers
+                or head.content_length is None or head.content_length > SMALL_BODY
+                or state.in_flight >= state.config.max_in_flight):
+            return False
+        try:
+            media_type = admit(head.headers.getall, head.content_length, True, state.config)
+        except RelayError:
+            return False  # the handler refuses it, with the one mapping
+        pool = state.pools[name]
+        conn = pool.take_idle()
+        if conn is None:
+            return False  # connecting is the handler's
+        _LaneForward(request, state, name, pool, conn).send(media_type)
+        return True
+
+    return lane
+
+
+class _LaneForward:
+    """One forward on the lane: the request sent on ``conn``, answered on its progress."""
+
+    __slots__ = ("_conn", "_name", "_pool", "_request", "_slot", "_started", "_state")
+
+    def __init__(self, request: LaneRequest, state: RelayState, name: str, pool: UpstreamPool,
+                 conn: UpstreamConnection) -> None:
+        self._request, self._state, self._name = request, state, name
+        self._pool, self._conn = pool, conn
+        self._slot = InFlightSlot(state)
+        self._started = 0.0
+
+    def send(self, media_type: str) -> None:
+        state, request = self._state, self._request
+        self._slot.take()  # free: the lane took the request below the cap
+        state.metrics.add_bytes(Direction.UPSTREAM, len(request.body))
+        self._started = time.monotonic()
+        lines = upstream_headers(request.head.headers.getall, media_type, state.config)
+        self._pool.send(self._conn, "POST", lines, request.body)
+        self._conn.listen(self._progress, self._pool.read_timeout)
+
+    def _progress(self) -> None:
+        conn = self._conn
+        head = conn.head
+        if conn.error is None and (head is None or (not conn.body_done and _small(head))):
+            conn.listen(self._progress, self._pool.read_timeout)  # each wait, its own deadline
+            return  # more to come: a small body is answered whole
+        conn.listen(None)
+        try:
+            if conn.error is not None:
+                raise conn.error
+            assert head is not None
+            self._state.metrics.observe_latency(time.monotonic() - self._started)
+            response = UpstreamResponse(self._pool, conn, head, None)
+            status, headers = ClientHead.of(head)  # may refuse
+            small = status != 422 and _small(head)
+            body = response.read_complete(SMALL_BODY) if small else None
+        except RelayError as error:
+            conn.close()
+            self._answer(refusal(error, self._state))
+            return
+        if body is None:  # streamed, large, or a 422 that may refresh the keys first
+            self._request.hand_over(lambda exchange: self._finish(exchange, response))
+            return
+        self._answer(small_answer(self._state, status, headers, body))
+
+    def _answer(self, reply: Answer) -> None:
+        self._slot.release()
+        self._request.respond(reply.status, reply.headers, reply.body, close=reply.close)
+
+    async def _finish(self, exchange: Exchange, response: UpstreamResponse) -> None:
+        state, name = self._state, self._name
+
+        async def respond(request: ClientRequest, _: RelayState) -> Answer | None:
+            try:
+                return await answer_response(request, state, name, response)
+            finally:
+                self._slot.release()
+
+        write_timeout = state.config.write_timeout
+        _reply(exchange, await answer(respond, _EngineRequest(exchange, write_timeout), state,
+                                      exchange.head.target))
+
+
+def _small(head: ResponseHead) -> bool:
+    return head.content_length is not None and head.content_length <= SMALL_BODY
 
 
 class _EngineRequest:

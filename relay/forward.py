@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from ohttp.chunked import CHUNKED_REQUEST_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE
 from ohttp.codings import only_identity_content
@@ -41,6 +41,7 @@ REQUEST_TYPES = frozenset({REQUEST_MEDIA_TYPE, CHUNKED_REQUEST_MEDIA_TYPE})
 RESPONSE_TYPES = frozenset({RESPONSE_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE})
 SMALL_BODY = 64 * 1024  # bodies up to this size are read whole and sent in one write
 Fields = list[tuple[str, str]]
+FieldValues = Callable[[str], list[str]]  # a request's values of a (lower-case) field name
 
 
 async def forward(request: ClientRequest, state: RelayState, name: str) -> Answer | None:
@@ -49,33 +50,44 @@ async def forward(request: ClientRequest, state: RelayState, name: str) -> Answe
     length = request.content_length
     if state.limiter is not None:  # first, as before: the rate limit, then the rest
         await state.limiter.admit(request.peer)
-    media_type = _admit(request, state, length)
+    media_type = admit(request.fields, length, request.body_exists, state.config)
     slot = InFlightSlot(state)
     try:
-        answer = await _forward(request, state, state.pools[name], media_type, length, slot=slot)
-        if answer is not None and answer.status == 422:  # maybe the #ohttp-key problem
-            await state.mirrors[name].after_answer(answer.status, answer.content_type,
-                                                   answer.body)
-        return answer
+        response = await _send(request, state, state.pools[name], media_type, length, slot=slot)
+        return await answer_response(request, state, name, response)
     finally:
         slot.release()
 
 
-def _admit(request: ClientRequest, state: RelayState, length: int | None) -> str:
+async def answer_response(request: ClientRequest, state: RelayState, name: str,
+                          response: UpstreamResponse) -> Answer | None:
+    """The answer to the gateway ``name``'s ``response`` (whose head has arrived), or None
+    when it was streamed through ``request``."""
+    try:
+        answer = await _respond(request, state, response)
+    finally:
+        response.abort()  # no-op when the body was read completely and the connection pooled
+    if answer is not None and answer.status == 422:  # maybe the #ohttp-key problem
+        await state.mirrors[name].after_answer(answer.status, answer.content_type, answer.body)
+    return answer
+
+
+def admit(fields: FieldValues, length: int | None, body_exists: bool,
+          config: RelayConfig) -> str:
     """Checks that need no body: media type, coding, size (RFC 9458 §5).
 
     Returns the request's media type (one of REQUEST_TYPES).
     """
-    content_types = request.fields("content-type")
+    content_types = fields("content-type")
     # Exact match, no parameters: RFC 9458 §9 registers the types without parameters.
     media_type = content_types[0].strip().lower() if len(content_types) == 1 else None
     if media_type not in REQUEST_TYPES:
         raise UnsupportedMediaType("media type")
-    if content_codings := request.fields("content-encoding"):
+    if content_codings := fields("content-encoding"):
         _check_content_encoding(content_codings)
-    if length is not None and length > state.config.max_body_bytes:
+    if length is not None and length > config.max_body_bytes:
         raise RequestTooLarge("declared length")
-    if length == 0 or (length is None and not request.body_exists):
+    if length == 0 or (length is None and not body_exists):
         raise EmptyRequest("no body")
     assert media_type is not None
     return media_type
@@ -93,13 +105,13 @@ _CONTENT_TYPE_LINES = {t: f"content-type: {t}\r\n".encode() for t in REQUEST_TYP
 _INCREMENTAL_LINES = {v: f"incremental: {v}\r\n".encode() for v in SF_BOOLEANS}
 
 
-def _upstream_headers(request: ClientRequest, media_type: str, config: RelayConfig) -> bytes:
+def upstream_headers(fields: FieldValues, media_type: str, config: RelayConfig) -> bytes:
     """A fresh minimal set (RFC 9458 §6.2): nothing the client sent except these.
 
     Content-Length or Transfer-Encoding is added by the upstream client from the framing.
     """
     lines = _CONTENT_TYPE_LINES[media_type]
-    incremental = request.fields("incremental")
+    incremental = fields("incremental")
     if len(incremental) == 1:
         lines += _INCREMENTAL_LINES.get(incremental[0].strip(), b"")
     if config.gateway_token:
@@ -185,12 +197,11 @@ async def _send_streamed(request: ClientRequest, state: RelayState, pool: Upstre
     return await pool.request("POST", headers, stream, chunked=length is None)
 
 
-async def _forward(request: ClientRequest, state: RelayState, pool: UpstreamPool,
-                   media_type: str, length: int | None, *,
-                   slot: InFlightSlot) -> Answer | None:
+async def _send(request: ClientRequest, state: RelayState, pool: UpstreamPool,
+                media_type: str, length: int | None, *, slot: InFlightSlot) -> UpstreamResponse:
     started = time.monotonic()
     deadline = started + state.config.body_timeout
-    headers = _upstream_headers(request, media_type, state.config)
+    headers = upstream_headers(request.fields, media_type, state.config)
     if length is not None and length <= SMALL_BODY:
         # The common case, inline: the small body in the same write as the head.
         body = await _read_small(request, length, deadline)
@@ -201,10 +212,7 @@ async def _forward(request: ClientRequest, state: RelayState, pool: UpstreamPool
         response = await _send_streamed(request, state, pool, headers, length, deadline=deadline,
                                         slot=slot)
     state.metrics.observe_latency(time.monotonic() - started)
-    try:
-        return await _respond(request, state, response)
-    finally:
-        response.abort()  # no-op when the body was read completely and the connection pooled
+    return response
 
 
 def _passed_status(head: ResponseHead) -> int:
@@ -226,7 +234,7 @@ def _passed_result(status: int) -> Result:
     return Result.FORWARDED if status < 300 else Result.GATEWAY_CLIENT_ERROR
 
 
-class _ClientHead:
+class ClientHead:
     """What the client gets of a gateway head: its status and the passed fields (only valid
     values of known fields). ``relay.h1`` hands out one object for heads of the same bytes, so
     the last one's answer is kept and a repeat costs an identity check."""
@@ -245,7 +253,7 @@ class _ClientHead:
 async def _respond(request: ClientRequest, state: RelayState,
                    upstream: UpstreamResponse) -> Answer | None:
     head = upstream.head
-    status, headers = _ClientHead.of(head)  # shared by answers to heads of the same bytes
+    status, headers = ClientHead.of(head)  # shared by answers to heads of the same bytes
     if head.content_length is not None and head.content_length <= SMALL_BODY:
         return await _respond_small(state, upstream, status, headers)
     await request.start(status, headers, head.content_length)
@@ -261,6 +269,11 @@ async def _respond_small(state: RelayState, upstream: UpstreamResponse, status: 
     body = upstream.read_complete(SMALL_BODY)
     if body is None:
         body = await upstream.read(SMALL_BODY)
+    return small_answer(state, status, headers, body)
+
+
+def small_answer(state: RelayState, status: int, headers: Fields, body: bytes) -> Answer:
+    """The answer passing on a gateway's small ``body``, counted."""
     state.metrics.add_bytes(Direction.DOWNSTREAM, len(body))
     state.metrics.count(_passed_result(status))
     return Answer(status, headers, body)

@@ -31,7 +31,7 @@ from relay.metrics import Result
 from relay.state import RelayState
 
 __all__ = ["Route", "RouteHandler", "RouteTable", "answer", "not_allowed", "not_found",
-           "relay_routes"]
+           "refusal", "relay_routes"]
 
 RouteHandler = Callable[[ClientRequest, RelayState], Awaitable[Answer | None]]
 _LOG_TILES = "/log/tile/"
@@ -39,12 +39,14 @@ _LOG_TILES = "/log/tile/"
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """``method`` on ``path`` (with ``prefix``: on every longer path starting with it)."""
+    """``method`` on ``path`` (with ``prefix``: on every longer path starting with it);
+    ``gateway``: the name of the gateway a forward route forwards to."""
 
     method: str
     path: str
     handler: RouteHandler
     prefix: bool = False
+    gateway: str | None = None
 
 
 def relay_routes(
@@ -54,7 +56,7 @@ def relay_routes(
     routes = [Route("GET", "/healthz", _liveness), Route("GET", "/readyz", _readiness(checks))]
     for gateway in config.gateways:
         base = f"/{gateway.name}" if gateway.name else ""
-        routes.append(Route("POST", base or "/", _forward(gateway.name)))
+        routes.append(Route("POST", base or "/", _forward(gateway.name), gateway=gateway.name))
         routes.append(Route("GET", f"{base}/{KEYS_PATH}", _keys(gateway.name)))
     if log_mirror is not None:  # the key transparency log, mirrored like the keys
         handler = _log(log_mirror)
@@ -74,6 +76,11 @@ class RouteTable:
                 self._prefixes.append(route)
             else:
                 self._exact.setdefault(route.path, route)
+
+    def forwards(self) -> dict[str, str]:
+        """The gateway's name by the path of each forward route that :meth:`find` finds."""
+        return {path: route.gateway for path, route in self._exact.items()
+                if route.gateway is not None}
 
     def find(self, method: str, path: str) -> RouteHandler:
         route = self._exact.get(path) or self._prefixed(path)
@@ -104,8 +111,13 @@ async def answer(handler: RouteHandler, request: ClientRequest, state: RelayStat
             raise TransferCodingNotImplemented("transfer coding")
         return await handler(request, state)
     except RelayError as error:
-        log_failure(error)
-        return error_answer(error, state.metrics)
+        return refusal(error, state)
+
+
+def refusal(error: RelayError, state: RelayState) -> Answer:
+    """The answer to ``error``, logged and counted (every route's, and the lane's)."""
+    log_failure(error)
+    return error_answer(error, state.metrics)
 
 
 def _origin_form(target: str) -> bool:

@@ -17,7 +17,7 @@ from ohttp.aio.metrics import Export, aggregated_metrics_app
 from ohttp.aio.serving import Listening, server_tls_context, serving_engine
 from relay.app import create_app
 from relay.config import RelayConfig
-from relay.engine import engine_handler
+from relay.engine import engine_handler, relay_lane
 from relay.metrics import create_metrics_app
 from relay.state import STATE_KEY
 
@@ -72,7 +72,7 @@ async def serve(config: RelayConfig, *, app: web.Application | None = None,
     async with serving_engine(
         app, engine_handler, (config.listen_host, config.listen_port), limits, tls=tls,
         reuse_port=reuse_port, metrics=metrics, shutdown_timeout=config.shutdown_timeout,
-        on_count=partial(setattr, state.metrics, "connections"),
+        on_count=partial(setattr, state.metrics, "connections"), lane=relay_lane,
     ) as listening:
         flushing = None if export is None else asyncio.create_task(export.flush_forever())
         try:

@@ -16,7 +16,7 @@ import asyncio
 import select
 import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import cast
 
 from relay.config import GatewayTarget
@@ -49,6 +49,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._poller: select.poll | None = None  # the socket, for peer_closed
+        self._listener: Callable[[], None] | None = None  # told of progress instead of a waiter
 
     # -- asyncio.Protocol
 
@@ -126,6 +127,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._wake()
 
     def _wake(self) -> None:
+        if self._listener is not None:
+            self._listener()
+            return
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -151,10 +155,24 @@ class UpstreamConnection(asyncio.Protocol):
         waiter = self._waiter = loop.create_future()
         return waiter
 
+    def listen(self, listener: Callable[[], None] | None, timeout: float = 0.0) -> None:
+        """Call ``listener`` on each progress of the parser or failure, within ``timeout``
+        from now (the same lazy deadline as a waiter's); None stops it."""
+        self._listener = listener
+        if listener is not None:
+            self._deadline = self._loop.time() + timeout
+            if self._timer is None:
+                self._timer = self._loop.call_at(self._deadline, self._check_deadline)
+
+    @property
+    def error(self) -> UpstreamError | None:
+        """Why the connection failed, once it did."""
+        return self._error
+
     def _check_deadline(self) -> None:
         self._timer = None
         waiter = self._waiter
-        if waiter is None or waiter.done():
+        if self._listener is None and (waiter is None or waiter.done()):
             return  # nobody waits; the next wait arms a timer again
         if self._loop.time() >= self._deadline:
             self.fail(UpstreamTimeout("gateway read timed out"))
@@ -249,6 +267,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def reset(self) -> None:
         self._idle = True
+        self._listener = None
         self.head = None
 
     def close(self) -> None:
@@ -367,7 +386,8 @@ class UpstreamPool:
             prefix = self._prefixes[method] = text.encode("latin-1")
         return prefix
 
-    def _take_idle(self) -> UpstreamConnection | None:
+    def take_idle(self) -> UpstreamConnection | None:
+        """A pooled connection fit for reuse, or None."""
         # Reuse only a connection that is still open and idle for less than the idle timeout
         # (well below common server keep-alive timeouts): a reused connection the gateway already
         # closed would fail the request, and we do not retry.
@@ -418,14 +438,12 @@ class UpstreamPool:
         The request body is sent concurrently with waiting for the response head, so a gateway
         that answers incrementally is seen at once.
         """
-        conn = self._take_idle() or await self._connect()
-        head = self._prefix(method) + header_lines
+        conn = self.take_idle() or await self._connect()
         sender: asyncio.Task[None] | None = None
         if isinstance(body, bytes):
-            if method != "GET":
-                head += b"content-length: %d\r\n" % len(body)
-            conn.start(head + _CRLF + body)  # one write: the common request costs one syscall
+            self.send(conn, method, header_lines, body)
         else:
+            head = self._prefix(method) + header_lines
             if chunked:
                 head += b"transfer-encoding: chunked\r\n"
             conn.start(head + _CRLF)
@@ -445,6 +463,15 @@ class UpstreamPool:
                     raise error from None  # the client's body failed first (ClientBodyError)
             raise
         return UpstreamResponse(self, conn, response_head, sender)
+
+    def send(self, conn: UpstreamConnection, method: str, header_lines: bytes,
+             body: bytes) -> None:
+        """Send a request with a whole ``body`` on ``conn``, head and body in one write (the
+        common request costs one syscall)."""
+        head = self._prefix(method) + header_lines
+        if method != "GET":
+            head += b"content-length: %d\r\n" % len(body)
+        conn.start(head + _CRLF + body)
 
 
 def _sender_done(task: asyncio.Task[None], conn: UpstreamConnection) -> None:

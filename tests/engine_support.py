@@ -10,12 +10,35 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-from ohttp.aio.engine import EngineLimits, EngineServer, Exchange
+from ohttp.aio.engine import EngineLimits, EngineServer, Exchange, Lane, LaneRequest
 from tests.support import LOOPBACK
 
 Handler = Callable[[Exchange], Awaitable[None]]
 READ_BOUND = 5.0  # seconds any one read may wait before the test fails instead of hanging
 SMALL_BUFFER = 16 * 1024  # kernel socket buffers for the flow-control tests
+
+
+def handing_over(handler: Handler) -> Lane:
+    """A lane that takes every request offered and hands it to ``handler``."""
+
+    def lane(request: LaneRequest) -> bool:
+        request.hand_over(handler)
+        return True
+
+    return lane
+
+
+def declining(_: Handler) -> Lane:
+    """A lane that declines every request offered."""
+    return lambda _: False
+
+
+# How ``listening`` sets up its server's lane when given none: test_engine runs its whole
+# suite once without a lane and once with each of these, which must not change any answer.
+LANE_MODES: dict[str, Callable[[Handler], Lane] | None] = {
+    "no lane": None, "lane hands over": handing_over, "lane declines": declining,
+}
+lane_mode: Callable[[Handler], Lane] | None = None
 
 
 @dataclass
@@ -28,7 +51,8 @@ class Listener:
 @contextlib.asynccontextmanager
 async def listening(
     handler: Handler, *, small_buffers: bool = False, max_connections: int = 8,
-    header_timeout: float = 5.0, keepalive_timeout: float = 5.0, **sizes: int,
+    header_timeout: float = 5.0, keepalive_timeout: float = 5.0, lane: Lane | None = None,
+    **sizes: int,
 ) -> AsyncIterator[Listener]:
     """An ``EngineServer`` for ``handler`` on a free loopback port (accepted sockets inherit the
     listening socket's buffer sizes on Linux, so ``small_buffers`` shrinks theirs)."""
@@ -39,7 +63,9 @@ async def listening(
         if count == 0:
             listener.emptied.set()
 
-    server = EngineServer(handler, limits, on_count)
+    if lane is None and lane_mode is not None:
+        lane = lane_mode(handler)
+    server = EngineServer(handler, limits, on_count, lane=lane)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if small_buffers:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)

@@ -11,6 +11,7 @@ import struct
 import pytest
 
 from ohttp.aio.engine import OVER_CAPACITY, Exchange, WriteStalled
+from tests import engine_support
 from tests.engine_support import (
     READ_BOUND,
     Listener,
@@ -24,6 +25,13 @@ from tests.engine_support import (
     read_response,
     read_to_end,
 )
+
+
+@pytest.fixture(autouse=True, params=list(engine_support.LANE_MODES))
+def _lane_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test, with no lane and with lanes that must not change what a client sees."""
+    monkeypatch.setattr(engine_support, "lane_mode", engine_support.LANE_MODES[request.param])
+
 
 # -- persistence (RFC 9112 §9.3)
 

@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from ohttp.aio.engine import EngineLimits, EngineServer
+from ohttp.aio.engine import EngineLimits, EngineServer, Lane
 from ohttp.aio.engine import Handler as EngineHandler
 from ohttp.aio.guard import ConnectionTracker, client_gone
 from ohttp.aio.logs import loop_exception_handler
@@ -228,15 +228,18 @@ async def serving_engine(
     metrics: tuple[web.Application, tuple[str, int]] | None = None,
     shutdown_timeout: float = 60.0,
     on_count: Callable[[int], None] = lambda _: None,
+    lane: Callable[[web.Application], Lane] | None = None,
 ) -> AsyncIterator[Listening]:
     """As :func:`serving`, with ``handler(app)`` on the serving engine (``ohttp.aio.engine``)
     answering the requests: ``app`` gives the state, the lifecycle (``cleanup_ctx``, started
     before the listener opens) and its routes' behaviour, not its aiohttp request handling.
+    ``lane(app)``, if given, is offered each small whole request first.
     """
     asyncio.get_running_loop().set_exception_handler(loop_exception_handler)
     runner = _runner(app, shutdown_timeout)
     await runner.setup()
-    engine = EngineServer(handler(app), limits, on_count)
+    engine = EngineServer(handler(app), limits, on_count,
+                          lane=None if lane is None else lane(app))
     try:
         async with _listening(
             engine.factory, address, (limits.max_connections, limits.header_timeout), tls=tls,

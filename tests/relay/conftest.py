@@ -69,6 +69,8 @@ class RecordingGateway:
                 "Set-Cookie": "gw=1"})
         if self.mode == "slow":
             return await self._slow(request)
+        if self.mode == "large":  # over the relay's small-answer bound
+            return web.Response(body=b"L" * 100_000, headers={"Content-Type": self.content_type})
         if self.mode == "hang":
             await asyncio.wait_for(self.release.wait(), 20)
         headers = {"Content-Type": self.content_type, **self.extra_headers}

@@ -103,7 +103,7 @@ def test_a_pooled_connection_the_gateway_closed_is_not_reused() -> None:
         assert idle.transport is not None
         select.select([idle.transport.get_extra_info("socket")], [], [], 2)
         assert not idle.closed  # the loop has not noticed yet ...
-        assert pool._take_idle() is None  # ... but the pool does
+        assert pool.take_idle() is None  # ... but the pool does
         pool.close()
 
     try:

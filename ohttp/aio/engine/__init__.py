@@ -12,13 +12,15 @@ answer) and must answer it. The engine owns the limits and deadlines of the conn
 """
 
 from ohttp.aio.engine._body import Body
-from ohttp.aio.engine._connection import EngineLimits, EngineServer, Handler
 from ohttp.aio.engine._deadline import ConnectionDeadline
-from ohttp.aio.engine._exchange import Exchange, WriteStalled, log_client_gone
+from ohttp.aio.engine._exchange import Exchange, Handler, WriteStalled, log_client_gone
 from ohttp.aio.engine._head import Head, Headers
+from ohttp.aio.engine._lane import LANE_MAX_BODY, Lane, LaneRequest
+from ohttp.aio.engine._server import EngineLimits, EngineServer
 from ohttp.aio.engine._wire import OVER_CAPACITY, TEXT_PLAIN, fixed_page, fixed_text
 
 __all__ = [
+    "LANE_MAX_BODY",
     "OVER_CAPACITY",
     "TEXT_PLAIN",
     "Body",
@@ -29,6 +31,8 @@ __all__ = [
     "Handler",
     "Head",
     "Headers",
+    "Lane",
+    "LaneRequest",
     "WriteStalled",
     "fixed_page",
     "fixed_text",

@@ -16,39 +16,26 @@ import enum
 import logging
 import re
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
 from ohttp.aio.engine._body import Body
 from ohttp.aio.engine._deadline import ConnectionDeadline
-from ohttp.aio.engine._exchange import Exchange, log_client_gone
-from ohttp.aio.engine._head import Head, Headers
+from ohttp.aio.engine._exchange import Exchange, Handler, log_client_gone
+from ohttp.aio.engine._head import METHODS, Head, Headers, request_path
+from ohttp.aio.engine._lane import LANE_MAX_BODY, LaneRequest
 from ohttp.aio.engine._wire import OVER_CAPACITY, fixed_page
 from ohttp.aio.logs import REQUEST_ERROR_EVENT
 
-__all__ = ["EngineLimits", "EngineServer", "Handler"]
+if TYPE_CHECKING:
+    from ohttp.aio.engine._server import EngineServer
+
+__all__: list[str] = []  # the engine's connection, made by EngineServer
 
 log = logging.getLogger("ohttp.serving")
 
-Handler = Callable[[Exchange], Awaitable[None]]
-
 _LINGER_SECONDS = 10.0  # seconds to read and drop the unread rest of a body after its answer
-_UNWIND_SECONDS = 1.0  # at shutdown, for cancelled answers to finish their cleanup
-
-
-@dataclass(frozen=True)
-class EngineLimits:
-    """Per-listener limits. Sizes in bytes; times in seconds."""
-
-    max_connections: int
-    header_timeout: float  # a request head must be complete within this
-    keepalive_timeout: float  # an idle connection between requests is closed after this
-    max_request_line: int = 8190  # as aiohttp's defaults
-    max_field_line: int = 8190
-    max_fields: int = 100
 
 
 class _After(enum.Enum):
@@ -63,46 +50,6 @@ _NEXT, _LINGER, _END = _After.NEXT, _After.LINGER, _After.END
 class _Refused(Exception):
     def __init__(self, status: int) -> None:
         self.status = status
-
-
-class EngineServer:
-    """Makes a protocol per connection (``factory``), counts them against the cap and ends them
-    on :meth:`shutdown`. ``on_count`` hears the number of open connections."""
-
-    def __init__(self, handler: Handler, limits: EngineLimits,
-                 on_count: Callable[[int], None] = lambda _: None) -> None:
-        self.handler = handler
-        self.limits = limits
-        self.on_count = on_count
-        self.connections: set[_Connection] = set()
-        self.stopping = False
-
-    def factory(self) -> asyncio.Protocol:
-        return _Connection(self)
-
-    async def shutdown(self, timeout: float) -> None:
-        """Close idle connections now; let answers in progress finish for up to ``timeout``."""
-        self.stopping = True
-        for connection in list(self.connections):
-            connection.stop()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.connections and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-        cancelled = [task for connection in list(self.connections) if (task := connection.kill())]
-        if cancelled:  # their cleanup (finally blocks) runs before the app's own cleanup
-            await asyncio.wait(cancelled, timeout=_UNWIND_SECONDS)
-
-    def admit(self, connection: _Connection) -> bool:
-        if len(self.connections) >= self.limits.max_connections or self.stopping:
-            return False
-        self.connections.add(connection)
-        self.on_count(len(self.connections))
-        return True
-
-    def release(self, connection: _Connection) -> None:
-        self.connections.discard(connection)
-        self.on_count(len(self.connections))
 
 
 class _Connection(asyncio.Protocol):
@@ -132,6 +79,11 @@ class _Connection(asyncio.Protocol):
         self._headers: Headers | None = Headers()  # None once the head is complete
         self._field_count = 0  # field lines of this message, trailer fields included
         self._deadline: ConnectionDeadline | None = None  # head and keep-alive, once admitted
+        # the lane: a head whose body is arriving in this read, then the request it answers
+        self._lane_head: Head | None = None
+        self._lane_pieces: list[bytes] = []
+        self._laned: LaneRequest | None = None
+        self._handed: dict[Exchange, Handler] = {}  # exchanges a lane handed over, and to whom
 
     # -- asyncio.Protocol
 
@@ -161,10 +113,13 @@ class _Connection(asyncio.Protocol):
             self._deadline.bytes_arrived()
         try:
             self._parser.feed_data(data)
+            if self._lane_head is not None:  # its body did not arrive in this read
+                self._unlane()
         except httptools.HttpParserUpgrade:
             # An upgrade or CONNECT: its head (and body) were taken; the rest is not HTTP/1.1
             # for us, so nothing more is read and the connection ends after the answer.
             self._parsing = False
+            self._unlane()
             for exchange in (self._receiving, *self._queue):
                 if exchange is not None:
                     exchange.close()
@@ -239,30 +194,123 @@ class _Connection(asyncio.Protocol):
         expect = head.headers.get("expect")
         if expect is not None and expect.lower() != "100-continue":
             raise _Refused(417)  # RFC 9110 §10.1.1: an expectation we cannot meet
-        parser = self._parser
-        body = Body(self._pause_for_body, self._resume_for_body)
-        exchange = Exchange(head, body, self, keep_alive=parser.should_keep_alive())
-        if self._server.stopping:
-            exchange.close()
-        self._receiving = exchange
-        self._queue.append(exchange)
         if self._deadline is not None:
             self._deadline.request_started()
-        if len(self._queue) > 1:  # pipelined: read no further until the earlier ones are answered
-            self._pause_reading(2)
+        if self._lane_fits(head):
+            self._lane_head, self._lane_pieces = head, []
+            return
+        self._receiving = self._exchange(head, self._parser.should_keep_alive())
+        self._enqueue(self._receiving)
+
+    def _exchange(self, head: Head, keep_alive: bool) -> Exchange:
+        exchange = Exchange(head, Body(self._pause_for_body, self._resume_for_body), self,
+                            keep_alive=keep_alive)
+        if self._server.stopping:
+            exchange.close()
+        return exchange
+
+    def _enqueue(self, exchange: Exchange, *, first: bool = False) -> None:
+        if first:
+            self._queue.appendleft(exchange)
+        else:
+            self._queue.append(exchange)
+        if len(self._queue) > 1 or self._laned is not None:
+            self._pause_reading(2)  # pipelined: read no further until the earlier are answered
+        if self._laned is None:  # else the lane's answer comes first, the task after it
+            self._start_task()
+
+    def _start_task(self) -> None:
         if self._task is None:
             self._task = self._loop.create_task(self._serve())
         else:
             self._set_wake()
 
     def on_body(self, data: bytes) -> None:
-        if self._receiving is not None:
+        if self._lane_head is not None:
+            self._lane_pieces.append(data)
+        elif self._receiving is not None:
             self._receiving.body.feed(data)
 
     def on_message_complete(self) -> None:
-        if self._receiving is not None:
+        if self._lane_head is not None:
+            self._offer_lane()
+        elif self._receiving is not None:
             self._receiving.body.end()
             self._receiving = None
+
+    # -- the lane (``ohttp.aio.engine._lane``)
+
+    def _lane_fits(self, head: Head) -> bool:
+        """A request the lane may see: nothing else in progress here, a small sized body."""
+        length = head.content_length
+        return (
+            self._server.lane is not None and not self._queue and self._laned is None
+            and (self._task is None or self._wake is not None)  # the task waits for work
+            and length is not None and 0 < length <= LANE_MAX_BODY
+            and "expect" not in head.headers and "upgrade" not in head.headers
+            and not self._server.stopping and self._pending_error is None
+        )
+
+    def _offer_lane(self) -> None:
+        head, self._lane_head = self._lane_head, None
+        assert head is not None and self._server.lane is not None
+        pieces = self._lane_pieces
+        body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        keep_alive = self._parser.should_keep_alive()
+        request = self._laned = LaneRequest(head, body, self, keep_alive=keep_alive)
+        try:
+            taken = self._server.lane(request)
+        except Exception as exc:  # a bug in the lane: as one in a handler
+            log.error("internal_error", extra={"error": type(exc).__name__})
+            self._laned = None
+            self.send(fixed_page(500))
+            self._close_transport()
+            return
+        if not taken and self._laned is request:  # declined: the handler answers it
+            self._laned = None
+            exchange = self._exchange(head, keep_alive)
+            exchange.body.feed(body)
+            exchange.body.end()
+            self._enqueue(exchange)
+
+    def _unlane(self) -> None:
+        """A lane head whose body is still arriving goes the usual way."""
+        head, self._lane_head = self._lane_head, None
+        if head is None:
+            return
+        self._receiving = self._exchange(head, self._parser.should_keep_alive())
+        for piece in self._lane_pieces:
+            self._receiving.body.feed(piece)
+        self._enqueue(self._receiving)
+
+    def lane_respond(self, request: LaneRequest, data: bytes) -> None:
+        if self._laned is not request:
+            raise RuntimeError("the lane request was answered already")
+        self._laned = None
+        self.send(data)
+        if request.closing or self._lost:
+            self._close_transport()
+            return
+        self._request_ended()
+        if self._queue:
+            self._start_task()
+        elif self._pending_error is not None:
+            self.send(fixed_page(self._pending_error))
+            self._close_transport()
+        elif not self._parsing and self._receiving is None:  # the client ended, or a shutdown
+            self._close_transport()
+
+    def lane_hand_over(self, request: LaneRequest, handler: Handler) -> None:
+        if self._laned is not request:
+            raise RuntimeError("the lane request was answered already")
+        self._laned = None
+        exchange = self._exchange(request.head, request.keep_alive)
+        if request.closing:
+            exchange.close()
+        exchange.body.feed(request.body)
+        exchange.body.end()
+        self._handed[exchange] = handler
+        self._enqueue(exchange, first=True)
 
     def _head(self, headers: Headers) -> Head:
         url = self._url
@@ -271,8 +319,8 @@ class _Connection(asyncio.Protocol):
         chunked = "transfer-encoding" in headers  # llhttp checked: it ends in chunked
         method = self._parser.get_method()
         return Head._make((  # positional: keywords cost a third more, per request
-            _METHODS.get(method) or method.decode("ascii"),  # method
-            target, _path(target), headers,  # target, path, headers
+            METHODS.get(method) or method.decode("ascii"),  # method
+            target, request_path(target), headers,  # target, path, headers
             self._parser.get_http_version(),  # http_version
             None if chunked else int(length or 0), chunked,  # content_length, chunked
         ))  # fmt: skip
@@ -283,7 +331,8 @@ class _Connection(asyncio.Protocol):
         handler = self._server.handler
         while True:
             while not self._queue:
-                if self._lost or (not self._parsing and self._receiving is None):
+                if self._lost or (not self._parsing and self._receiving is None
+                                  and self._laned is None):
                     # Nothing more is read (an upgrade, the client's end, a shutdown): the
                     # connection ends with the last answer instead of at the idle deadline.
                     self._close_transport()
@@ -298,7 +347,8 @@ class _Connection(asyncio.Protocol):
                 self.send(b"HTTP/1.1 100 Continue\r\n\r\n")  # RFC 9110 §10.1.1
             self._answering = exchange
             try:
-                await handler(exchange)  # awaited here, not in a helper: a coroutine less
+                # awaited here, not in a helper: a coroutine less
+                await (self._handed.pop(exchange, None) or handler)(exchange)
             except ConnectionError as exc:  # the client went away
                 log_client_gone(exc)
                 self.abort()
@@ -399,6 +449,8 @@ class _Connection(asyncio.Protocol):
         if self.busy:
             if self._answering is not None:  # its answer says so and the connection ends
                 self._answering.close()
+            if self._laned is not None:
+                self._laned.closing = True
             for exchange in self._queue:
                 exchange.close()
             if self._receiving is not None:
@@ -411,6 +463,7 @@ class _Connection(asyncio.Protocol):
 
     def _refuse(self, status: int, error: str) -> None:
         """A request that cannot be parsed or exceeds a limit: a fixed page, then close."""
+        self._unlane()
         # Logged as the aiohttp shell's parse errors are: the event and a class name, never
         # the bytes that failed nor the peer.
         log.info(REQUEST_ERROR_EVENT, extra={"error": error, "code": status})
@@ -424,7 +477,7 @@ class _Connection(asyncio.Protocol):
                 receiving.body.end(truncated=True)
                 return
             self._queue.remove(receiving)  # never started: the fixed page answers it
-        if self._answering is not None or self._queue:
+        if self._answering is not None or self._queue or self._laned is not None:
             self._pending_error = status  # after the answers to earlier requests, in order
             return
         self.send(fixed_page(status))
@@ -467,16 +520,3 @@ class _Connection(asyncio.Protocol):
 
 # A method (RFC 9110 §9.1: a token), then the space before the request target.
 _METHOD_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ ")
-# The methods llhttp knows, as text made once (a decode per request otherwise).
-_METHODS = {name.encode(): name for name in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS")}
-
-
-def _path(target: str) -> str:
-    """The path of an origin-form or absolute-form request target (RFC 9112 §3.2)."""
-    if target[:1] == "/":
-        return target if "?" not in target else target.partition("?")[0]
-    if target == "*" or "://" not in target:
-        return target
-    _scheme, _, rest = target.partition("://")
-    slash = rest.find("/")
-    return "/" if slash < 0 else rest[slash:].partition("?")[0]

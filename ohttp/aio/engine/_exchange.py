@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 from ohttp.aio.engine._body import Body
 from ohttp.aio.engine._head import Head
 from ohttp.aio.engine._wire import response_head
 
-__all__ = ["Exchange", "WriteStalled", "log_client_gone"]
+__all__ = ["Exchange", "Handler", "WriteStalled", "log_client_gone"]
 
 log = logging.getLogger("ohttp.serving")
 
@@ -155,3 +155,6 @@ class Exchange:
         self.ended = True
         if self._close:
             self._link.close_after_answer()
+
+
+Handler = Callable[[Exchange], Awaitable[None]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["Head", "Headers"]
+__all__ = ["METHODS", "Head", "Headers", "request_path"]
 
 
 class Headers:
@@ -54,3 +54,18 @@ class Head(NamedTuple):
     http_version: str
     content_length: int | None
     chunked: bool
+
+
+# The methods llhttp knows, as text made once (a decode per request otherwise).
+METHODS = {name.encode(): name for name in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS")}
+
+
+def request_path(target: str) -> str:
+    """The path of an origin-form or absolute-form request target (RFC 9112 §3.2)."""
+    if target[:1] == "/":
+        return target if "?" not in target else target.partition("?")[0]
+    if target == "*" or "://" not in target:
+        return target
+    _scheme, _, rest = target.partition("://")
+    slash = rest.find("/")
+    return "/" if slash < 0 else rest[slash:].partition("?")[0]

@@ -1,0 +1,67 @@
+"""The engine's lane: a small whole request answered by plain callbacks, before any handler.
+
+A server's common request is small and arrives whole in one read. Such a request can be
+offered to a *lane* first: a function that either takes it (and later answers it through
+:meth:`LaneRequest.respond`, or hands it to a coroutine handler after all with
+:meth:`LaneRequest.hand_over`), or declines it, and the engine's handler answers it as any
+other. A lane is for speed only: everything it declines, and every answer of its own it
+does not want to give, goes the usual way, so the rules stay in one place.
+
+The engine offers a request only when nothing else is in progress on its connection, the
+request has a Content-Length body of at most :data:`LANE_MAX_BODY` bytes that arrived in
+the same read as its head, and it has neither Expect nor Upgrade: every limit, deadline and
+parsing rule of the engine applied to it as to any request, and requests pipelined behind it
+wait for its answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from ohttp.aio.engine._exchange import Handler
+from ohttp.aio.engine._head import Head
+from ohttp.aio.engine._wire import response_head
+
+__all__ = ["LANE_MAX_BODY", "Lane", "LaneRequest"]
+
+LANE_MAX_BODY = 64 * 1024  # as Body's high-water mark: a lane body is never flow-controlled
+
+
+class _LaneLink(Protocol):
+    """What a lane request needs of its connection."""
+
+    def lane_respond(self, request: LaneRequest, data: bytes) -> None: ...
+    def lane_hand_over(self, request: LaneRequest, handler: Handler) -> None: ...
+
+
+class LaneRequest:
+    """A whole request offered to a lane: its ``head``, its ``body``, and the one answer."""
+
+    __slots__ = ("_link", "body", "closing", "head", "keep_alive")
+
+    def __init__(self, head: Head, body: bytes, link: _LaneLink, *, keep_alive: bool) -> None:
+        self.head = head
+        self.body = body
+        self._link = link
+        self.keep_alive = keep_alive
+        self.closing = not keep_alive  # the connection ends after the answer
+
+    def respond(self, status: int, headers: Iterable[tuple[str, str]], body: bytes = b"", *,
+                close: bool = False) -> None:
+        """The whole answer in one write (as ``Exchange.respond``); ``close`` ends the
+        connection after it."""
+        self.closing = self.closing or close
+        head = response_head(
+            status, headers, b"Content-Length: %d\r\n" % len(body), close=self.closing,
+            keep_alive_10=self.keep_alive and self.head.http_version == "1.0",
+        )
+        self._link.lane_respond(self, head if self.head.method == "HEAD" else head + body)
+
+    def hand_over(self, handler: Handler) -> None:
+        """Answer through ``handler`` after all, as an exchange whose body is complete (for an
+        answer the lane cannot give by callbacks: a streamed one, say)."""
+        self._link.lane_hand_over(self, handler)
+
+
+Lane = Callable[[LaneRequest], bool]

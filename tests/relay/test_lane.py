@@ -1,0 +1,151 @@
+"""The relay's engine lane (``relay.engine.relay_lane``) answers exactly as its handler does.
+
+Each gateway behaviour is met twice on the same in-process relay: by ``POST /``, which the lane
+takes (a pooled gateway connection is made ready first), and by ``POST /?handler``, which it
+declines (a query) and the handler answers. The two answers must be the same. A spy around the
+real lane counts what it took, so a test cannot pass with the lane never taking part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+import relay.serve
+from ohttp.aio.engine import Lane, LaneRequest
+from relay.engine import relay_lane
+from relay.serve import serve
+
+from .conftest import RecordingGateway, relay_config
+
+REQ = "message/ohttp-req"
+Reply = tuple[int, dict[str, str], bytes]
+
+
+class LaneSpy:
+    """Counts the requests the real lane took."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+
+    def wrap(self, make: Callable[[web.Application], Lane]) -> Callable[[web.Application], Lane]:
+        def made(app: web.Application) -> Lane:
+            lane = make(app)
+
+            def counted(request: LaneRequest) -> bool:
+                taken = lane(request)
+                self.taken += taken
+                return taken
+
+            return counted
+
+        return made
+
+
+@pytest.fixture
+async def spied_relay(gateway: RecordingGateway, monkeypatch: pytest.MonkeyPatch,
+                      ) -> AsyncIterator[tuple[str, LaneSpy]]:
+    spy = LaneSpy()
+    monkeypatch.setattr(relay.serve, "relay_lane", spy.wrap(relay_lane))
+    config = relay_config(gateway.url, header_timeout=2.0, body_timeout=2.0,
+                          upstream_timeout=0.5)
+    async with serve(config) as listening:
+        yield f"http://127.0.0.1:{listening.port}", spy
+
+
+async def send(url: str, body: bytes, headers: dict[str, str] | None = None) -> Reply:
+    async with aiohttp.ClientSession(auto_decompress=False) as session, session.post(
+        url, data=body, headers={"Content-Type": REQ, **(headers or {})},
+    ) as response:
+        fields = {k: v for k, v in response.headers.items() if k.lower() != "date"}
+        return response.status, fields, await response.read()
+
+
+async def both_ways(url: str, spy: LaneSpy, gateway: RecordingGateway, mode: str,
+                    body: bytes = b"request") -> tuple[Reply, Reply]:
+    """The answer by the lane, then by the handler, to the gateway in ``mode``."""
+    answers = []
+    answer = gateway.status, gateway.content_type, gateway.extra_headers
+    for path, lane_takes in (("/", 1), ("/?handler", 0)):
+        gateway.mode, gateway.status, gateway.content_type = "echo", 200, "message/ohttp-res"
+        gateway.extra_headers = {}
+        assert (await send(url + "/", b"warm"))[0] == 200  # leaves a pooled connection
+        taken = spy.taken
+        gateway.mode = mode
+        gateway.status, gateway.content_type, gateway.extra_headers = answer
+        answers.append(await send(url + path, body))
+        assert spy.taken - taken == lane_takes
+    return answers[0], answers[1]
+
+
+@pytest.mark.parametrize(("status", "content_type", "extra"), [
+    (200, "message/ohttp-res", {}),
+    (200, "message/ohttp-chunked-res", {"Incremental": "?1"}),
+    (404, "text/plain", {"Set-Cookie": "gw=1"}),
+    (422, "application/problem+json", {}),
+    (500, "text/html", {}),
+    (302, "text/html", {"Location": "http://127.0.0.1:1/"}),
+    (200, "text/html", {}),
+    (503, "text/plain", {"Retry-After": "7"}),
+    (503, "text/plain", {"Retry-After": "soon"}),
+])
+async def test_a_gateway_answer_reaches_the_client_the_same_by_lane_and_handler(
+    spied_relay: tuple[str, LaneSpy], gateway: RecordingGateway, status: int,
+    content_type: str, extra: dict[str, str],
+) -> None:
+    url, spy = spied_relay
+    gateway.status, gateway.content_type, gateway.extra_headers = status, content_type, extra
+    by_lane, by_handler = await both_ways(url, spy, gateway, "fixed")
+    assert by_lane == by_handler
+    assert by_lane[0] in (200, 404, 422, 502, 503)
+
+
+@pytest.mark.parametrize("mode", ["echo", "large", "slow", "hang", "drop"])
+async def test_a_gateway_behaviour_is_answered_the_same_by_lane_and_handler(
+    spied_relay: tuple[str, LaneSpy], gateway: RecordingGateway, mode: str,
+) -> None:
+    url, spy = spied_relay
+    gateway.release.clear()
+    if mode == "slow":  # a streamed answer, its second piece after a moment
+        asyncio.get_running_loop().call_later(0.1, gateway.release.set)
+    by_lane, by_handler = await both_ways(url, spy, gateway, mode, b"q" * 2000)
+    assert by_lane == by_handler
+    expected = {"echo": 200, "large": 200, "slow": 200, "hang": 504, "drop": 502}[mode]
+    assert by_lane[0] == expected
+    if mode == "large":
+        assert len(by_lane[2]) == 100_000  # over the small-answer bound: streamed both ways
+
+
+async def test_the_lane_keeps_the_in_flight_count(spied_relay: tuple[str, LaneSpy],
+                                                   gateway: RecordingGateway) -> None:
+    url, spy = spied_relay
+    gateway.mode = "echo"
+    replies = [await send(url + "/", b"x%d" % i) for i in range(5)]
+    assert [reply[2] for reply in replies] == [b"x%d" % i for i in range(5)]
+    assert spy.taken == 5  # the first too: the key mirror's fetch left a pooled connection
+    async with aiohttp.ClientSession() as session, session.get(url + "/healthz") as response:
+        assert response.status == 200
+    gateway.mode = "hang"
+    gateway.release.clear()
+    assert (await send(url + "/", b"y"))[0] == 504  # taken by the lane, timed out: released
+    gateway.mode = "echo"
+    assert (await send(url + "/", b"z"))[2] == b"z"
+
+
+@pytest.mark.parametrize("headers", [
+    {"Content-Type": "text/plain"}, {"Content-Encoding": "gzip"},
+])
+async def test_a_request_the_handler_refuses_is_not_taken(
+    spied_relay: tuple[str, LaneSpy], gateway: RecordingGateway, headers: dict[str, str],
+) -> None:
+    url, spy = spied_relay
+    gateway.mode = "echo"
+    await send(url + "/", b"warm")
+    taken = spy.taken
+    status, _, _ = await send(url + "/", b"x", headers)
+    assert status == 415
+    assert spy.taken == taken and len(gateway.posts) == 1
