@@ -8,9 +8,10 @@ aiohttp transport through ``relay.exchange.ClientRequest``.
 ``relay_lane(app)`` is the engine's lane for the common forward (``ohttp.aio.engine``'s
 ``LaneRequest``): a small whole POST that passes every check, on a pooled connection to its
 gateway, answered by callbacks when the gateway's small answer arrives. It takes nothing the
-handler would answer differently: whatever it declines (a refusal, a rate-limited relay, no
+handler would answer differently: whatever it declines (a refusal, the in-flight cap, no
 pooled connection) the handler answers, and an answer it cannot give by callbacks (a streamed
-or large one, a 422 that may refresh the keys) it hands over to the handler's own code.
+or large one, a 422 that may refresh the keys) it hands over to the handler's own code. A
+relay with a rate limit has no lane: the limit's check is the handler's.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from relay.h1 import ResponseHead
 from relay.metrics import Direction
 from relay.routes import answer, refusal
 from relay.state import STATE_KEY, RelayState
-from relay.upstream import UpstreamConnection, UpstreamPool, UpstreamResponse
+from relay.upstream import UpstreamConnection, UpstreamResponse
 
 __all__ = ["engine_handler", "relay_lane"]
 
@@ -66,30 +67,34 @@ def _reply(exchange: Exchange, reply: Answer | None) -> None:
     exchange.respond(reply.status, reply.headers, reply.body)
 
 
-def relay_lane(app: web.Application) -> Lane:
-    """The engine lane for the relay ``app``'s common forward (see the module's text)."""
+def relay_lane(app: web.Application) -> Lane | None:
+    """The engine lane for the relay ``app``'s common forward (see the module's text); None
+    with a rate limit, whose check is the handler's (a coroutine, maybe a store's I/O)."""
     state = app[STATE_KEY]
+    if state.limiter is not None:
+        return None
     gateways = app[ROUTES].forwards()
 
     def lane(request: LaneRequest) -> bool:
         head = request.head
         name = gateways.get(head.path)
         # The handler's checks, as they would pass: origin form without a query (routes'
-        # answer), no transfer coding, no rate limit to ask, then admit's (RFC 9458 §5).
+        # answer; a Content-Length body has no transfer coding), admit's (RFC 9458 §5), the
+        # in-flight cap.
         if (name is None or head.target != head.path or head.method != "POST"
-                or state.limiter is not None or "transfer-encoding" in head.headers
-                or head.content_length is None or head.content_length > SMALL_BODY
-                or state.in_flight >= state.config.max_in_flight):
+                or head.content_length is None or head.content_length > SMALL_BODY):
             return False
+        slot = InFlightSlot(state)
         try:
             media_type = admit(head.headers.getall, head.content_length, True, state.config)
+            slot.take()
         except RelayError:
             return False  # the handler refuses it, with the one mapping
-        pool = state.pools[name]
-        conn = pool.take_idle()
+        conn = state.pools[name].take_idle()
         if conn is None:
+            slot.release()
             return False  # connecting is the handler's
-        _LaneForward(request, state, name, pool, conn).send(media_type)
+        _LaneForward(request, state, name, conn, slot).send(media_type)
         return True
 
     return lane
@@ -100,16 +105,14 @@ class _LaneForward:
 
     __slots__ = ("_conn", "_name", "_pool", "_request", "_slot", "_started", "_state")
 
-    def __init__(self, request: LaneRequest, state: RelayState, name: str, pool: UpstreamPool,
-                 conn: UpstreamConnection) -> None:
+    def __init__(self, request: LaneRequest, state: RelayState, name: str,
+                 conn: UpstreamConnection, slot: InFlightSlot) -> None:
         self._request, self._state, self._name = request, state, name
-        self._pool, self._conn = pool, conn
-        self._slot = InFlightSlot(state)
+        self._pool, self._conn, self._slot = state.pools[name], conn, slot
         self._started = 0.0
 
     def send(self, media_type: str) -> None:
         state, request = self._state, self._request
-        self._slot.take()  # free: the lane took the request below the cap
         state.metrics.add_bytes(Direction.UPSTREAM, len(request.body))
         self._started = time.monotonic()
         lines = upstream_headers(request.head.headers.getall, media_type, state.config)

@@ -228,7 +228,7 @@ async def serving_engine(
     metrics: tuple[web.Application, tuple[str, int]] | None = None,
     shutdown_timeout: float = 60.0,
     on_count: Callable[[int], None] = lambda _: None,
-    lane: Callable[[web.Application], Lane] | None = None,
+    lane: Callable[[web.Application], Lane | None] | None = None,
 ) -> AsyncIterator[Listening]:
     """As :func:`serving`, with ``handler(app)`` on the serving engine (``ohttp.aio.engine``)
     answering the requests: ``app`` gives the state, the lifecycle (``cleanup_ctx``, started

@@ -32,9 +32,12 @@ class LaneSpy:
     def __init__(self) -> None:
         self.taken = 0
 
-    def wrap(self, make: Callable[[web.Application], Lane]) -> Callable[[web.Application], Lane]:
-        def made(app: web.Application) -> Lane:
+    def wrap(self, make: Callable[[web.Application], Lane | None],
+             ) -> Callable[[web.Application], Lane | None]:
+        def made(app: web.Application) -> Lane | None:
             lane = make(app)
+            if lane is None:
+                return None
 
             def counted(request: LaneRequest) -> bool:
                 taken = lane(request)
@@ -149,3 +152,14 @@ async def test_a_request_the_handler_refuses_is_not_taken(
     status, _, _ = await send(url + "/", b"x", headers)
     assert status == 415
     assert spy.taken == taken and len(gateway.posts) == 1
+
+
+async def test_a_rate_limited_relay_has_no_lane(gateway: RecordingGateway,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    spy = LaneSpy()
+    monkeypatch.setattr(relay.serve, "relay_lane", spy.wrap(relay_lane))
+    async with serve(relay_config(gateway.url, rate_limit=3)) as listening:
+        url = f"http://127.0.0.1:{listening.port}/"
+        statuses = [(await send(url, b"x"))[0] for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]  # every request counted, by the handler
+    assert spy.taken == 0

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from ohttp.aio.engine._body import Body
 from ohttp.aio.engine._head import Head
-from ohttp.aio.engine._wire import response_head
+from ohttp.aio.engine._wire import response_head, whole_response
 
 __all__ = ["Exchange", "Handler", "WriteStalled", "log_client_gone"]
 
@@ -83,10 +83,9 @@ class Exchange:
     def respond(self, status: int, headers: Iterable[tuple[str, str]], body: bytes = b"") -> None:
         """The whole answer in one write; HEAD gets the head only (RFC 9110 §9.3.2)."""
         self._begin()
-        framing = b"Content-Length: %d\r\n" % len(body)
-        head = response_head(status, headers, framing, close=self.closing,
-                             keep_alive_10=self._keep_alive_10)
-        self._link.send(head if self.head.method == "HEAD" else head + body)
+        self._link.send(whole_response(status, headers, body, close=self.closing,
+                                       keep_alive_10=self._keep_alive_10,
+                                       head_only=self.head.method == "HEAD"))
         self._finish()
 
     def start(

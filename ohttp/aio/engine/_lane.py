@@ -21,7 +21,7 @@ from typing import Protocol
 
 from ohttp.aio.engine._exchange import Handler
 from ohttp.aio.engine._head import Head
-from ohttp.aio.engine._wire import response_head
+from ohttp.aio.engine._wire import whole_response
 
 __all__ = ["LANE_MAX_BODY", "Lane", "LaneRequest"]
 
@@ -52,11 +52,11 @@ class LaneRequest:
         """The whole answer in one write (as ``Exchange.respond``); ``close`` ends the
         connection after it."""
         self.closing = self.closing or close
-        head = response_head(
-            status, headers, b"Content-Length: %d\r\n" % len(body), close=self.closing,
+        self._link.lane_respond(self, whole_response(
+            status, headers, body, close=self.closing,
             keep_alive_10=self.keep_alive and self.head.http_version == "1.0",
-        )
-        self._link.lane_respond(self, head if self.head.method == "HEAD" else head + body)
+            head_only=self.head.method == "HEAD",
+        ))
 
     def hand_over(self, handler: Handler) -> None:
         """Answer through ``handler`` after all, as an exchange whose body is complete (for an

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from email.utils import formatdate
 from http import HTTPStatus
 
-__all__ = ["OVER_CAPACITY", "TEXT_PLAIN", "fixed_page", "fixed_text", "response_head"]
+__all__ = ["OVER_CAPACITY", "TEXT_PLAIN", "fixed_page", "fixed_text", "response_head",
+           "whole_response"]
 
 # Over the connection cap: answered without reading the request, then closed.
 OVER_CAPACITY = (
@@ -47,6 +48,17 @@ def response_head(
     fields = "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
     date = _date_line(int(time.time()))
     return b"".join((status_line, fields, date, framing, _ENDS[close, keep_alive_10]))
+
+
+def whole_response(
+    status: int, headers: Iterable[tuple[str, str]], body: bytes, *, close: bool,
+    keep_alive_10: bool, head_only: bool,
+) -> bytes:
+    """A whole answer framed by its Content-Length; ``head_only`` (the answer to HEAD) leaves
+    the body out (RFC 9110 §9.3.2)."""
+    head = response_head(status, headers, b"Content-Length: %d\r\n" % len(body), close=close,
+                         keep_alive_10=keep_alive_10)
+    return head if head_only else head + body
 
 
 def fixed_text(status: int) -> bytes:
