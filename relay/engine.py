@@ -28,6 +28,7 @@ from relay.errors import RelayError
 from relay.exchange import Answer, ClientRequest
 from relay.forward import (
     SMALL_BODY,
+    UPSTREAM_BYTES,
     ClientHead,
     InFlightSlot,
     admit,
@@ -36,7 +37,6 @@ from relay.forward import (
     upstream_headers,
 )
 from relay.h1 import ResponseHead
-from relay.metrics import Direction
 from relay.routes import answer, refusal
 from relay.state import STATE_KEY, RelayState
 from relay.upstream import UpstreamConnection, UpstreamResponse
@@ -113,7 +113,7 @@ class _LaneForward:
 
     def send(self, media_type: str) -> None:
         state, request = self._state, self._request
-        state.metrics.add_bytes(Direction.UPSTREAM, len(request.body))
+        state.metrics.add_bytes(UPSTREAM_BYTES, len(request.body))
         self._started = time.monotonic()
         lines = upstream_headers(request.head.headers.getall, media_type, state.config)
         self._pool.send(self._conn, "POST", lines, request.body)
@@ -131,17 +131,17 @@ class _LaneForward:
                 raise conn.error
             assert head is not None
             self._state.metrics.observe_latency(time.monotonic() - self._started)
-            response = UpstreamResponse(self._pool, conn, head, None)
             status, headers = ClientHead.of(head)  # may refuse
-            small = status != 422 and _small(head)
-            body = response.read_complete(SMALL_BODY) if small else None
         except RelayError as error:
             conn.close()
             self._answer(refusal(error, self._state))
             return
-        if body is None:  # streamed, large, or a 422 that may refresh the keys first
+        if status == 422 or not _small(head):  # streamed, large, or may refresh the keys first
+            response = UpstreamResponse(self._pool, conn, head, None)
             self._request.hand_over(lambda exchange: self._finish(exchange, response))
             return
+        body = conn.take()  # the whole body: a small one was waited for
+        self._pool.release(conn, head.keep_alive)
         self._answer(small_answer(self._state, status, headers, body))
 
     def _answer(self, reply: Answer) -> None:

@@ -40,8 +40,12 @@ from relay.upstream import UpstreamPool, UpstreamResponse
 REQUEST_TYPES = frozenset({REQUEST_MEDIA_TYPE, CHUNKED_REQUEST_MEDIA_TYPE})
 RESPONSE_TYPES = frozenset({RESPONSE_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE})
 SMALL_BODY = 64 * 1024  # bodies up to this size are read whole and sent in one write
-Fields = list[tuple[str, str]]
+Fields = tuple[tuple[str, str], ...]  # a tuple: the engine keeps its encoding for repeats
 FieldValues = Callable[[str], list[str]]  # a request's values of a (lower-case) field name
+
+# As module names: an enum member looked up on its class costs several times a global's.
+_FORWARDED, _GATEWAY_CLIENT_ERROR = Result.FORWARDED, Result.GATEWAY_CLIENT_ERROR
+UPSTREAM_BYTES, DOWNSTREAM_BYTES = Direction.UPSTREAM, Direction.DOWNSTREAM
 
 
 async def forward(request: ClientRequest, state: RelayState, name: str) -> Answer | None:
@@ -141,7 +145,7 @@ async def _stream_body(request: ClientRequest, first: bytes, state: RelayState,
         if total > state.config.max_body_bytes:
             raise BodyTooLarge("streamed length")
         yield piece
-        state.metrics.add_bytes(Direction.UPSTREAM, len(piece))
+        state.metrics.add_bytes(UPSTREAM_BYTES, len(piece))
 
 
 async def _read_small(request: ClientRequest, length: int, deadline: float) -> bytes:
@@ -190,7 +194,7 @@ async def _send_streamed(request: ClientRequest, state: RelayState, pool: Upstre
     if not first:
         raise EmptyRequest("no body")
     slot.take()
-    state.metrics.add_bytes(Direction.UPSTREAM, len(first))
+    state.metrics.add_bytes(UPSTREAM_BYTES, len(first))
     if length is not None:
         headers += b"content-length: %d\r\n" % length
     stream = _stream_body(request, first, state, deadline)
@@ -206,7 +210,7 @@ async def _send(request: ClientRequest, state: RelayState, pool: UpstreamPool,
         # The common case, inline: the small body in the same write as the head.
         body = await _read_small(request, length, deadline)
         slot.take()
-        state.metrics.add_bytes(Direction.UPSTREAM, len(body))
+        state.metrics.add_bytes(UPSTREAM_BYTES, len(body))
         response = await pool.request("POST", headers, body, chunked=False)
     else:
         response = await _send_streamed(request, state, pool, headers, length, deadline=deadline,
@@ -231,7 +235,7 @@ def _passed_status(head: ResponseHead) -> int:
 
 
 def _passed_result(status: int) -> Result:
-    return Result.FORWARDED if status < 300 else Result.GATEWAY_CLIENT_ERROR
+    return _FORWARDED if status < 300 else _GATEWAY_CLIENT_ERROR
 
 
 class ClientHead:
@@ -240,12 +244,12 @@ class ClientHead:
     the last one's answer is kept and a repeat costs an identity check."""
 
     head: ResponseHead | None = None
-    answer: tuple[int, Fields] = (0, [])
+    answer: tuple[int, Fields] = (0, ())
 
     @classmethod
     def of(cls, head: ResponseHead) -> tuple[int, Fields]:
         if head is not cls.head:
-            cls.answer = (_passed_status(head), passed_fields(head.headers))  # may refuse
+            cls.answer = (_passed_status(head), tuple(passed_fields(head.headers)))  # may refuse
             cls.head = head
         return cls.answer
 
@@ -274,7 +278,7 @@ async def _respond_small(state: RelayState, upstream: UpstreamResponse, status: 
 
 def small_answer(state: RelayState, status: int, headers: Fields, body: bytes) -> Answer:
     """The answer passing on a gateway's small ``body``, counted."""
-    state.metrics.add_bytes(Direction.DOWNSTREAM, len(body))
+    state.metrics.add_bytes(DOWNSTREAM_BYTES, len(body))
     state.metrics.count(_passed_result(status))
     return Answer(status, headers, body)
 
@@ -286,7 +290,7 @@ async def _copy_body(request: ClientRequest, state: RelayState,
         async for piece in upstream.chunks():
             # each piece is written (flushed) as it arrives; a client that stalls is dropped
             await request.write(piece)
-            state.metrics.add_bytes(Direction.DOWNSTREAM, len(piece))
+            state.metrics.add_bytes(DOWNSTREAM_BYTES, len(piece))
     except UpstreamError as exc:
         state.metrics.count(exc.result)  # the head is sent: only the metric can tell
     except (ConnectionError, asyncio.CancelledError):

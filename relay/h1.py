@@ -173,55 +173,62 @@ class _State(enum.Enum):
     DONE = enum.auto()
 
 
+# As module names: an enum member looked up on its class costs several times a global's.
+_HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _UNTIL_CLOSE, _DONE = _State
+
 class ResponseParser:
     """Parses one response at a time; :meth:`start` readies it for the next one."""
 
     __slots__ = ("_buffer", "_remaining", "_state", "_trailer_bytes")
 
     def __init__(self) -> None:
-        self._state = _State.HEAD
+        self._state = _HEAD
         self._buffer = b""
         self._remaining = 0  # body bytes left: Content-Length or current chunk
         self._trailer_bytes = 0
 
     def start(self) -> None:
         """Expect a new response (after a complete one on a reused connection)."""
-        self._state = _State.HEAD
+        self._state = _HEAD
         self._buffer = b""
         self._trailer_bytes = 0
 
     @property
     def done(self) -> bool:
         """The response is complete (EndOfMessage was returned)."""
-        return self._state is _State.DONE
+        return self._state is _DONE
 
     @property
     def extra(self) -> bool:
         """Bytes arrived after a complete response: the connection cannot be reused."""
-        return self._state is _State.DONE and bool(self._buffer)
+        return self._state is _DONE and bool(self._buffer)
 
     def feed(self, data: bytes) -> list[Event]:
         """Take the next bytes; returns the events they complete (maybe none)."""
+        if self._state is _HEAD and not self._buffer:
+            whole = self._whole(data)
+            if whole is not None:
+                return whole
         self._buffer = self._buffer + data if self._buffer else data
         events: list[Event] = []
         # Each step consumes from the buffer; stop when a step needs more bytes.
         while self._buffer:
             state = self._state
-            if state is _State.HEAD:
+            if state is _HEAD:
                 if not self._parse_head(events):
                     break
-            elif state is _State.LENGTH or state is _State.CHUNK_DATA:
+            elif state is _LENGTH or state is _CHUNK_DATA:
                 self._take_body(events)
-            elif state is _State.CHUNK_SIZE:
+            elif state is _CHUNK_SIZE:
                 if not self._parse_chunk_size():
                     break
-            elif state is _State.CHUNK_END:
+            elif state is _CHUNK_END:
                 if not self._parse_chunk_end():
                     break
-            elif state is _State.TRAILERS:
+            elif state is _TRAILERS:
                 if not self._skip_trailer_line(events):
                     break
-            elif state is _State.UNTIL_CLOSE:
+            elif state is _UNTIL_CLOSE:
                 events.append(Data(self._buffer))
                 self._buffer = b""
             else:  # DONE: left over for the caller to see as ``extra``
@@ -230,13 +237,27 @@ class ResponseParser:
 
     def feed_eof(self) -> list[Event]:
         """The input ended: completes a close-delimited body, else raises IncompleteResponse."""
-        if self._state is _State.UNTIL_CLOSE:
+        if self._state is _UNTIL_CLOSE:
             # RFC 9112 §6.3 rule 8: the end of the connection ends this body.
-            self._state = _State.DONE
+            self._state = _DONE
             return [END_OF_MESSAGE]
-        if self._state is _State.DONE:
+        if self._state is _DONE:
             return []
-        raise IncompleteResponse(self._state is _State.HEAD)
+        raise IncompleteResponse(self._state is _HEAD)
+
+    def _whole(self, data: bytes) -> list[Event] | None:
+        """The common answer, a final head and its whole sized body in one piece, without the
+        step loop; None for anything else, which the steps take from the start."""
+        end = data.find(b"\r\n\r\n")
+        if not 0 <= end <= MAX_HEAD_BYTES:
+            return None
+        head = _LastHead.parse(data[: end + 2])
+        if head.status < 200 or head.content_length != len(data) - end - 4 or head.chunked:
+            return None
+        self._state = _DONE
+        if not head.content_length:
+            return [head, END_OF_MESSAGE]
+        return [head, Data(data[end + 4:]), END_OF_MESSAGE]
 
     def _parse_head(self, events: list[Event]) -> bool:
         end = self._buffer.find(b"\r\n\r\n")
@@ -252,13 +273,13 @@ class ResponseParser:
             return True  # 1xx interim responses are skipped (RFC 9112 §6.3 rule 1)
         events.append(head)
         if head.chunked:
-            self._state = _State.CHUNK_SIZE
+            self._state = _CHUNK_SIZE
         elif head.content_length is None:
-            self._state = _State.UNTIL_CLOSE
+            self._state = _UNTIL_CLOSE
         elif head.content_length:
-            self._state, self._remaining = _State.LENGTH, head.content_length
+            self._state, self._remaining = _LENGTH, head.content_length
         else:
-            self._state = _State.DONE
+            self._state = _DONE
             events.append(END_OF_MESSAGE)
         return True
 
@@ -271,11 +292,11 @@ class ResponseParser:
         self._remaining -= len(piece)
         events.append(Data(piece))
         if not self._remaining:
-            if self._state is _State.LENGTH:
-                self._state = _State.DONE
+            if self._state is _LENGTH:
+                self._state = _DONE
                 events.append(END_OF_MESSAGE)
             else:
-                self._state = _State.CHUNK_END
+                self._state = _CHUNK_END
 
     def _parse_chunk_size(self) -> bool:
         end = self._buffer.find(_CRLF)
@@ -290,9 +311,9 @@ class ResponseParser:
             raise ProtocolError("invalid chunk size")
         size = int(size_text, 16)
         if size:
-            self._state, self._remaining = _State.CHUNK_DATA, size
+            self._state, self._remaining = _CHUNK_DATA, size
         else:
-            self._state = _State.TRAILERS  # RFC 9112 §7.1: last-chunk, then trailer section
+            self._state = _TRAILERS  # RFC 9112 §7.1: last-chunk, then trailer section
         return True
 
     def _parse_chunk_end(self) -> bool:
@@ -301,7 +322,7 @@ class ResponseParser:
         if self._buffer[:2] != _CRLF:  # RFC 9112 §7.1: chunk-data is followed by CRLF
             raise ProtocolError("invalid chunk framing")
         self._buffer = self._buffer[2:]
-        self._state = _State.CHUNK_SIZE
+        self._state = _CHUNK_SIZE
         return True
 
     def _skip_trailer_line(self, events: list[Event]) -> bool:
@@ -316,6 +337,6 @@ class ResponseParser:
         self._buffer = self._buffer[end + 2:]
         if end == 0:
             # RFC 9112 §7.1.2: trailer fields may be discarded; they are never forwarded.
-            self._state = _State.DONE
+            self._state = _DONE
             events.append(END_OF_MESSAGE)
         return True

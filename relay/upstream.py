@@ -39,9 +39,10 @@ class UpstreamConnection(asyncio.Protocol):
         self._idle = True  # no request outstanding; any byte from the gateway is an error
         self._broken = False
         self.head: ResponseHead | None = None
+        self._complete = False  # the parser gave EndOfMessage for the current response
         self._pieces: list[bytes] = []  # body bytes parsed and not yet consumed
         self._queued = 0
-        self._error: UpstreamError | None = None
+        self.error: UpstreamError | None = None  # why the connection failed, once it did
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0  # loop time by which the current wait must end
@@ -79,6 +80,8 @@ class UpstreamConnection(asyncio.Protocol):
                 self._queued += len(event.data)
             elif type(event) is ResponseHead:
                 self.head = event
+            else:
+                self._complete = True
         if self._parser.extra:
             self._discard_extra()
         if self._queued > HIGH_WATER and not self._reading_paused and self.transport:
@@ -94,7 +97,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._disarm()
         if not self._idle and not self._broken:
             try:
-                self._parser.feed_eof()  # ends a close-delimited body
+                if self._parser.feed_eof():  # ends a close-delimited body
+                    self._complete = True
             except IncompleteResponse as incomplete:
                 self.fail(UpstreamError("gateway closed the connection" if incomplete.in_head
                                         else "gateway closed the connection mid-body"))
@@ -118,8 +122,8 @@ class UpstreamConnection(asyncio.Protocol):
     # -- waking the consumer
 
     def fail(self, error: UpstreamError) -> None:
-        if self._error is None:
-            self._error = error
+        if self.error is None:
+            self.error = error
         self._broken = True
         self.closed = True
         if self.transport is not None:
@@ -164,11 +168,6 @@ class UpstreamConnection(asyncio.Protocol):
             if self._timer is None:
                 self._timer = self._loop.call_at(self._deadline, self._check_deadline)
 
-    @property
-    def error(self) -> UpstreamError | None:
-        """Why the connection failed, once it did."""
-        return self._error
-
     def _check_deadline(self) -> None:
         self._timer = None
         waiter = self._waiter
@@ -190,6 +189,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._idle = False
         self._parser.start()
         self.head = None
+        self._complete = False
 
     def start(self, data: bytes) -> None:
         """Send a request (head and maybe body) and expect a response."""
@@ -198,12 +198,12 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport.write(data)
 
     def write(self, data: bytes) -> None:
-        if self.closed or self._error is not None or self.transport is None:
+        if self.closed or self.error is not None or self.transport is None:
             raise UpstreamError("gateway connection failed")
         self.transport.write(data)
 
     async def drain(self) -> None:
-        if self.closed or self._error is not None:
+        if self.closed or self.error is not None:
             raise UpstreamError("gateway connection failed")
         if not self._write_paused:
             return
@@ -217,8 +217,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     async def read_head(self, timeout: float) -> ResponseHead:
         while self.head is None:
-            if self._error is not None:
-                raise self._error
+            if self.error is not None:
+                raise self.error
             await self._progress(timeout)
         return self.head
 
@@ -237,7 +237,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     @property
     def body_done(self) -> bool:
-        return self._parser.done and not self._idle and not self._broken
+        return self._complete and not self._idle and not self._broken
 
     async def next_piece(self, timeout: float) -> bytes:
         """The next body bytes; b"" at the end of the body."""
@@ -247,12 +247,12 @@ class UpstreamConnection(asyncio.Protocol):
                 return data
             if self.body_done:
                 return b""
-            if self._error is not None:
-                raise self._error
+            if self.error is not None:
+                raise self.error
             await self._progress(timeout)
 
     def reusable(self) -> bool:
-        return self.body_done and not self.closed and self._error is None
+        return self.body_done and not self.closed and self.error is None
 
     def peer_closed(self) -> bool:
         """Whether the gateway has closed (or written to) this idle connection already.
@@ -347,8 +347,8 @@ class UpstreamResponse:
         sent_ok = sender is None or (
             sender.done() and not sender.cancelled() and sender.exception() is None
         )
-        if self.head.keep_alive and sent_ok and conn.reusable():
-            self._pool.release(conn)
+        if sent_ok:
+            self._pool.release(conn, self.head.keep_alive)
         else:
             self.abort()
             conn.close()
@@ -416,8 +416,10 @@ class UpstreamPool:
             raise UpstreamError("gateway unreachable") from None
         return conn
 
-    def release(self, conn: UpstreamConnection) -> None:
-        if len(self._idle) >= self._max_idle or conn.closed:
+    def release(self, conn: UpstreamConnection, keep_alive: bool) -> None:
+        """Pool ``conn`` after its response ended, or close it: without ``keep_alive`` (the
+        response's), when it is not fit for reuse, or when the pool is full."""
+        if not keep_alive or len(self._idle) >= self._max_idle or not conn.reusable():
             conn.close()
             return
         conn.reset()

@@ -209,3 +209,19 @@ def test_a_repeated_head_is_the_same_event_and_another_head_is_parsed_anew() -> 
     with pytest.raises(ProtocolError):  # a head that fails is never kept
         head_of(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
     assert head_of(ok).status == 200
+
+
+@pytest.mark.parametrize("raw", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",  # the common answer, whole
+    b"HTTP/1.1 204 No Content\r\n\r\n",
+    b"HTTP/1.1 100 Continue\r\n\r\n",  # an interim head alone: no event, the final one follows
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1",  # more than the answer
+    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok",  # less
+])
+def test_an_answer_in_one_piece_gives_the_events_of_any_split(raw: bytes) -> None:
+    whole = ResponseParser()
+    events = whole.feed(raw)
+    split = ResponseParser()
+    pieces = [event for start in range(len(raw)) for event in split.feed(raw[start:start + 1])]
+    assert summarize(events) == summarize(pieces)
+    assert (whole.done, whole.extra) == (split.done, split.extra)

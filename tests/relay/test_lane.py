@@ -9,6 +9,8 @@ real lane counts what it took, so a test cannot pass with the lane never taking 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -163,3 +165,45 @@ async def test_a_rate_limited_relay_has_no_lane(gateway: RecordingGateway,
         statuses = [(await send(url, b"x"))[0] for _ in range(4)]
     assert statuses == [200, 200, 200, 429]  # every request counted, by the handler
     assert spy.taken == 0
+
+
+async def test_the_lane_never_reuses_a_connection_its_answer_said_to_close(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A raw gateway whose second POST's answer (the lane's: the first left a pooled
+    connection) says ``Connection: close`` and keeps the connection open: the next POST must
+    go on another connection (RFC 9112 §9.6)."""
+    spy = LaneSpy()
+    monkeypatch.setattr(relay.serve, "relay_lane", spy.wrap(relay_lane))
+    posts_on: list[int] = []  # the connection number of each POST
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        number = id(writer)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                length = re.search(rb"(?i)content-length: *(\d+)", head)
+                await reader.readexactly(int(length[1]) if length else 0)
+                if head.startswith(b"POST"):
+                    posts_on.append(number)
+                close = b"Connection: close\r\n" if len(posts_on) == 2 else b""
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: message/ohttp-res\r\n%s"
+                             b"Content-Length: 2\r\n\r\nok" % close)
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = relay_config(f"http://127.0.0.1:{port}/.well-known/ohttp-gateway",
+                          header_timeout=2.0, upstream_timeout=1.0)
+    try:
+        async with serve(config) as listening:
+            url = f"http://127.0.0.1:{listening.port}/"
+            replies, taken = [], []
+            for i in range(3):
+                replies.append(await send(url, b"r%d" % i))
+                taken.append(spy.taken)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert [reply[2] for reply in replies] == [b"ok"] * 3
+    assert taken[1] - taken[0] == 1 and len(posts_on) == 3  # the lane took the second
+    assert posts_on[2] != posts_on[1]

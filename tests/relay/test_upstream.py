@@ -189,6 +189,21 @@ async def test_pool_streams_split_chunked_answers_and_reuses_the_connection(
     assert (gateway.connections, gateway.requests) == (1, 3)
 
 
+async def test_pool_never_reuses_a_connection_its_answer_said_to_close(
+    serve_script: Callable[[Script], Awaitable[tuple[ScriptedGateway, UpstreamPool]]],
+) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(3)  # and the connection stays open: only the field says close
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+
+    gateway, pool = await serve_script(answer)
+    for _ in range(2):
+        response = await pool.request("POST", b"", b"abc", chunked=False)
+        assert await response.read(10) == b"ok"
+    assert (gateway.connections, gateway.requests) == (2, 2)  # RFC 9112 §9.6
+
+
 async def test_pool_times_out_and_never_retries(
     serve_script: Callable[[Script], Awaitable[tuple[ScriptedGateway, UpstreamPool]]],
 ) -> None:

@@ -73,10 +73,11 @@ class _Connection(asyncio.Protocol):
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._read_paused = 0  # bit 1: a body's flow control, bit 2: pipelined requests queued
-        # head under construction
+        # head under construction, reset as each message ends (no on_message_begin: a call
+        # less per request)
         self._url: list[bytes] = []
         self._url_size = 0
-        self._headers: Headers | None = Headers()  # None once the head is complete
+        self._fields: dict[str, list[str]] | None = {}  # None once the head is complete
         self._field_count = 0  # field lines of this message, trailer fields included
         self._deadline: ConnectionDeadline | None = None  # head and keep-alive, once admitted
         # the lane: a head whose body is arriving in this read, then the request it answers
@@ -169,9 +170,6 @@ class _Connection(asyncio.Protocol):
 
     # -- parser callbacks (httptools)
 
-    def on_message_begin(self) -> None:
-        self._url, self._url_size, self._headers, self._field_count = [], 0, Headers(), 0
-
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
         self._url_size += len(url)
@@ -183,20 +181,27 @@ class _Connection(asyncio.Protocol):
         if len(name) + len(value) > limits.max_field_line or self._field_count >= limits.max_fields:
             raise _Refused(431)  # RFC 6585 §5
         self._field_count += 1
-        if self._headers is not None:  # after the head, trailer fields: counted, never kept
-            self._headers.add(name.decode("latin-1").lower(), value.decode("latin-1"))
+        fields = self._fields
+        if fields is not None:  # after the head, trailer fields: counted, never kept
+            key = name.decode("latin-1").lower()
+            values = fields.get(key)
+            if values is None:
+                fields[key] = [value.decode("latin-1")]
+            else:
+                values.append(value.decode("latin-1"))
 
     def on_headers_complete(self) -> None:
         # RFC 9110 §6.5.1: trailer fields must not be merged into the header section, so the
         # head's fields are closed here (llhttp reports trailer fields through on_header too).
-        headers, self._headers = self._headers or Headers(), None
-        head = self._head(headers)
-        expect = head.headers.get("expect")
-        if expect is not None and expect.lower() != "100-continue":
+        fields = self._fields or {}
+        head = self._head(fields)
+        self._url, self._url_size, self._fields = [], 0, None
+        expect = fields.get("expect")  # (the index, not the Headers: one call less)
+        if expect is not None and expect[0].lower() != "100-continue":
             raise _Refused(417)  # RFC 9110 §10.1.1: an expectation we cannot meet
         if self._deadline is not None:
             self._deadline.request_started()
-        if self._lane_fits(head):
+        if expect is None and "upgrade" not in fields and self._lane_fits(head):
             self._lane_head, self._lane_pieces = head, []
             return
         self._receiving = self._exchange(head, self._parser.should_keep_alive())
@@ -232,6 +237,7 @@ class _Connection(asyncio.Protocol):
             self._receiving.body.feed(data)
 
     def on_message_complete(self) -> None:
+        self._fields, self._field_count = {}, 0  # the next message's
         if self._lane_head is not None:
             self._offer_lane()
         elif self._receiving is not None:
@@ -241,13 +247,13 @@ class _Connection(asyncio.Protocol):
     # -- the lane (``ohttp.aio.engine._lane``)
 
     def _lane_fits(self, head: Head) -> bool:
-        """A request the lane may see: nothing else in progress here, a small sized body."""
+        """A request the lane may see (its caller ruled out Expect and Upgrade): nothing else
+        in progress here, a small sized body."""
         length = head.content_length
         return (
             self._server.lane is not None and not self._queue and self._laned is None
             and (self._task is None or self._wake is not None)  # the task waits for work
             and length is not None and 0 < length <= LANE_MAX_BODY
-            and "expect" not in head.headers and "upgrade" not in head.headers
             and not self._server.stopping and self._pending_error is None
         )
 
@@ -312,17 +318,20 @@ class _Connection(asyncio.Protocol):
         self._handed[exchange] = handler
         self._enqueue(exchange, first=True)
 
-    def _head(self, headers: Headers) -> Head:
+    def _head(self, fields: dict[str, list[str]]) -> Head:
         url = self._url
         target = (url[0] if len(url) == 1 else b"".join(url)).decode("latin-1")
-        length = headers.get("content-length")  # llhttp checked: one value, digits only
-        chunked = "transfer-encoding" in headers  # llhttp checked: it ends in chunked
+        length = fields.get("content-length")  # llhttp checked: one value, digits only
+        chunked = "transfer-encoding" in fields  # llhttp checked: it ends in chunked
         method = self._parser.get_method()
+        # The common target, a path without a query, is its own path: no call for it.
+        path = target if target[:1] == "/" and "?" not in target else request_path(target)
+        content_length = None if chunked else int(length[0]) if length else 0
         return Head._make((  # positional: keywords cost a third more, per request
             METHODS.get(method) or method.decode("ascii"),  # method
-            target, request_path(target), headers,  # target, path, headers
+            target, path, Headers(fields),  # target, path, headers
             self._parser.get_http_version(),  # http_version
-            None if chunked else int(length or 0), chunked,  # content_length, chunked
+            content_length, chunked,  # content_length, chunked
         ))  # fmt: skip
 
     # -- answering, one exchange at a time

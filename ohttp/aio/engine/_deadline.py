@@ -20,8 +20,8 @@ class ConnectionDeadline:
     apply. Past the deadline the connection (``transport``) is ended.
     """
 
-    __slots__ = ("_head_since", "_idle_since", "_loop", "_served", "_timer", "_transport",
-                 "busy", "header_timeout", "idle_timeout")
+    __slots__ = ("_head_moves", "_head_since", "_idle_moves", "_idle_since", "_loop", "_served",
+                 "_timer", "_transport", "busy", "header_timeout", "idle_timeout")
 
     def __init__(
         self, transport: asyncio.BaseTransport, header_timeout: float, idle_timeout: float
@@ -30,6 +30,11 @@ class ConnectionDeadline:
         self._transport = transport
         self.header_timeout = header_timeout
         self.idle_timeout = idle_timeout
+        # The timer is always armed at most the longer limit ahead, so a limit that starts
+        # now can come before it only when it is the shorter one: with equal limits the
+        # timer never moves, and a request costs no timer check.
+        self._head_moves = header_timeout < idle_timeout
+        self._idle_moves = idle_timeout < header_timeout
         self.busy = False
         self._served = False  # an answer ended: the idle limit applies until the next byte
         self._idle_since = self._loop.time()  # opened, or the last answer ended
@@ -48,13 +53,14 @@ class ConnectionDeadline:
         self._served = True
         self._idle_since = self._loop.time()
         self._head_since = None
-        if idle:
+        if idle and self._idle_moves:
             self._check_by(self._idle_since + self.idle_timeout)
 
     def bytes_arrived(self) -> None:
         if self._served and not self.busy and self._head_since is None:
             self._head_since = self._loop.time()  # the next head's clock starts
-            self._check_by(self._head_since + self.header_timeout)
+            if self._head_moves:
+                self._check_by(self._head_since + self.header_timeout)
 
     def cancel(self) -> None:
         if self._timer is not None:

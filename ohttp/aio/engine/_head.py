@@ -9,20 +9,12 @@ __all__ = ["METHODS", "Head", "Headers", "request_path"]
 
 class Headers:
     """Header fields by lower-case name (RFC 9110 §5.1), each name's values in arrival order,
-    latin-1 text as on the wire. Filled by the engine's parser, one :meth:`add` per field."""
+    latin-1 text as on the wire. Made by the engine's parser over the index it filled."""
 
     __slots__ = ("_index",)
 
-    def __init__(self) -> None:
-        self._index: dict[str, list[str]] = {}
-
-    def add(self, name: str, value: str) -> None:
-        """One field line; ``name`` in lower case."""
-        values = self._index.get(name)
-        if values is None:
-            self._index[name] = [value]
-        else:
-            values.append(value)
+    def __init__(self, index: dict[str, list[str]] | None = None) -> None:
+        self._index: dict[str, list[str]] = {} if index is None else index
 
     def get(self, name: str) -> str | None:
         """The first value of ``name`` (lower case), or None."""

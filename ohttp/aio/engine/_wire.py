@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Iterable
 from email.utils import formatdate
@@ -32,10 +31,41 @@ _ENDS = {  # (close, keep_alive_10): the connection option, then the empty line
 }
 
 
-@functools.lru_cache(maxsize=1)
-def _date_line(second: int) -> bytes:
-    # RFC 9110 §6.6.1: an origin server with a clock sends Date; formatted once a second.
-    return b"Date: " + formatdate(second, usegmt=True).encode() + b"\r\n"
+class _DateLine:
+    """RFC 9110 §6.6.1: an origin server with a clock sends Date; formatted once a second."""
+
+    second = -1
+    line = b""
+
+    @classmethod
+    def now(cls) -> bytes:
+        second = int(time.time())
+        if second != cls.second:
+            cls.line = b"Date: " + formatdate(second, usegmt=True).encode() + b"\r\n"
+            cls.second = second
+        return cls.line
+
+
+# Field lines of the tuples of fields seen last: a server's common answers repeat theirs
+# (the relay's, say, from one gateway head), so each costs a lookup instead of a build.
+# Bounded, and only for tuples, which cannot change once made.
+_FIELD_LINES: dict[tuple[tuple[str, str], ...], bytes] = {}
+_FIELD_LINES_MAX = 64
+
+
+def _field_lines(headers: Iterable[tuple[str, str]]) -> bytes:
+    if type(headers) is tuple:
+        lines = _FIELD_LINES.get(headers)
+        if lines is None:
+            if len(_FIELD_LINES) >= _FIELD_LINES_MAX:
+                _FIELD_LINES.clear()
+            lines = _FIELD_LINES[headers] = _encode_fields(headers)
+        return lines
+    return _encode_fields(headers)
+
+
+def _encode_fields(headers: Iterable[tuple[str, str]]) -> bytes:
+    return "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
 
 
 def response_head(
@@ -45,9 +75,8 @@ def response_head(
     """Status line, ``headers``, Date, the framing line(s) (``Content-Length: N\\r\\n`` or
     ``Transfer-Encoding: chunked\\r\\n``) and the connection option, then the empty line."""
     status_line = _STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status
-    fields = "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
-    date = _date_line(int(time.time()))
-    return b"".join((status_line, fields, date, framing, _ENDS[close, keep_alive_10]))
+    return b"".join((status_line, _field_lines(headers), _DateLine.now(), framing,
+                     _ENDS[close, keep_alive_10]))
 
 
 def whole_response(
