@@ -22,7 +22,7 @@ from aiohttp import web
 from gateway.app import create_app
 from gateway.auth import load_tokens
 from gateway.config import GatewayConfig
-from gateway.engine import engine_handler
+from gateway.engine import engine_handler, gateway_lane
 from gateway.keylog import load_logged_keys
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline.tokens import check_token_source
@@ -59,7 +59,7 @@ async def _serve_worker(config: GatewayConfig, index: int) -> None:
     host, port = config.listen_address
     async with serving_engine(
         app, engine_handler, (host, port), limits, tls=tls, reuse_port=config.workers > 1,
-        metrics=metrics_app, shutdown_timeout=config.shutdown_timeout,
+        metrics=metrics_app, shutdown_timeout=config.shutdown_timeout, lane=gateway_lane,
     ):
         # Everything loaded so far lives as long as the worker: keep the collector from
         # walking it again on every full collection while serving.

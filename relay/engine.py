@@ -33,7 +33,7 @@ from relay.forward import (
     InFlightSlot,
     admit,
     answer_response,
-    small_answer,
+    count_small,
     upstream_headers,
 )
 from relay.h1 import ResponseHead
@@ -142,7 +142,9 @@ class _LaneForward:
             return
         body = conn.take()  # the whole body: a small one was waited for
         self._pool.release(conn, head.keep_alive)
-        self._answer(small_answer(self._state, status, headers, body))
+        count_small(self._state, status, body)
+        self._slot.release()
+        self._request.respond(status, headers, body)
 
     def _answer(self, reply: Answer) -> None:
         self._slot.release()

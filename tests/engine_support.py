@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
+from aiohttp import web
+
 from ohttp.aio.engine import EngineLimits, EngineServer, Exchange, Lane, LaneRequest
 from tests.support import LOOPBACK
 
@@ -31,6 +33,29 @@ def handing_over(handler: Handler) -> Lane:
 def declining(_: Handler) -> Lane:
     """A lane that declines every request offered."""
     return lambda _: False
+
+
+class LaneSpy:
+    """Counts the requests a server's real lane took (``wrap`` its ``lane(app)`` maker)."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+
+    def wrap(self, make: Callable[[web.Application], Lane | None],
+             ) -> Callable[[web.Application], Lane | None]:
+        def made(app: web.Application) -> Lane | None:
+            lane = make(app)
+            if lane is None:
+                return None
+
+            def counted(request: LaneRequest) -> bool:
+                taken = lane(request)
+                self.taken += taken
+                return taken
+
+            return counted
+
+        return made
 
 
 # How ``listening`` sets up its server's lane when given none: test_engine runs its whole

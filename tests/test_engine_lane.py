@@ -184,18 +184,6 @@ async def test_the_lane_answer_keeps_or_ends_the_connection_as_the_request_asks(
         writer.close()
 
 
-async def test_a_lane_that_raises_gets_a_fixed_500_and_close() -> None:
-    def lane(_: LaneRequest) -> bool:
-        raise ValueError("a bug")
-
-    async with listening(hello, lane=lane) as listener:
-        reader, writer = await connect(listener.port)
-        writer.write(post(b"abc"))
-        response = await read_response(reader)
-        assert (response.status, response.body) == (500, fixed(500))
-        assert await read_to_end(reader) == b""
-
-
 async def test_a_lane_request_is_answered_once() -> None:
     lane = Recorder()
     async with listening(hello, lane=lane) as listener:
@@ -257,3 +245,90 @@ async def test_a_refused_request_behind_a_lane_request_is_answered_after_it() ->
         second = await read_response(reader)
         assert (first.body, second.status) == (b"lane cba", 400)
         assert await read_to_end(reader) == b""
+
+
+class Spawner:
+    """A lane that answers from a coroutine the engine runs (``LaneRequest.spawn``): after
+    ``delay`` seconds it answers as the Recorder does, raises (``fail``), or ends without an
+    answer (``silent``); ``ended`` says whether its coroutine ran to its end or was cancelled."""
+
+    def __init__(self, delay: float = 0.0, *, fail: bool = False, silent: bool = False) -> None:
+        self.delay, self.fail, self.silent = delay, fail, silent
+        self.ended: list[str] = []
+        self.requests: list[LaneRequest] = []
+
+    def __call__(self, request: LaneRequest) -> bool:
+        self.requests.append(request)
+        request.spawn(self.answer(request))
+        return True
+
+    async def answer(self, request: LaneRequest) -> None:
+        try:
+            await asyncio.sleep(self.delay)
+        except asyncio.CancelledError:
+            self.ended.append("cancelled")
+            raise
+        self.ended.append("ran")
+        if self.fail:
+            raise ValueError("a bug")
+        if not self.silent:
+            Recorder.answer(request)
+
+
+async def test_a_spawned_answer_is_sent_and_requests_behind_it_follow_in_order() -> None:
+    lane = Spawner(0.05)
+    async with listening(hello, lane=lane) as listener:
+        reader, writer = await connect(listener.port)
+        writer.write(post(b"one") + get("/two"))
+        bodies = [(await read_response(reader)).body for _ in range(2)]
+        assert bodies == [b"lane eno", b"hello /two"]
+        writer.write(post(b"three"))
+        assert (await read_response(reader)).body == b"lane eerht"
+        assert lane.ended == ["ran", "ran"]
+        late = lane.answer(lane.requests[0])
+        with pytest.raises(RuntimeError):  # answered: no second answer from a second task
+            lane.requests[0].spawn(late)
+        late.close()
+        writer.close()
+
+
+def raising(_: LaneRequest) -> bool:
+    raise ValueError("a bug")
+
+
+@pytest.mark.parametrize("lane", [raising, Spawner(fail=True), Spawner(silent=True)],
+                         ids=["raises", "spawned raises", "spawned gives none"])
+async def test_a_lane_bug_gets_a_fixed_500_and_close(lane: Lane) -> None:
+    async with listening(hello, lane=lane) as listener:
+        reader, writer = await connect(listener.port)
+        writer.write(post(b"abc"))
+        response = await read_response(reader)
+        assert (response.status, response.body) == (500, fixed(500))
+        assert await read_to_end(reader) == b""
+
+
+async def test_shutdown_past_its_timeout_cancels_a_spawned_answer() -> None:
+    lane = Spawner(30.0)
+    async with listening(hello, lane=lane) as listener:
+        reader, writer = await connect(listener.port)
+        writer.write(post(b"abc"))
+        await asyncio.sleep(0.05)  # offered and spawned, waiting
+        await asyncio.wait_for(listener.server.shutdown(0.1), 5.0)
+        assert lane.ended == ["cancelled"]
+        assert await read_to_end(reader) == b""  # dropped without an answer
+        writer.close()
+
+
+async def test_a_spawned_answer_after_its_client_left_goes_nowhere() -> None:
+    lane = Spawner(0.1)
+    async with listening(hello, lane=lane) as listener:
+        _, writer = await connect(listener.port)
+        writer.write(post(b"abc"))
+        await asyncio.sleep(0.02)
+        writer.close()
+        await asyncio.sleep(0.2)  # it ran and answered a closed connection, without an error
+        assert lane.ended == ["ran"]
+        reader, writer = await connect(listener.port)
+        writer.write(post(b"new"))
+        assert (await read_response(reader)).body == b"lane wen"
+        writer.close()

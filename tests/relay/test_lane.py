@@ -11,44 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 import relay.serve
-from ohttp.aio.engine import Lane, LaneRequest
 from relay.engine import relay_lane
 from relay.serve import serve
+from tests.engine_support import LaneSpy
 
 from .conftest import RecordingGateway, relay_config
 
 REQ = "message/ohttp-req"
 Reply = tuple[int, dict[str, str], bytes]
-
-
-class LaneSpy:
-    """Counts the requests the real lane took."""
-
-    def __init__(self) -> None:
-        self.taken = 0
-
-    def wrap(self, make: Callable[[web.Application], Lane | None],
-             ) -> Callable[[web.Application], Lane | None]:
-        def made(app: web.Application) -> Lane | None:
-            lane = make(app)
-            if lane is None:
-                return None
-
-            def counted(request: LaneRequest) -> bool:
-                taken = lane(request)
-                self.taken += taken
-                return taken
-
-            return counted
-
-        return made
 
 
 @pytest.fixture

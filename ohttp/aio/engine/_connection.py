@@ -16,14 +16,15 @@ import enum
 import logging
 import re
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 
 from ohttp.aio.engine._body import Body
 from ohttp.aio.engine._deadline import ConnectionDeadline
 from ohttp.aio.engine._exchange import Exchange, Handler, log_client_gone
-from ohttp.aio.engine._head import METHODS, Head, Headers, request_path
+from ohttp.aio.engine._head import Head, parsed_head
 from ohttp.aio.engine._lane import LANE_MAX_BODY, LaneRequest
 from ohttp.aio.engine._wire import OVER_CAPACITY, fixed_page
 from ohttp.aio.logs import REQUEST_ERROR_EVENT
@@ -84,6 +85,7 @@ class _Connection(asyncio.Protocol):
         self._lane_head: Head | None = None
         self._lane_pieces: list[bytes] = []
         self._laned: LaneRequest | None = None
+        self._lane_task: asyncio.Task[None] | None = None  # a lane's answer, if it spawned one
         self._handed: dict[Exchange, Handler] = {}  # exchanges a lane handed over, and to whom
 
     # -- asyncio.Protocol
@@ -194,7 +196,8 @@ class _Connection(asyncio.Protocol):
         # RFC 9110 §6.5.1: trailer fields must not be merged into the header section, so the
         # head's fields are closed here (llhttp reports trailer fields through on_header too).
         fields = self._fields or {}
-        head = self._head(fields)
+        parser = self._parser
+        head = parsed_head(self._url, fields, parser.get_method(), parser.get_http_version())
         self._url, self._url_size, self._fields = [], 0, None
         expect = fields.get("expect")  # (the index, not the Headers: one call less)
         if expect is not None and expect[0].lower() != "100-continue":
@@ -268,9 +271,7 @@ class _Connection(asyncio.Protocol):
             taken = self._server.lane(request)
         except Exception as exc:  # a bug in the lane: as one in a handler
             log.error("internal_error", extra={"error": type(exc).__name__})
-            self._laned = None
-            self.send(fixed_page(500))
-            self._close_transport()
+            self._lane_failed()
             return
         if not taken and self._laned is request:  # declined: the handler answers it
             self._laned = None
@@ -306,6 +307,26 @@ class _Connection(asyncio.Protocol):
         elif not self._parsing and self._receiving is None:  # the client ended, or a shutdown
             self._close_transport()
 
+    def _lane_failed(self) -> None:
+        self._laned = None
+        self.send(fixed_page(500))
+        self._close_transport()
+
+    def lane_spawn(self, request: LaneRequest, answer: Coroutine[Any, Any, None]) -> None:
+        if self._laned is not request:
+            raise RuntimeError("the lane request was answered already")
+        self._lane_task = self._loop.create_task(self._lane_answer(request, answer))
+
+    async def _lane_answer(self, request: LaneRequest, answer: Coroutine[Any, Any, None]) -> None:
+        try:
+            await answer
+        except Exception as exc:  # a bug in the lane's answer: as one in a handler
+            log.error("internal_error", extra={"error": type(exc).__name__})
+        finally:
+            self._lane_task = None
+        if self._laned is request:  # it raised, or ended without an answer
+            self._lane_failed()
+
     def lane_hand_over(self, request: LaneRequest, handler: Handler) -> None:
         if self._laned is not request:
             raise RuntimeError("the lane request was answered already")
@@ -317,22 +338,6 @@ class _Connection(asyncio.Protocol):
         exchange.body.end()
         self._handed[exchange] = handler
         self._enqueue(exchange, first=True)
-
-    def _head(self, fields: dict[str, list[str]]) -> Head:
-        url = self._url
-        target = (url[0] if len(url) == 1 else b"".join(url)).decode("latin-1")
-        length = fields.get("content-length")  # llhttp checked: one value, digits only
-        chunked = "transfer-encoding" in fields  # llhttp checked: it ends in chunked
-        method = self._parser.get_method()
-        # The common target, a path without a query, is its own path: no call for it.
-        path = target if target[:1] == "/" and "?" not in target else request_path(target)
-        content_length = None if chunked else int(length[0]) if length else 0
-        return Head._make((  # positional: keywords cost a third more, per request
-            METHODS.get(method) or method.decode("ascii"),  # method
-            target, path, Headers(fields),  # target, path, headers
-            self._parser.get_http_version(),  # http_version
-            content_length, chunked,  # content_length, chunked
-        ))  # fmt: skip
 
     # -- answering, one exchange at a time
 
@@ -435,15 +440,15 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
-    def kill(self) -> asyncio.Task[None] | None:
-        """Shutdown past its timeout: drop the connection and cancel the answer in progress
+    def kill(self) -> list[asyncio.Task[None]]:
+        """Shutdown past its timeout: drop the connection and cancel the answers in progress
         (returned, to wait for)."""
         self.abort()
-        task = self._task
-        if task is None or task.done():
-            return None
-        task.cancel()
-        return task
+        tasks = [task for task in (self._task, self._lane_task)
+                 if task is not None and not task.done()]
+        for task in tasks:
+            task.cancel()
+        return tasks
 
     def close_after_answer(self) -> None:
         self._parsing = False

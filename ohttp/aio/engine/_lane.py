@@ -1,8 +1,9 @@
-"""The engine's lane: a small whole request answered by plain callbacks, before any handler.
+"""The engine's lane: a small whole request answered before any handler, without an exchange.
 
 A server's common request is small and arrives whole in one read. Such a request can be
 offered to a *lane* first: a function that either takes it (and later answers it through
-:meth:`LaneRequest.respond`, or hands it to a coroutine handler after all with
+:meth:`LaneRequest.respond`, from callbacks or from a coroutine it gives the engine to run
+with :meth:`LaneRequest.spawn`, or hands it to a coroutine handler after all with
 :meth:`LaneRequest.hand_over`), or declines it, and the engine's handler answers it as any
 other. A lane is for speed only: everything it declines, and every answer of its own it
 does not want to give, goes the usual way, so the rules stay in one place.
@@ -16,8 +17,8 @@ wait for its answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Protocol
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, Protocol
 
 from ohttp.aio.engine._exchange import Handler
 from ohttp.aio.engine._head import Head
@@ -33,6 +34,7 @@ class _LaneLink(Protocol):
 
     def lane_respond(self, request: LaneRequest, data: bytes) -> None: ...
     def lane_hand_over(self, request: LaneRequest, handler: Handler) -> None: ...
+    def lane_spawn(self, request: LaneRequest, answer: Coroutine[Any, Any, None]) -> None: ...
 
 
 class LaneRequest:
@@ -57,6 +59,13 @@ class LaneRequest:
             keep_alive_10=self.keep_alive and self.head.http_version == "1.0",
             head_only=self.head.method == "HEAD",
         ))
+
+    def spawn(self, answer: Coroutine[Any, Any, None]) -> None:
+        """Answer from ``answer``, a coroutine the engine runs in a task of its own (cancelled,
+        as a handler's, when a shutdown runs out of time), for an answer that may wait but
+        needs no exchange: ``answer`` answers through :meth:`respond` or :meth:`hand_over`.
+        One that raises or ends without answering gets the fixed 500, as a handler's bug."""
+        self._link.lane_spawn(self, answer)
 
     def hand_over(self, handler: Handler) -> None:
         """Answer through ``handler`` after all, as an exchange whose body is complete (for an

@@ -53,7 +53,7 @@ class EngineServer:
         deadline = loop.time() + timeout
         while self.connections and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        cancelled = [task for connection in list(self.connections) if (task := connection.kill())]
+        cancelled = [task for connection in list(self.connections) for task in connection.kill()]
         if cancelled:  # their cleanup (finally blocks) runs before the app's own cleanup
             await asyncio.wait(cancelled, timeout=_UNWIND_SECONDS)
 
