@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import load, loadgen, procs, report
+from benchmarks import inmemory, load, loadgen, procs, report
 from benchmarks.load import LoadConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,6 +73,13 @@ def test_local_run_with_builtin_generator(tmp_path: Path) -> None:
     written = readme.read_text()
     assert written.startswith("# Benchmarks\n\n## Micro\nkept as is\n")
     assert written.count(report.README_BEGIN) == 1 and "| gateway only" in written
+
+
+async def test_inmemory_times_every_target_on_an_answered_request() -> None:
+    # relay_step raises unless the relay's lane answered the gateway's bytes to the client.
+    results = await inmemory.measure(20, 2)
+    assert list(results) == ["relay", "engine", "pfloor"]
+    assert all(minimum > 0 and median >= minimum for median, minimum in results.values())
 
 
 @pytest.mark.skipif(loadgen.wrk_binary() is None, reason="wrk is not installed")
