@@ -28,12 +28,12 @@ from gateway.pipeline import (
     StreamedAnswer,
     answer_request,
     read_body_within,
+    streams,
 )
 from gateway.pipeline.admission import BodyChunks, BodyReader
 from gateway.pipeline.state import refused
 from ohttp.aio.engine import TEXT_PLAIN, Exchange, Handler, Head, Lane, LaneRequest, fixed_text
 from ohttp.aio.readiness import LIVENESS_ANSWER, READINESS, readiness_answer
-from ohttp.chunked import CHUNKED_REQUEST_MEDIA_TYPE
 
 __all__ = ["engine_handler", "gateway_lane"]
 
@@ -76,8 +76,7 @@ def gateway_lane(app: web.Application) -> Lane:
 
     def lane(request: LaneRequest) -> bool:
         head = request.head
-        content_type = head.headers.get("content-type") or ""
-        if head.target != GATEWAY_PATH or content_type.lower() == CHUNKED_REQUEST_MEDIA_TYPE:
+        if head.target != GATEWAY_PATH or streams(head.headers.get("content-type")):
             return False
         if tokens is not None and not tokens.accepts(head.headers.get("authorization")):
             return False  # the handler's 401
@@ -94,7 +93,9 @@ async def _lane_answer(state: GatewayState, request: LaneRequest) -> None:
         return body  # all of it arrived, and its Content-Length passed the size check
 
     answer = await _pipeline(state, request.head, whole)
-    assert isinstance(answer, Answer)  # only the chunked media type streams
+    if isinstance(answer, StreamedAnswer):  # the lane declines what streams: a bug, a 500
+        await answer.aclose()  # (which gives back its in-flight slot)
+        raise TypeError("a streamed answer on the gateway's lane")
     fields, close = _outer_fields(answer)
     request.respond(answer.status, fields, answer.body, close=close)
 
@@ -129,8 +130,8 @@ def _pipeline(state: GatewayState, head: Head, read_body: BodyReader,
 
 
 def _outer_fields(answer: Answer) -> tuple[tuple[tuple[str, str], ...], bool]:
-    """The answer's fields for the engine (a tuple: it keeps their encoding for repeats), and
-    whether it ends the connection: the engine sends Connection itself."""
+    # The answer's fields for the engine (a tuple: it keeps their encoding for repeats), and
+    # whether it ends the connection: the engine sends Connection itself.
     headers = answer.headers
     if "Connection" in headers:
         return tuple((name, value) for name, value in headers.items() if name != "Connection"), True

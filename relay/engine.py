@@ -134,7 +134,8 @@ class _LaneForward:
             status, headers = ClientHead.of(head)  # may refuse
         except RelayError as error:
             conn.close()
-            self._answer(refusal(error, self._state))
+            reply = refusal(error, self._state)
+            self._answer(reply.status, reply.headers, reply.body, close=reply.close)
             return
         if status == 422 or not _small(head):  # streamed, large, or may refresh the keys first
             response = UpstreamResponse(self._pool, conn, head, None)
@@ -142,13 +143,13 @@ class _LaneForward:
             return
         body = conn.take()  # the whole body: a small one was waited for
         self._pool.release(conn, head.keep_alive)
-        count_small(self._state, status, body)
-        self._slot.release()
-        self._request.respond(status, headers, body)
+        count_small(self._state, status, body)  # as forward's small answer
+        self._answer(status, headers, body)
 
-    def _answer(self, reply: Answer) -> None:
+    def _answer(self, status: int, headers: Sequence[tuple[str, str]], body: bytes, *,
+                close: bool = False) -> None:
         self._slot.release()
-        self._request.respond(reply.status, reply.headers, reply.body, close=reply.close)
+        self._request.respond(status, headers, body, close=close)
 
     async def _finish(self, exchange: Exchange, response: UpstreamResponse) -> None:
         state, name = self._state, self._name

@@ -176,6 +176,7 @@ class _State(enum.Enum):
 # As module names: an enum member looked up on its class costs several times a global's.
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _UNTIL_CLOSE, _DONE = _State
 
+
 class ResponseParser:
     """Parses one response at a time; :meth:`start` readies it for the next one."""
 
@@ -246,14 +247,14 @@ class ResponseParser:
         raise IncompleteResponse(self._state is _HEAD)
 
     def _whole(self, data: bytes) -> list[Event] | None:
-        """The common answer, a final head and its whole sized body in one piece, without the
-        step loop; None for anything else, which the steps take from the start."""
+        # The common answer, a final head and its whole sized body in one piece, without the
+        # step loop; None for anything else, which the steps take from the start.
         end = data.find(b"\r\n\r\n")
         if not 0 <= end <= MAX_HEAD_BYTES:
             return None
         head = _LastHead.parse(data[: end + 2])
-        if head.status < 200 or head.content_length != len(data) - end - 4 or head.chunked:
-            return None
+        if head.status < 200 or head.content_length != len(data) - end - 4:
+            return None  # an interim head, a body in pieces or framed otherwise, or more bytes
         self._state = _DONE
         if not head.content_length:
             return [head, END_OF_MESSAGE]

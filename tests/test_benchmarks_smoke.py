@@ -75,11 +75,10 @@ def test_local_run_with_builtin_generator(tmp_path: Path) -> None:
     assert written.count(report.README_BEGIN) == 1 and "| gateway only" in written
 
 
-async def test_inmemory_times_every_target_on_an_answered_request() -> None:
-    # relay_step raises unless the relay's lane answered the gateway's bytes to the client.
-    results = await inmemory.measure(20, 2)
+async def test_inmemory_times_every_target_and_checks_each_answered_every_request() -> None:
+    results = await inmemory.measure(20, 2)  # raises unless each target answered all 40
     assert list(results) == ["relay", "engine", "pfloor"]
-    assert all(minimum > 0 and median >= minimum for median, minimum in results.values())
+    assert all(minimum > 0 for _, minimum in results.values())
 
 
 @pytest.mark.skipif(loadgen.wrk_binary() is None, reason="wrk is not installed")

@@ -252,27 +252,30 @@ class Spawner:
     ``delay`` seconds it answers as the Recorder does, raises (``fail``), or ends without an
     answer (``silent``); ``ended`` says whether its coroutine ran to its end or was cancelled."""
 
-    def __init__(self, delay: float = 0.0, *, fail: bool = False, silent: bool = False) -> None:
-        self.delay, self.fail, self.silent = delay, fail, silent
+    def __init__(self, delay: float = 0.0, *, fail: bool = False, silent: bool = False,
+                 linger: float = 0.0, says_taken: bool = True) -> None:
+        self.delay, self.fail, self.silent, self.linger = delay, fail, silent, linger
+        self.says_taken = says_taken
         self.ended: list[str] = []
         self.requests: list[LaneRequest] = []
 
     def __call__(self, request: LaneRequest) -> bool:
         self.requests.append(request)
         request.spawn(self.answer(request))
-        return True
+        return self.says_taken
 
     async def answer(self, request: LaneRequest) -> None:
         try:
             await asyncio.sleep(self.delay)
+            if self.fail:
+                raise ValueError("a bug")
+            if not self.silent:
+                Recorder.answer(request)
+            await asyncio.sleep(self.linger)  # still running after its answer
         except asyncio.CancelledError:
             self.ended.append("cancelled")
             raise
         self.ended.append("ran")
-        if self.fail:
-            raise ValueError("a bug")
-        if not self.silent:
-            Recorder.answer(request)
 
 
 async def test_a_spawned_answer_is_sent_and_requests_behind_it_follow_in_order() -> None:
@@ -331,4 +334,52 @@ async def test_a_spawned_answer_after_its_client_left_goes_nowhere() -> None:
         reader, writer = await connect(listener.port)
         writer.write(post(b"new"))
         assert (await read_response(reader)).body == b"lane wen"
+        writer.close()
+
+
+@pytest.mark.parametrize("lane", [raising, Spawner(0.05, fail=True)],
+                         ids=["raises", "spawned raises"])
+async def test_nothing_queued_behind_a_lane_bug_is_answered(lane: Lane) -> None:
+    ran: list[str] = []
+
+    async def recording(exchange: Exchange) -> None:
+        ran.append(exchange.head.path)
+        await hello(exchange)
+
+    async with listening(recording, lane=lane) as listener:
+        reader, writer = await connect(listener.port)
+        writer.write(get("/one"))  # the handler answers: the connection's task now waits
+        assert (await read_response(reader)).body == b"hello /one"
+        writer.write(post(b"abc") + get("/three"))
+        response = await read_response(reader)
+        assert (response.status, await read_to_end(reader)) == (500, b"")
+        await asyncio.sleep(0.05)
+        assert ran == ["/one"]  # not /three: its client is gone with the connection
+        writer.close()
+
+
+async def test_every_spawned_answer_still_running_is_cancelled_at_shutdown() -> None:
+    lane = Spawner(linger=30.0)  # each answers at once, then keeps running
+    async with listening(hello, lane=lane) as listener:
+        reader, writer = await connect(listener.port)
+        for body in (b"one", b"two"):
+            writer.write(post(body))
+            assert (await read_response(reader)).body == b"lane " + body[::-1]
+        await asyncio.wait_for(listener.server.shutdown(0.1), 5.0)
+        assert lane.ended == ["cancelled", "cancelled"]
+        writer.close()
+
+
+async def test_a_lane_that_spawns_an_answer_has_taken_the_request_whatever_it_says() -> None:
+    ran: list[str] = []
+
+    async def recording(exchange: Exchange) -> None:
+        ran.append(exchange.head.path)
+        await hello(exchange)
+
+    async with listening(recording, lane=Spawner(0.02, says_taken=False)) as listener:
+        reader, writer = await connect(listener.port)
+        writer.write(post(b"abc") + get("/next"))
+        bodies = [(await read_response(reader)).body for _ in range(2)]
+        assert bodies == [b"lane cba", b"hello /next"] and ran == ["/next"]
         writer.close()

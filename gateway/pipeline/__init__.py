@@ -22,6 +22,7 @@ from gateway.pipeline.admission import (
     answer_request,
     read_body_within,
     read_chunks,
+    streams,
 )
 from gateway.pipeline.deadlines import BackendDeadlines, BodyDeadline
 from gateway.pipeline.keydoc import KeyDocument
@@ -45,4 +46,5 @@ __all__ = [
     "inner_answer",
     "read_body_within",
     "read_chunks",
+    "streams",
 ]

@@ -37,6 +37,7 @@ __all__ = [
     "answer_request",
     "read_body_within",
     "read_chunks",
+    "streams",
 ]
 
 logger = logging.getLogger("gateway")
@@ -83,6 +84,12 @@ async def answer_request(
         return Answer(200, headers, document, None)
     state.metrics.count(Result.BAD_METHOD)
     return outer_answer(BadMethod())
+
+
+def streams(content_type: str | None) -> bool:
+    """Whether :func:`answer_request` may answer a request with this Content-Type by a
+    :class:`StreamedAnswer` (chunked-08 §3: ``message/ohttp-chunked-req``)."""
+    return (content_type or "").lower() == OHTTP_CHUNKED_REQ
 
 
 def _media_type(content_type: str | None) -> str:

@@ -85,7 +85,6 @@ class _Connection(asyncio.Protocol):
         self._lane_head: Head | None = None
         self._lane_pieces: list[bytes] = []
         self._laned: LaneRequest | None = None
-        self._lane_task: asyncio.Task[None] | None = None  # a lane's answer, if it spawned one
         self._handed: dict[Exchange, Handler] = {}  # exchanges a lane handed over, and to whom
 
     # -- asyncio.Protocol
@@ -204,7 +203,7 @@ class _Connection(asyncio.Protocol):
             raise _Refused(417)  # RFC 9110 §10.1.1: an expectation we cannot meet
         if self._deadline is not None:
             self._deadline.request_started()
-        if expect is None and "upgrade" not in fields and self._lane_fits(head):
+        if self._lane_fits(head, fields):
             self._lane_head, self._lane_pieces = head, []
             return
         self._receiving = self._exchange(head, self._parser.should_keep_alive())
@@ -249,12 +248,13 @@ class _Connection(asyncio.Protocol):
 
     # -- the lane (``ohttp.aio.engine._lane``)
 
-    def _lane_fits(self, head: Head) -> bool:
-        """A request the lane may see (its caller ruled out Expect and Upgrade): nothing else
-        in progress here, a small sized body."""
+    def _lane_fits(self, head: Head, fields: dict[str, list[str]]) -> bool:
+        """A request the lane may see: nothing else in progress here, a small sized body, no
+        Expect or Upgrade (looked up in the head's ``fields`` index: a call less)."""
         length = head.content_length
         return (
             self._server.lane is not None and not self._queue and self._laned is None
+            and "expect" not in fields and "upgrade" not in fields
             and (self._task is None or self._wake is not None)  # the task waits for work
             and length is not None and 0 < length <= LANE_MAX_BODY
             and not self._server.stopping and self._pending_error is None
@@ -273,7 +273,7 @@ class _Connection(asyncio.Protocol):
             log.error("internal_error", extra={"error": type(exc).__name__})
             self._lane_failed()
             return
-        if not taken and self._laned is request:  # declined: the handler answers it
+        if not taken and self._laned is request and not request.spawned:  # declined
             self._laned = None
             exchange = self._exchange(head, keep_alive)
             exchange.body.feed(body)
@@ -308,22 +308,26 @@ class _Connection(asyncio.Protocol):
             self._close_transport()
 
     def _lane_failed(self) -> None:
+        # As a handler's bug: the fixed 500, and the connection ends (so the task answers
+        # nothing queued behind the request: _serve).
         self._laned = None
         self.send(fixed_page(500))
         self._close_transport()
 
     def lane_spawn(self, request: LaneRequest, answer: Coroutine[Any, Any, None]) -> None:
         if self._laned is not request:
+            answer.close()
             raise RuntimeError("the lane request was answered already")
-        self._lane_task = self._loop.create_task(self._lane_answer(request, answer))
+        task = self._loop.create_task(self._lane_answer(request, answer))
+        tasks = self._server.lane_tasks  # the server's: they may outlive the connection
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def _lane_answer(self, request: LaneRequest, answer: Coroutine[Any, Any, None]) -> None:
         try:
             await answer
         except Exception as exc:  # a bug in the lane's answer: as one in a handler
             log.error("internal_error", extra={"error": type(exc).__name__})
-        finally:
-            self._lane_task = None
         if self._laned is request:  # it raised, or ended without an answer
             self._lane_failed()
 
@@ -354,6 +358,8 @@ class _Connection(asyncio.Protocol):
                 self._wake = self._loop.create_future()
                 await self._wake
                 self._wake = None
+            if self.gone:
+                return  # closed (a lane's bug, say): nobody to answer what is queued
             exchange = self._queue.popleft()
             if len(self._queue) <= 1:
                 self._resume_reading(2)
@@ -440,15 +446,15 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
-    def kill(self) -> list[asyncio.Task[None]]:
-        """Shutdown past its timeout: drop the connection and cancel the answers in progress
+    def kill(self) -> asyncio.Task[None] | None:
+        """Shutdown past its timeout: drop the connection and cancel the answer in progress
         (returned, to wait for)."""
         self.abort()
-        tasks = [task for task in (self._task, self._lane_task)
-                 if task is not None and not task.done()]
-        for task in tasks:
-            task.cancel()
-        return tasks
+        task = self._task
+        if task is None or task.done():
+            return None
+        task.cancel()
+        return task
 
     def close_after_answer(self) -> None:
         self._parsing = False

@@ -20,16 +20,16 @@ class ConnectionDeadline:
     apply. Past the deadline the connection (``transport``) is ended.
     """
 
-    __slots__ = ("_head_moves", "_head_since", "_idle_moves", "_idle_since", "_loop", "_served",
-                 "_timer", "_transport", "busy", "header_timeout", "idle_timeout")
+    __slots__ = ("_head_moves", "_head_since", "_header_timeout", "_idle_moves", "_idle_since",
+                 "_idle_timeout", "_loop", "_served", "_timer", "_transport", "busy")
 
     def __init__(
         self, transport: asyncio.BaseTransport, header_timeout: float, idle_timeout: float
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._transport = transport
-        self.header_timeout = header_timeout
-        self.idle_timeout = idle_timeout
+        self._header_timeout = header_timeout
+        self._idle_timeout = idle_timeout
         # The timer is always armed at most the longer limit ahead, so a limit that starts
         # now can come before it only when it is the shorter one: with equal limits the
         # timer never moves, and a request costs no timer check.
@@ -54,13 +54,13 @@ class ConnectionDeadline:
         self._idle_since = self._loop.time()
         self._head_since = None
         if idle and self._idle_moves:
-            self._check_by(self._idle_since + self.idle_timeout)
+            self._check_by(self._idle_since + self._idle_timeout)
 
     def bytes_arrived(self) -> None:
         if self._served and not self.busy and self._head_since is None:
             self._head_since = self._loop.time()  # the next head's clock starts
             if self._head_moves:
-                self._check_by(self._head_since + self.header_timeout)
+                self._check_by(self._head_since + self._header_timeout)
 
     def cancel(self) -> None:
         if self._timer is not None:
@@ -69,12 +69,12 @@ class ConnectionDeadline:
 
     def _due(self, now: float) -> float:
         if self.busy:  # look again later
-            return now + min(self.header_timeout, self.idle_timeout)
+            return now + min(self._header_timeout, self._idle_timeout)
         if not self._served:
-            return self._idle_since + self.header_timeout
+            return self._idle_since + self._header_timeout
         if self._head_since is not None:
-            return self._head_since + self.header_timeout
-        return self._idle_since + self.idle_timeout
+            return self._head_since + self._header_timeout
+        return self._idle_since + self._idle_timeout
 
     def _check_by(self, due: float) -> None:
         # The timer may be armed for a longer limit (the first head's, the idle one) that no

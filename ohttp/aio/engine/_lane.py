@@ -40,7 +40,7 @@ class _LaneLink(Protocol):
 class LaneRequest:
     """A whole request offered to a lane: its ``head``, its ``body``, and the one answer."""
 
-    __slots__ = ("_link", "body", "closing", "head", "keep_alive")
+    __slots__ = ("_link", "body", "closing", "head", "keep_alive", "spawned")
 
     def __init__(self, head: Head, body: bytes, link: _LaneLink, *, keep_alive: bool) -> None:
         self.head = head
@@ -48,6 +48,7 @@ class LaneRequest:
         self._link = link
         self.keep_alive = keep_alive
         self.closing = not keep_alive  # the connection ends after the answer
+        self.spawned = False  # a coroutine answers it (spawn): taken, whatever the lane says
 
     def respond(self, status: int, headers: Iterable[tuple[str, str]], body: bytes = b"", *,
                 close: bool = False) -> None:
@@ -66,6 +67,7 @@ class LaneRequest:
         needs no exchange: ``answer`` answers through :meth:`respond` or :meth:`hand_over`.
         One that raises or ends without answering gets the fixed 500, as a handler's bug."""
         self._link.lane_spawn(self, answer)
+        self.spawned = True
 
     def hand_over(self, handler: Handler) -> None:
         """Answer through ``handler`` after all, as an exchange whose body is complete (for an

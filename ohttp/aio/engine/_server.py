@@ -39,6 +39,9 @@ class EngineServer:
         self.limits = limits
         self.on_count = on_count
         self.connections: set[_Connection] = set()
+        # Answers lanes spawned (LaneRequest.spawn), until they end: a shutdown waits for them
+        # as for the connections, whether or not theirs is still open.
+        self.lane_tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
 
     def factory(self) -> asyncio.Protocol:
@@ -51,9 +54,12 @@ class EngineServer:
             connection.stop()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.connections and loop.time() < deadline:
+        while (self.connections or self.lane_tasks) and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        cancelled = [task for connection in list(self.connections) for task in connection.kill()]
+        cancelled = [task for connection in list(self.connections) if (task := connection.kill())]
+        cancelled += self.lane_tasks
+        for task in self.lane_tasks:
+            task.cancel()
         if cancelled:  # their cleanup (finally blocks) runs before the app's own cleanup
             await asyncio.wait(cancelled, timeout=_UNWIND_SECONDS)
 

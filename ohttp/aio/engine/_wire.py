@@ -32,7 +32,7 @@ _ENDS = {  # (close, keep_alive_10): the connection option, then the empty line
 
 
 class _DateLine:
-    """RFC 9110 §6.6.1: an origin server with a clock sends Date; formatted once a second."""
+    # RFC 9110 §6.6.1: an origin server with a clock sends Date; formatted once a second.
 
     second = -1
     line = b""
@@ -48,7 +48,8 @@ class _DateLine:
 
 # Field lines of the tuples of fields seen last: a server's common answers repeat theirs
 # (the relay's, say, from one gateway head), so each costs a lookup instead of a build.
-# Bounded, and only for tuples, which cannot change once made.
+# Bounded, and only for tuples, which cannot change once made; keyed by equality, which is
+# identity of the text for the (str, str) pairs the engine takes.
 _FIELD_LINES: dict[tuple[tuple[str, str], ...], bytes] = {}
 _FIELD_LINES_MAX = 64
 
