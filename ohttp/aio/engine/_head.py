@@ -13,8 +13,8 @@ class Headers:
 
     __slots__ = ("_index",)
 
-    def __init__(self, index: dict[str, list[str]] | None = None) -> None:
-        self._index: dict[str, list[str]] = {} if index is None else index
+    def __init__(self, index: dict[str, list[str]]) -> None:
+        self._index = index
 
     def get(self, name: str) -> str | None:
         """The first value of ``name`` (lower case), or None."""
