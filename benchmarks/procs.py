@@ -18,8 +18,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -231,12 +233,13 @@ def gateway_results(server: Server) -> dict[str, int] | None:
 
 
 def start_relay(
-    gateway: Server, workers: int, workdir: Path, name: str = "relay", *, cwd: Path = REPO
+    gateway: Server, workers: int, workdir: Path, name: str = "relay", *, cwd: Path = REPO,
+    extra: tuple[str, ...] = (),
 ) -> Server:
-    """``python -m relay`` forwarding to ``gateway``'s gateway path."""
+    """``python -m relay`` forwarding to ``gateway``'s gateway path (``extra``: more flags)."""
     port = free_port()
     args = ["relay", "--listen", f"{LOOPBACK}:{port}", "--gateway", gateway.url + GATEWAY_PATH]
-    args += ["--workers", str(workers)]
+    args += ["--workers", str(workers), *extra]
     return start_python(name, args, port, workdir, cwd)
 
 
@@ -320,6 +323,38 @@ _PROXY_LOCATION = """location = / {{
             client_max_body_size 1m;
         }}"""
 _STATIC_LOCATION = 'location / {{ default_type message/ohttp-res; return 200 "{answer}"; }}'
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str | None]:
+    """A redis-server on a free loopback port, without persistence, for the block: its URL;
+    None when redis-server is not installed. Stopped by its PID."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    port = free_port()
+    with tempfile.TemporaryDirectory() as directory:
+        process = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", LOOPBACK, "--save", "", "--appendonly",
+             "no", "--dir", directory], stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            _wait_for_port(port)
+            yield f"redis://{LOOPBACK}:{port}/0"
+        finally:
+            process.terminate()
+            process.wait()
+
+
+def _wait_for_port(port: int) -> None:
+    for _ in range(500):
+        try:
+            socket.create_connection((LOOPBACK, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError(f"nothing listens on port {port}")
 
 
 def nginx_binary() -> str | None:

@@ -74,15 +74,16 @@ def spread(values: list[float], digits: int = 1) -> str:
 
 def table(samples: dict[str, list[Sample]]) -> list[str]:
     """One line per target: req/s and CPU per request, median (range); user, sys medians."""
+    width = max([9, *map(len, samples)])
     lines = [
-        f"{'target':9} {'req/s median (range)':>26} {'CPU us/req median (range)':>28} "
+        f"{'target':{width}} {'req/s median (range)':>26} {'CPU us/req median (range)':>28} "
         f"{'user':>6} {'sys':>6}  failed"
     ]
     for name, runs in samples.items():
         rates = [r.requests_per_s for r in runs if r.requests_per_s is not None]
         rate = spread(rates, 0) if len(rates) == len(runs) else "-"
         lines.append(
-            f"{name:9} {rate:>26} {spread([r.cpu_us for r in runs]):>28} "
+            f"{name:{width}} {rate:>26} {spread([r.cpu_us for r in runs]):>28} "
             f"{statistics.median(r.user_us for r in runs):6.1f} "
             f"{statistics.median(r.system_us for r in runs):6.1f}  "
             f"{sum(r.failed for r in runs)}"

@@ -23,16 +23,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import signal
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from email.utils import formatdate
 
+from benchmarks.procs import redis_server
 from gateway.replay import ReplayGuard
 from ohttp.aio.store import MemoryStore, SharedStoreServer, Store, open_store
 from ohttp.aio.store._redis import RedisStore
@@ -61,35 +58,12 @@ def shared_store() -> Iterator[Callable[[], Store]]:
 
 @contextmanager
 def redis_store() -> Iterator[Callable[[], Store] | None]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        print("note: redis-server is not installed; the Redis column is skipped")
-        yield None
-        return
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with tempfile.TemporaryDirectory() as directory:
-        process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-             "no", "--dir", directory], stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            _wait_for_port(port)
-            yield lambda: RedisStore(f"redis://127.0.0.1:{port}/0", timeout=2.0)
-        finally:
-            process.terminate()
-            process.wait()
-
-
-def _wait_for_port(port: int) -> None:
-    for _ in range(500):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.01)
-    raise RuntimeError("redis-server did not start")
+    with redis_server() as url:
+        if url is None:
+            print("note: redis-server is not installed; the Redis column is skipped")
+            yield None
+        else:
+            yield lambda: RedisStore(url, timeout=2.0)
 
 
 def _unpipelined(make: Callable[[], Store]) -> Store:

@@ -7,6 +7,7 @@ end and counts what it sends (wrk and nginx parts are skipped when not installed
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -195,12 +196,14 @@ def _failed_column(lines: list[str], names: list[str]) -> dict[str, str]:
     loadgen.wrk_binary() is None or procs.nginx_binary() is None, reason="needs wrk and nginx"
 )
 def test_relay_bench_runs_every_target() -> None:
-    lines = _bench("relay_bench", "--seconds", "1", "--rounds", "1", "--floor", "--proxy-floor")
-    names = ["nginx", "relay", "floor", "pfloor"]
-    assert _failed_column(lines, names) == dict.fromkeys(names, "0")  # pfloor: all forwarded
+    lines = _bench("relay_bench", "--seconds", "1", "--rounds", "1", "--floor", "--proxy-floor",
+                   "--rate-limit")
+    limited = ["limited"] + (["limited-redis"] if shutil.which("redis-server") else [])
+    names = ["nginx", "relay", "floor", "pfloor", *limited]
+    assert _failed_column(lines, names) == dict.fromkeys(names, "0")  # every one forwarded
     ratios = lines[1 + len(names):]  # after the header and one row per target
     assert [line.split(" per round")[0] for line in ratios] == [
-        "relay/nginx", "floor/nginx", "pfloor/nginx"
+        *(f"{name}/nginx" for name in names[1:]), *(f"{name}/relay" for name in limited)
     ]
     assert all("throughput" in line for line in ratios)
 
