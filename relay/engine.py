@@ -34,9 +34,9 @@ from relay.forward import (
     admit,
     answer_response,
     count_small,
+    small_body,
     upstream_headers,
 )
-from relay.h1 import ResponseHead
 from relay.routes import answer, refusal
 from relay.state import STATE_KEY, RelayState
 from relay.upstream import UpstreamConnection, UpstreamResponse
@@ -122,7 +122,7 @@ class _LaneForward:
     def _progress(self) -> None:
         conn = self._conn
         head = conn.head
-        if conn.error is None and (head is None or (not conn.body_done and _small(head))):
+        if conn.error is None and (head is None or (not conn.body_done and small_body(head))):
             conn.listen(self._progress, self._pool.read_timeout)  # each wait, its own deadline
             return  # more to come: a small body is answered whole
         conn.listen(None)
@@ -137,7 +137,7 @@ class _LaneForward:
             reply = refusal(error, self._state)
             self._answer(reply.status, reply.headers, reply.body, close=reply.close)
             return
-        if status == 422 or not _small(head):  # streamed, large, or may refresh the keys first
+        if status == 422 or not small_body(head):  # streamed, large, or may refresh the keys
             response = UpstreamResponse(self._pool, conn, head, None)
             self._request.hand_over(lambda exchange: self._finish(exchange, response))
             return
@@ -163,10 +163,6 @@ class _LaneForward:
         write_timeout = state.config.write_timeout
         _reply(exchange, await answer(respond, _EngineRequest(exchange, write_timeout), state,
                                       exchange.head.target))
-
-
-def _small(head: ResponseHead) -> bool:
-    return head.content_length is not None and head.content_length <= SMALL_BODY
 
 
 class _EngineRequest:

@@ -258,7 +258,7 @@ async def _respond(request: ClientRequest, state: RelayState,
                    upstream: UpstreamResponse) -> Answer | None:
     head = upstream.head
     status, headers = ClientHead.of(head)  # shared by answers to heads of the same bytes
-    if head.content_length is not None and head.content_length <= SMALL_BODY:
+    if small_body(head):
         return await _respond_small(state, upstream, status, headers)
     await request.start(status, headers, head.content_length)
     if await _copy_body(request, state, upstream):
@@ -275,6 +275,11 @@ async def _respond_small(state: RelayState, upstream: UpstreamResponse, status: 
         body = await upstream.read(SMALL_BODY)
     count_small(state, status, body)
     return Answer(status, headers, body)
+
+
+def small_body(head: ResponseHead) -> bool:
+    """Whether the gateway's answer has a body of known size small enough to pass on whole."""
+    return head.content_length is not None and head.content_length <= SMALL_BODY
 
 
 def count_small(state: RelayState, status: int, body: bytes) -> None:

@@ -152,11 +152,8 @@ class UpstreamConnection(asyncio.Protocol):
         re-arms for the current deadline. Under steady traffic that is one timer per ``timeout``
         period instead of one per request.
         """
-        loop = self._loop
-        self._deadline = loop.time() + timeout
-        if self._timer is None:
-            self._timer = loop.call_at(self._deadline, self._check_deadline)
-        waiter = self._waiter = loop.create_future()
+        self._arm(timeout)
+        waiter = self._waiter = self._loop.create_future()
         return waiter
 
     def listen(self, listener: Callable[[], None] | None, timeout: float = 0.0) -> None:
@@ -164,9 +161,12 @@ class UpstreamConnection(asyncio.Protocol):
         from now (the same lazy deadline as a waiter's); None stops it."""
         self._listener = listener
         if listener is not None:
-            self._deadline = self._loop.time() + timeout
-            if self._timer is None:
-                self._timer = self._loop.call_at(self._deadline, self._check_deadline)
+            self._arm(timeout)
+
+    def _arm(self, timeout: float) -> None:
+        self._deadline = self._loop.time() + timeout
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._deadline, self._check_deadline)
 
     def _check_deadline(self) -> None:
         self._timer = None

@@ -185,6 +185,16 @@ async def echo(exchange: Exchange) -> None:
     exchange.respond(200, [], body)
 
 
+def recording(seen: list[str], handler: Handler = hello) -> Handler:
+    """``handler``, first noting each request's path in ``seen``."""
+
+    async def noted(exchange: Exchange) -> None:
+        seen.append(exchange.head.path)
+        await handler(exchange)
+
+    return noted
+
+
 def get(path: str = "/", *extra: str, version: str = "1.1") -> bytes:
     lines = [f"GET {path} HTTP/{version}", "Host: x", *extra]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()

@@ -24,6 +24,7 @@ from tests.engine_support import (
     listening,
     read_response,
     read_to_end,
+    recording,
 )
 
 
@@ -104,12 +105,7 @@ async def test_head_gets_the_head_with_the_get_content_length() -> None:
 
 async def test_an_upgrade_is_answered_and_nothing_after_it_is_read() -> None:
     seen: list[str] = []
-
-    async def recording(exchange: Exchange) -> None:
-        seen.append(exchange.head.path)
-        await hello(exchange)
-
-    async with listening(recording) as listener:
+    async with listening(recording(seen)) as listener:
         reader, writer = await connect(listener.port)
         # RFC 9110 §7.8: the bytes after an upgrade request are not HTTP/1.1 for this server
         writer.write(get("/up", "Connection: Upgrade", "Upgrade: websocket") + get("/after"))
@@ -242,12 +238,7 @@ _AMBIGUOUS = {
 @pytest.mark.parametrize("raw", list(_AMBIGUOUS.values()), ids=list(_AMBIGUOUS))
 async def test_ambiguous_framing_gets_400_and_close(raw: bytes) -> None:
     seen: list[str] = []
-
-    async def recording(exchange: Exchange) -> None:
-        seen.append(exchange.head.path)
-        await echo(exchange)
-
-    async with listening(recording) as listener:
+    async with listening(recording(seen, echo)) as listener:
         response = await _only_answer(listener, raw + _SMUGGLED)
         assert response.status == 400
         assert seen == []  # neither the ambiguous request nor the smuggled one ran

@@ -17,6 +17,7 @@ from tests.engine_support import (
     listening,
     read_response,
     read_to_end,
+    recording,
 )
 
 
@@ -341,12 +342,7 @@ async def test_a_spawned_answer_after_its_client_left_goes_nowhere() -> None:
                          ids=["raises", "spawned raises"])
 async def test_nothing_queued_behind_a_lane_bug_is_answered(lane: Lane) -> None:
     ran: list[str] = []
-
-    async def recording(exchange: Exchange) -> None:
-        ran.append(exchange.head.path)
-        await hello(exchange)
-
-    async with listening(recording, lane=lane) as listener:
+    async with listening(recording(ran), lane=lane) as listener:
         reader, writer = await connect(listener.port)
         writer.write(get("/one"))  # the handler answers: the connection's task now waits
         assert (await read_response(reader)).body == b"hello /one"
@@ -372,12 +368,7 @@ async def test_every_spawned_answer_still_running_is_cancelled_at_shutdown() -> 
 
 async def test_a_lane_that_spawns_an_answer_has_taken_the_request_whatever_it_says() -> None:
     ran: list[str] = []
-
-    async def recording(exchange: Exchange) -> None:
-        ran.append(exchange.head.path)
-        await hello(exchange)
-
-    async with listening(recording, lane=Spawner(0.02, says_taken=False)) as listener:
+    async with listening(recording(ran), lane=Spawner(0.02, says_taken=False)) as listener:
         reader, writer = await connect(listener.port)
         writer.write(post(b"abc") + get("/next"))
         bodies = [(await read_response(reader)).body for _ in range(2)]

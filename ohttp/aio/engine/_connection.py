@@ -275,10 +275,7 @@ class _Connection(asyncio.Protocol):
             return
         if not taken and self._laned is request and not request.spawned:  # declined
             self._laned = None
-            exchange = self._exchange(head, keep_alive)
-            exchange.body.feed(body)
-            exchange.body.end()
-            self._enqueue(exchange)
+            self._enqueue(self._whole_exchange(request))
 
     def _unlane(self) -> None:
         """A lane head whose body is still arriving goes the usual way."""
@@ -335,13 +332,18 @@ class _Connection(asyncio.Protocol):
         if self._laned is not request:
             raise RuntimeError("the lane request was answered already")
         self._laned = None
+        exchange = self._whole_exchange(request)
+        self._handed[exchange] = handler
+        self._enqueue(exchange, first=True)
+
+    def _whole_exchange(self, request: LaneRequest) -> Exchange:
+        # The lane's request as the handler's: its body complete, its close kept.
         exchange = self._exchange(request.head, request.keep_alive)
         if request.closing:
             exchange.close()
         exchange.body.feed(request.body)
         exchange.body.end()
-        self._handed[exchange] = handler
-        self._enqueue(exchange, first=True)
+        return exchange
 
     # -- answering, one exchange at a time
 
