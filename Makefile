@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint typecheck unit clean release lock fuzz
+.PHONY: test demo bench lint typecheck unit compile clean release lock fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict ohttp gateway relay issuer benchmarks tests deploy
 
-unit: $(STAMP)
+# The engine's and the relay's per-request modules compiled by mypyc, in place; rebuilt only when
+# missing or older than a source (deploy/compile.py). The tests and the demo run on them.
+compile: $(STAMP)
+	$(BIN)/python deploy/compile.py
+
+unit: compile
 	$(BIN)/pytest
 
 test: lint typecheck unit
 
-demo: $(STAMP)
+demo: compile
 	$(BIN)/ohttp demo
 
 # Plots, progress bars and py-spy; nginx and wrk (apt) are used when installed.
@@ -56,4 +61,5 @@ fuzz: $(STAMP)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/pytest -q tests/fuzz
 
 clean:
+	$(BIN)/python deploy/compile.py --clean || true
 	rm -rf $(VENV) build dist *.egg-info

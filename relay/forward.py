@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
+from typing import ClassVar
 
 from ohttp.chunked import CHUNKED_REQUEST_MEDIA_TYPE, CHUNKED_RESPONSE_MEDIA_TYPE
 from ohttp.codings import only_identity_content
@@ -135,17 +136,35 @@ async def _read_some(request: ClientRequest, deadline: float) -> bytes:
         raise ClientAborted("body read failed") from None
 
 
-async def _stream_body(request: ClientRequest, first: bytes, state: RelayState,
-                       deadline: float) -> AsyncIterator[bytes]:
-    """The client's body as it arrives, within the size limit and the body deadline."""
-    total = len(first)
-    yield first
-    while piece := await _read_some(request, deadline):
-        total += len(piece)
-        if total > state.config.max_body_bytes:
+class _StreamedBody:
+    """The client's body as it arrives, within the size limit and the body deadline; a piece is
+    counted once the upstream asks for the next. (A class: mypyc has no async generators.)"""
+
+    def __init__(self, request: ClientRequest, first: bytes, state: RelayState,
+                 deadline: float) -> None:
+        self._request, self._state, self._deadline = request, state, deadline
+        self._first: bytes | None = first
+        self._total = len(first)
+        self._uncounted = 0
+
+    def __aiter__(self) -> _StreamedBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        first, self._first = self._first, None
+        if first is not None:
+            return first
+        if self._uncounted:
+            self._state.metrics.add_bytes(UPSTREAM_BYTES, self._uncounted)
+            self._uncounted = 0
+        piece = await _read_some(self._request, self._deadline)
+        if not piece:
+            raise StopAsyncIteration
+        self._total += len(piece)
+        if self._total > self._state.config.max_body_bytes:
             raise BodyTooLarge("streamed length")
-        yield piece
-        state.metrics.add_bytes(UPSTREAM_BYTES, len(piece))
+        self._uncounted = len(piece)
+        return piece
 
 
 async def _read_small(request: ClientRequest, length: int, deadline: float) -> bytes:
@@ -197,7 +216,7 @@ async def _send_streamed(request: ClientRequest, state: RelayState, pool: Upstre
     state.metrics.add_bytes(UPSTREAM_BYTES, len(first))
     if length is not None:
         headers += b"content-length: %d\r\n" % length
-    stream = _stream_body(request, first, state, deadline)
+    stream = _StreamedBody(request, first, state, deadline)
     return await pool.request("POST", headers, stream, chunked=length is None)
 
 
@@ -243,8 +262,8 @@ class ClientHead:
     values of known fields). ``relay.h1`` hands out one object for heads of the same bytes, so
     the last one's answer is kept and a repeat costs an identity check."""
 
-    head: ResponseHead | None = None
-    answer: tuple[int, Fields] = (0, ())
+    head: ClassVar[ResponseHead | None] = None
+    answer: ClassVar[tuple[int, Fields]] = (0, ())
 
     @classmethod
     def of(cls, head: ResponseHead) -> tuple[int, Fields]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Final
+from typing import ClassVar, Final
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADER_LINES = 100
@@ -150,8 +150,8 @@ class _LastHead:
     field changes once a second) and :func:`parse_head` is a pure function of them, so a repeat
     costs one comparison instead of a parse; only heads that parsed are kept."""
 
-    raw = b""
-    head: ResponseHead | None = None
+    raw: ClassVar[bytes] = b""
+    head: ClassVar[ResponseHead | None] = None
 
     @classmethod
     def parse(cls, raw: bytes) -> ResponseHead:

@@ -324,13 +324,11 @@ class UpstreamResponse:
         self._finish()
         return b"".join(pieces)
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    def chunks(self) -> AsyncIterator[bytes]:
         """Body bytes as they arrive (an idle gap longer than the read timeout fails)."""
         conn = self._conn
         assert conn is not None
-        while piece := await self._next(conn):
-            yield piece
-        self._finish()
+        return _BodyPieces(self, conn)
 
     async def _next(self, conn: UpstreamConnection) -> bytes:
         try:
@@ -360,6 +358,27 @@ class UpstreamResponse:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+class _BodyPieces:
+    # UpstreamResponse.chunks: a class, as mypyc has no async generators.
+
+    def __init__(self, response: UpstreamResponse, conn: UpstreamConnection) -> None:
+        self._response, self._conn = response, conn
+        self._done = False
+
+    def __aiter__(self) -> _BodyPieces:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._done:
+            raise StopAsyncIteration
+        piece = await self._response._next(self._conn)
+        if not piece:
+            self._done = True
+            self._response._finish()
+            raise StopAsyncIteration
+        return piece
 
 
 class UpstreamPool:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import ClassVar
 
 __all__ = ["OVER_CAPACITY", "TEXT_PLAIN", "fixed_page", "fixed_text", "response_head",
            "whole_response"]
@@ -34,8 +35,8 @@ _ENDS = {  # (close, keep_alive_10): the connection option, then the empty line
 class _DateLine:
     # RFC 9110 §6.6.1: an origin server with a clock sends Date; formatted once a second.
 
-    second = -1
-    line = b""
+    second: ClassVar[int] = -1
+    line: ClassVar[bytes] = b""
 
     @classmethod
     def now(cls) -> bytes:

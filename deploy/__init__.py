@@ -1,0 +1,1 @@
+"""Build, release and deployment files; the scripts run as `python deploy/<name>.py`."""

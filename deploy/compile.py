@@ -1,0 +1,121 @@
+"""``make compile``: the per-request modules of the serving engine and the relay, compiled by
+mypyc in place (issue 18: the relay's throughput).
+
+Usage: ``python deploy/compile.py [--clean] [--check]``.
+
+Each module of ``HOT_MODULES`` gets a compiled twin next to its source
+(``relay/h1.cpython-311-x86_64-linux-gnu.so``), which Python imports instead of the ``.py``, and
+the twins share one library, ``ohttp/_hot__mypyc…so``. The code is the same Python, checked by
+``mypy --strict``; mypyc turns its typed calls, attributes and loops into C. The package stays
+pure Python: the release (deploy/release.py) builds from ``git archive``, which has no twins, and
+any module runs without its twin.
+
+A twin older than any listed source is stale (Python would still import it): the build is all or
+nothing, and ``--check`` (and tests/test_compiled.py) fails on stale twins. Needs a C compiler
+and the Python headers; the build takes about half a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.machinery
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The request path of the engine and of the relay's lane (benchmarks/inmemory.py times it).
+HOT_MODULES = (
+    "ohttp/aio/engine/_connection.py",
+    "ohttp/aio/engine/_deadline.py",
+    "ohttp/aio/engine/_head.py",
+    "ohttp/aio/engine/_lane.py",
+    "ohttp/aio/engine/_wire.py",
+    "relay/engine.py",
+    "relay/exchange.py",
+    "relay/forward.py",
+    "relay/h1.py",
+    "relay/metrics.py",
+    "relay/upstream.py",
+)
+# The twins' shared library, inside a package: an editable install maps packages only.
+GROUP = "ohttp._hot"
+
+
+def twins(root: Path = REPO) -> list[Path]:
+    """Every compiled twin and shared library now in the tree."""
+    found: list[Path] = []
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        found += root.glob(f"ohttp/_hot__mypyc*{suffix}")
+        for source in HOT_MODULES:
+            twin = (root / source).with_suffix(suffix)
+            if twin.exists():
+                found.append(twin)
+    return sorted(set(found))
+
+
+def stale(root: Path = REPO) -> list[str]:
+    """What is wrong with the tree's twins: missing ones, or ones older than a source."""
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    newest_source = max((root / source).stat().st_mtime for source in HOT_MODULES)
+    problems = []
+    for source in HOT_MODULES:
+        twin = (root / source).with_suffix(suffix)
+        if not twin.exists():
+            problems.append(f"{source}: no compiled twin")
+        elif twin.stat().st_mtime < newest_source:
+            problems.append(f"{source}: compiled twin older than a source")
+    return problems
+
+
+@contextlib.contextmanager
+def _in(directory: Path) -> Iterator[None]:
+    previous = Path.cwd()
+    os.chdir(directory)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def build(root: Path = REPO) -> None:
+    """Compile ``HOT_MODULES`` of the tree at ``root`` in place (mypyc, then the C compiler)."""
+    from mypyc.build import mypycify
+    from setuptools import setup
+
+    with tempfile.TemporaryDirectory(prefix="ohttp-mypyc-") as scratch, _in(root):
+        extensions = mypycify(list(HOT_MODULES), group_name=GROUP, target_dir=scratch)
+        setup(name="ohttp-hot", ext_modules=extensions,
+              script_args=["--quiet", "build_ext", "--inplace", "--build-temp", scratch])
+
+
+def clean(root: Path = REPO) -> None:
+    """Remove every twin: the tree runs as plain Python again."""
+    for twin in twins(root):
+        twin.unlink()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clean", action="store_true", help="remove the compiled twins")
+    parser.add_argument("--check", action="store_true", help="fail unless every twin is fresh")
+    args = parser.parse_args()
+    if args.clean:
+        clean()
+        return 0
+    problems = stale()
+    if args.check or not problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 1 if problems else 0
+    clean()
+    build()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
