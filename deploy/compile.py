@@ -34,32 +34,31 @@ HOT_MODULES = (
     "ohttp/aio/engine/_deadline.py",
     "ohttp/aio/engine/_head.py",
     "ohttp/aio/engine/_lane.py",
+    "ohttp/aio/engine/_server.py",
     "ohttp/aio/engine/_wire.py",
     "relay/engine.py",
     "relay/exchange.py",
     "relay/forward.py",
     "relay/h1.py",
     "relay/metrics.py",
+    "relay/state.py",
     "relay/upstream.py",
 )
 # The twins' shared library, inside a package: an editable install maps packages only.
 GROUP = "ohttp._hot"
+PACKAGES = ("ohttp", "relay", "gateway", "issuer")
 
 
 def twins(root: Path = REPO) -> list[Path]:
-    """Every compiled twin and shared library now in the tree."""
-    found: list[Path] = []
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        found += root.glob(f"ohttp/_hot__mypyc*{suffix}")
-        for source in HOT_MODULES:
-            twin = (root / source).with_suffix(suffix)
-            if twin.exists():
-                found.append(twin)
-    return sorted(set(found))
+    """Every compiled module in the tree's packages (the project has no other extensions)."""
+    return sorted({path for package in PACKAGES
+                   for suffix in importlib.machinery.EXTENSION_SUFFIXES
+                   for path in (root / package).rglob(f"*{suffix}")})
 
 
 def stale(root: Path = REPO) -> list[str]:
-    """What is wrong with the tree's twins: missing ones, or ones older than a source."""
+    """What is wrong with the tree's twins: missing ones, ones older than a source, and
+    leftovers of a module no longer listed (Python would import any of them)."""
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
     newest_source = max((root / source).stat().st_mtime for source in HOT_MODULES)
     problems = []
@@ -69,6 +68,10 @@ def stale(root: Path = REPO) -> list[str]:
             problems.append(f"{source}: no compiled twin")
         elif twin.stat().st_mtime < newest_source:
             problems.append(f"{source}: compiled twin older than a source")
+    expected = {(root / source).with_suffix(suffix) for source in HOT_MODULES}
+    problems += [f"{path.relative_to(root)}: not a module of HOT_MODULES"
+                 for path in twins(root)
+                 if path not in expected and not path.name.startswith("_hot__mypyc")]
     return problems
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 __all__ = ["METHODS", "Head", "Headers", "parsed_head", "request_path"]
 
 
@@ -34,18 +32,17 @@ class Headers:
         return name in self._index
 
 
-class Head(NamedTuple):
+class Head:
     """A complete request head. ``path`` is the request target's path without its query
-    (origin or absolute form); ``content_length`` is None for a chunked body (RFC 9112 §6.3).
-    A tuple: made once per request, a frozen dataclass costs twice as much."""
+    (origin or absolute form); ``content_length`` is None for a chunked body (RFC 9112 §6.3)."""
 
-    method: str
-    target: str
-    path: str
-    headers: Headers
-    http_version: str
-    content_length: int | None
-    chunked: bool
+    __slots__ = ("chunked", "content_length", "headers", "http_version", "method", "path",
+                 "target")
+
+    def __init__(self, method: str, target: str, path: str, headers: Headers,  # noqa: PLR0917
+                 http_version: str, content_length: int | None, chunked: bool) -> None:
+        self.method, self.target, self.path, self.headers = method, target, path, headers
+        self.http_version, self.content_length, self.chunked = http_version, content_length, chunked
 
 
 # The methods llhttp knows, as text made once (a decode per request otherwise).
@@ -71,8 +68,5 @@ def parsed_head(url: list[bytes], fields: dict[str, list[str]], method: bytes,
     length = fields.get("content-length")  # llhttp checked: one value, digits only
     chunked = "transfer-encoding" in fields  # llhttp checked: it ends in chunked
     content_length = None if chunked else int(length[0]) if length else 0
-    return Head._make((  # positional: keywords cost a third more, per request
-        METHODS.get(method) or method.decode("ascii"),  # method
-        target, request_path(target), Headers(fields), http_version,  # target ... http_version
-        content_length, chunked,  # content_length, chunked
-    ))  # fmt: skip
+    return Head(METHODS.get(method) or method.decode("ascii"), target, request_path(target),
+                Headers(fields), http_version, content_length, chunked)
