@@ -10,12 +10,16 @@ aiohttp transport through ``relay.exchange.ClientRequest``.
 gateway, answered by callbacks when the gateway's small answer arrives. It takes nothing the
 handler would answer differently: whatever it declines (a refusal, the in-flight cap, no
 pooled connection) the handler answers, and an answer it cannot give by callbacks (a streamed
-or large one, a 422 that may refresh the keys) it hands over to the handler's own code. A
-relay with a rate limit has no lane: the limit's check is the handler's.
+or large one, a 422 that may refresh the keys) it hands over to the handler's own code. With
+a rate limit, whose check is a coroutine (maybe a store's I/O), the lane runs each request it
+would see in a task of its own (``LaneRequest.spawn``): the limit counts it once and first, as
+the handler's ``forward`` does, and what the lane would decline after that goes to the
+handler's code with the count kept (``forward(counted=True)``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -34,6 +38,7 @@ from relay.forward import (
     admit,
     answer_response,
     count_small,
+    forward,
     small_body,
     upstream_headers,
 )
@@ -67,49 +72,99 @@ def _reply(exchange: Exchange, reply: Answer | None) -> None:
     exchange.respond(reply.status, reply.headers, reply.body)
 
 
-def relay_lane(app: web.Application) -> Lane | None:
-    """The engine lane for the relay ``app``'s common forward (see the module's text); None
-    with a rate limit, whose check is the handler's (a coroutine, maybe a store's I/O)."""
+def relay_lane(app: web.Application) -> Lane:
+    """The engine lane for the relay ``app``'s common forward (see the module's text)."""
     state = app[STATE_KEY]
-    if state.limiter is not None:
-        return None
     gateways = app[ROUTES].forwards()
 
     def lane(request: LaneRequest) -> bool:
         head = request.head
         name = gateways.get(head.path)
-        # The handler's checks, as they would pass: origin form without a query (routes'
-        # answer; a Content-Length body has no transfer coding), admit's (RFC 9458 §5), the
-        # in-flight cap.
+        # The handler's checks before its forward, as they would pass: origin form without a
+        # query (routes' answer; a Content-Length body has no transfer coding), a POST.
         if (name is None or head.target != head.path or head.method != "POST"
                 or head.content_length is None or head.content_length > SMALL_BODY):
             return False
-        slot = InFlightSlot(state)
-        try:
-            media_type = admit(head.headers.getall, head.content_length, True, state.config)
-            slot.take()
-        except RelayError:
-            return False  # the handler refuses it, with the one mapping
-        conn = state.pools[name].take_idle()
-        if conn is None:
-            slot.release()
-            return False  # connecting is the handler's
-        _LaneForward(request, state, name, conn, slot).send(media_type)
-        return True
+        if state.limiter is not None:
+            request.spawn(_limited(request, state, name))
+            return True
+        return _take(request, state, name) is not None
 
     return lane
+
+
+def _take(request: LaneRequest, state: RelayState, name: str) -> _LaneForward | None:
+    # The forward's checks, as they would pass (admit's, RFC 9458 §5; the in-flight cap), and
+    # a pooled connection. None declines: the handler refuses it, with the one mapping, or
+    # connects.
+    slot = InFlightSlot(state)
+    try:
+        media_type = admit(request.head.headers.getall, request.head.content_length, True,
+                           state.config)
+        slot.take()
+    except RelayError:
+        return None
+    conn = state.pools[name].take_idle()
+    if conn is None:
+        slot.release()
+        return None
+    forwarding = _LaneForward(request, state, name, conn, slot)
+    forwarding.send(media_type)
+    return forwarding
+
+
+async def _limited(request: LaneRequest, state: RelayState, name: str) -> None:
+    assert state.limiter is not None
+    peer = request.peer
+    try:
+        await state.limiter.admit(None if peer is None else peer[0])  # first, as forward's
+    except RelayError as error:
+        reply = refusal(error, state)
+        request.respond(reply.status, reply.headers, reply.body, close=reply.close)
+        return
+    forwarding = _take(request, state, name)
+    if forwarding is None:
+        request.hand_over(_counted_forward(state, name))
+        return
+    await forwarding.until_answered()  # by its callbacks, or handed over
+
+
+def _counted_forward(state: RelayState, name: str) -> Handler:
+    # The handler's forward for a request the limit has counted already.
+    write_timeout = state.config.write_timeout
+
+    async def respond(request: ClientRequest, _: RelayState) -> Answer | None:
+        return await forward(request, state, name, counted=True)
+
+    async def handle(exchange: Exchange) -> None:
+        _reply(exchange, await answer(respond, _EngineRequest(exchange, write_timeout), state,
+                                      exchange.head.target))
+
+    return handle
 
 
 class _LaneForward:
     """One forward on the lane: the request sent on ``conn``, answered on its progress."""
 
-    __slots__ = ("_conn", "_name", "_pool", "_request", "_slot", "_started", "_state")
+    __slots__ = ("_answered", "_conn", "_name", "_pool", "_request", "_slot", "_started",
+                 "_state")
 
     def __init__(self, request: LaneRequest, state: RelayState, name: str,
                  conn: UpstreamConnection, slot: InFlightSlot) -> None:
         self._request, self._state, self._name = request, state, name
         self._pool, self._conn, self._slot = state.pools[name], conn, slot
         self._started = 0.0
+        self._answered: asyncio.Future[None] | None = None
+
+    def until_answered(self) -> asyncio.Future[None]:
+        """Done once the request is answered or handed over (for a spawned lane's task)."""
+        self._answered = asyncio.get_running_loop().create_future()
+        return self._answered
+
+    def _settle(self) -> None:
+        # First, before the answer: a task waiting here resumes after this callback anyway.
+        if self._answered is not None and not self._answered.done():
+            self._answered.set_result(None)
 
     def send(self, media_type: str) -> None:
         state, request = self._state, self._request
@@ -139,6 +194,7 @@ class _LaneForward:
             return
         if status == 422 or not small_body(head):  # streamed, large, or may refresh the keys
             response = UpstreamResponse(self._pool, conn, head, None)
+            self._settle()
             self._request.hand_over(lambda exchange: self._finish(exchange, response))
             return
         body = conn.take()  # the whole body: a small one was waited for
@@ -149,6 +205,7 @@ class _LaneForward:
     def _answer(self, status: int, headers: Sequence[tuple[str, str]], body: bytes, *,
                 close: bool = False) -> None:
         self._slot.release()
+        self._settle()
         self._request.respond(status, headers, body, close=close)
 
     async def _finish(self, exchange: Exchange, response: UpstreamResponse) -> None:

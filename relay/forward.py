@@ -49,11 +49,13 @@ _FORWARDED, _GATEWAY_CLIENT_ERROR = Result.FORWARDED, Result.GATEWAY_CLIENT_ERRO
 UPSTREAM_BYTES, DOWNSTREAM_BYTES = Direction.UPSTREAM, Direction.DOWNSTREAM
 
 
-async def forward(request: ClientRequest, state: RelayState, name: str) -> Answer | None:
+async def forward(request: ClientRequest, state: RelayState, name: str, *,
+                  counted: bool = False) -> Answer | None:
     """Forward ``request`` (a POST) to the gateway called ``name``: the answer to send, or
-    None when a streamed answer was sent through ``request``."""
+    None when a streamed answer was sent through ``request``. ``counted``: the rate limit
+    admitted it already (the engine's lane did, then handed it over)."""
     length = request.content_length
-    if state.limiter is not None:  # first, as before: the rate limit, then the rest
+    if state.limiter is not None and not counted:  # first: the rate limit, then the rest
         await state.limiter.admit(request.peer)
     media_type = admit(request.fields, length, request.body_exists, state.config)
     slot = InFlightSlot(state)

@@ -132,15 +132,38 @@ async def test_a_request_the_handler_refuses_is_not_taken(
     assert spy.taken == taken and len(gateway.posts) == 1
 
 
-async def test_a_rate_limited_relay_has_no_lane(gateway: RecordingGateway,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("mode", ["echo", "large", "422"])
+async def test_a_rate_limited_relay_counts_each_lane_request_once(
+    gateway: RecordingGateway, monkeypatch: pytest.MonkeyPatch, mode: str,
+) -> None:
+    """With a rate limit the lane takes every POST it sees, counts it, then forwards it by
+    callbacks or hands it to the handler's code (no pooled connection yet, a large or a 422
+    answer): each counted once, so the limit's third request is the one refused."""
+    spy = LaneSpy()
+    monkeypatch.setattr(relay.serve, "relay_lane", spy.wrap(relay_lane))
+    gateway.mode = "large" if mode == "large" else "echo"
+    if mode == "422":
+        gateway.mode, gateway.status, gateway.content_type = "fixed", 422, "application/problem+json"
+    async with serve(relay_config(gateway.url, rate_limit=3)) as listening:
+        url = f"http://127.0.0.1:{listening.port}/"
+        replies = [await send(url, b"x") for _ in range(4)]
+    assert [reply[0] for reply in replies] == [200 if mode != "422" else 422] * 3 + [429]
+    assert replies[3][1]["Retry-After"].isdigit()
+    assert spy.taken == 4 and len(gateway.posts) == 3
+
+
+async def test_a_rate_limited_lane_request_the_handler_refuses_is_counted_once(
+    gateway: RecordingGateway, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Counted by the lane, then refused by the handler's checks (415): not counted again."""
     spy = LaneSpy()
     monkeypatch.setattr(relay.serve, "relay_lane", spy.wrap(relay_lane))
     async with serve(relay_config(gateway.url, rate_limit=3)) as listening:
         url = f"http://127.0.0.1:{listening.port}/"
-        statuses = [(await send(url, b"x"))[0] for _ in range(4)]
-    assert statuses == [200, 200, 200, 429]  # every request counted, by the handler
-    assert spy.taken == 0
+        statuses = [(await send(url, b"x", {"Content-Type": "text/plain"}))[0],
+                    *[(await send(url, b"x"))[0] for _ in range(3)]]
+    assert statuses == [415, 200, 200, 429]
+    assert spy.taken == 4 and len(gateway.posts) == 2
 
 
 async def test_the_lane_never_reuses_a_connection_its_answer_said_to_close(

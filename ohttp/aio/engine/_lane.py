@@ -35,6 +35,8 @@ class _LaneLink(Protocol):
     def lane_respond(self, request: LaneRequest, data: bytes) -> None: ...
     def lane_hand_over(self, request: LaneRequest, handler: Handler) -> None: ...
     def lane_spawn(self, request: LaneRequest, answer: Coroutine[Any, Any, None]) -> None: ...
+    @property
+    def peer(self) -> tuple[str, int] | None: ...
 
 
 class LaneRequest:
@@ -49,6 +51,11 @@ class LaneRequest:
         self.keep_alive = keep_alive
         self.closing = not keep_alive  # the connection ends after the answer
         self.spawned = False  # a coroutine answers it (spawn): taken, whatever the lane says
+
+    @property
+    def peer(self) -> tuple[str, int] | None:
+        """The client's address and port, as ``Exchange.peer``."""
+        return self._link.peer
 
     def respond(self, status: int, headers: Iterable[tuple[str, str]], body: bytes = b"", *,
                 close: bool = False) -> None:
