@@ -141,9 +141,9 @@ async def test_a_rate_limited_relay_counts_each_lane_request_once(
     answer): each counted once, so the limit's third request is the one refused."""
     spy = LaneSpy()
     monkeypatch.setattr(relay.serve, "relay_lane", spy.wrap(relay_lane))
-    gateway.mode = "large" if mode == "large" else "echo"
+    gateway.mode = {"echo": "echo", "large": "large", "422": "fixed"}[mode]
     if mode == "422":
-        gateway.mode, gateway.status, gateway.content_type = "fixed", 422, "application/problem+json"
+        gateway.status, gateway.content_type = 422, "application/problem+json"
     async with serve(relay_config(gateway.url, rate_limit=3)) as listening:
         url = f"http://127.0.0.1:{listening.port}/"
         replies = [await send(url, b"x") for _ in range(4)]
