@@ -61,5 +61,5 @@ fuzz: $(STAMP)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/pytest -q tests/fuzz
 
 clean:
-	$(BIN)/python deploy/compile.py --clean || true
+	$(PYTHON) deploy/compile.py --clean
 	rm -rf $(VENV) build dist *.egg-info

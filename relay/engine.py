@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -42,7 +43,7 @@ from relay.forward import (
     small_body,
     upstream_headers,
 )
-from relay.routes import answer, refusal
+from relay.routes import RouteHandler, answer, refusal
 from relay.state import STATE_KEY, RelayState
 from relay.upstream import UpstreamConnection, UpstreamResponse
 
@@ -53,18 +54,18 @@ def engine_handler(app: web.Application) -> Handler:
     """The engine handler for the relay ``app`` (made by ``relay.app.create_app``)."""
     state = app[STATE_KEY]
     table = app[ROUTES]
-    write_timeout = state.config.write_timeout
 
-    async def handle(exchange: Exchange) -> None:
+    def handle(exchange: Exchange) -> Coroutine[Any, Any, None]:
         head = exchange.head
-        request = _EngineRequest(exchange, write_timeout)
-        _reply(exchange, await answer(table.find(head.method, head.path), request, state,
-                                      head.target))
+        return _answer_by(table.find(head.method, head.path), exchange, state)
 
     return handle
 
 
-def _reply(exchange: Exchange, reply: Answer | None) -> None:
+async def _answer_by(route: RouteHandler, exchange: Exchange, state: RelayState) -> None:
+    # A route's answer to the exchange, as every route's (relay.routes.answer).
+    request = _EngineRequest(exchange, state.config.write_timeout)
+    reply = await answer(route, request, state, exchange.head.target)
     if reply is None:  # streamed through the request
         return
     if reply.close:
@@ -131,16 +132,10 @@ async def _limited(request: LaneRequest, state: RelayState, name: str) -> None:
 
 def _counted_forward(state: RelayState, name: str) -> Handler:
     # The handler's forward for a request the limit has counted already.
-    write_timeout = state.config.write_timeout
-
     async def respond(request: ClientRequest, _: RelayState) -> Answer | None:
         return await forward(request, state, name, counted=True)
 
-    async def handle(exchange: Exchange) -> None:
-        _reply(exchange, await answer(respond, _EngineRequest(exchange, write_timeout), state,
-                                      exchange.head.target))
-
-    return handle
+    return lambda exchange: _answer_by(respond, exchange, state)
 
 
 class _LaneForward:
@@ -217,9 +212,7 @@ class _LaneForward:
             finally:
                 self._slot.release()
 
-        write_timeout = state.config.write_timeout
-        _reply(exchange, await answer(respond, _EngineRequest(exchange, write_timeout), state,
-                                      exchange.head.target))
+        await _answer_by(respond, exchange, state)
 
 
 class _EngineRequest:
