@@ -39,7 +39,7 @@ $(VENV)/.installed-bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench]'
 	touch $@
 
-bench: $(VENV)/.installed-bench
+bench: $(VENV)/.installed-bench compile
 	$(BIN)/python -m benchmarks
 
 # The sdist and the wheel of HEAD, built reproducibly into dist/ with the hash-locked build
@@ -57,7 +57,7 @@ lock: $(STAMP)
 
 # Every parser harness of tests/fuzz for FUZZ_SECONDS each (make test runs a short pass).
 FUZZ_SECONDS ?= 60
-fuzz: $(STAMP)
+fuzz: compile
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/pytest -q tests/fuzz
 
 clean:

@@ -10,9 +10,11 @@ the twins share one library, ``ohttp/_hot__mypyc…so``. The code is the same Py
 pure Python: the release (deploy/release.py) builds from ``git archive``, which has no twins, and
 any module runs without its twin.
 
-A twin older than any listed source is stale (Python would still import it): the build is all or
-nothing, and ``--check`` (and tests/test_compiled.py) fails on stale twins. Needs a C compiler
-and the Python headers; the build takes about half a minute.
+A twin older than a source of ``ohttp/`` or ``relay/`` (or ``pyproject.toml``) is stale, and so
+is a twin of a module no longer listed: Python would still import either. The build is all or
+nothing; ``--check`` fails on missing or stale twins, tests/test_compiled.py on missing ones,
+and every test session (tests/conftest.py) on stale ones. Needs a C compiler and the Python
+headers; the build takes about half a minute.
 """
 
 from __future__ import annotations
@@ -56,19 +58,32 @@ def twins(root: Path = REPO) -> list[Path]:
                    for path in (root / package).rglob(f"*{suffix}")})
 
 
+def _twin(root: Path, source: str) -> Path:
+    return (root / source).with_suffix(importlib.machinery.EXTENSION_SUFFIXES[0])
+
+
+def _newest_source(root: Path) -> float:
+    # What a build depends on: any module it compiles or may read types from, and the
+    # project's mypy settings.
+    sources = [root / "pyproject.toml"]
+    for package in ("ohttp", "relay"):
+        sources += (root / package).rglob("*.py")
+    return max(path.stat().st_mtime for path in sources)
+
+
+def missing(root: Path = REPO) -> list[str]:
+    """The listed modules without a compiled twin."""
+    return [f"{source}: no compiled twin" for source in HOT_MODULES
+            if not _twin(root, source).exists()]
+
+
 def stale(root: Path = REPO) -> list[str]:
-    """What is wrong with the tree's twins: missing ones, ones older than a source, and
-    leftovers of a module no longer listed (Python would import any of them)."""
-    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-    newest_source = max((root / source).stat().st_mtime for source in HOT_MODULES)
-    problems = []
-    for source in HOT_MODULES:
-        twin = (root / source).with_suffix(suffix)
-        if not twin.exists():
-            problems.append(f"{source}: no compiled twin")
-        elif twin.stat().st_mtime < newest_source:
-            problems.append(f"{source}: compiled twin older than a source")
-    expected = {(root / source).with_suffix(suffix) for source in HOT_MODULES}
+    """What is wrong with the twins there are: older than a source they were built from, or
+    left over from a module no longer listed (Python would import either)."""
+    newest = _newest_source(root)
+    problems = [f"{source}: compiled twin older than a source" for source in HOT_MODULES
+                if _twin(root, source).exists() and _twin(root, source).stat().st_mtime < newest]
+    expected = {_twin(root, source) for source in HOT_MODULES}
     problems += [f"{path.relative_to(root)}: not a module of HOT_MODULES"
                  for path in twins(root)
                  if path not in expected and not path.name.startswith("_hot__mypyc")]
@@ -90,10 +105,15 @@ def build(root: Path = REPO) -> None:
     from mypyc.build import mypycify
     from setuptools import setup
 
+    built_from = _newest_source(root)
     with tempfile.TemporaryDirectory(prefix="ohttp-mypyc-") as scratch, _in(root):
         extensions = mypycify(list(HOT_MODULES), group_name=GROUP, target_dir=scratch)
         setup(name="ohttp-hot", ext_modules=extensions,
-              script_args=["--quiet", "build_ext", "--inplace", "--build-temp", scratch])
+              script_args=["--quiet", "build_ext", "--inplace", "--build-temp", scratch,
+                           "--build-lib", scratch])
+    # Dated as the sources they were built from: one edited during the build is newer.
+    for source in HOT_MODULES:
+        os.utime(_twin(root, source), (built_from, built_from))
 
 
 def clean(root: Path = REPO) -> None:
@@ -110,7 +130,7 @@ def main() -> int:
     if args.clean:
         clean()
         return 0
-    problems = stale()
+    problems = missing() + stale()
     if args.check or not problems:
         for problem in problems:
             print(problem, file=sys.stderr)

@@ -39,11 +39,10 @@ from relay.forward import (
     admit,
     answer_response,
     count_small,
-    forward,
     small_body,
     upstream_headers,
 )
-from relay.routes import RouteHandler, answer, refusal
+from relay.routes import RouteHandler, answer, forward_route, refusal
 from relay.state import STATE_KEY, RelayState
 from relay.upstream import UpstreamConnection, UpstreamResponse
 
@@ -125,17 +124,10 @@ async def _limited(request: LaneRequest, state: RelayState, name: str) -> None:
         return
     forwarding = _take(request, state, name)
     if forwarding is None:
-        request.hand_over(_counted_forward(state, name))
+        route = forward_route(name, counted=True)  # counted: not again
+        request.hand_over(lambda exchange: _answer_by(route, exchange, state))
         return
     await forwarding.until_answered()  # by its callbacks, or handed over
-
-
-def _counted_forward(state: RelayState, name: str) -> Handler:
-    # The handler's forward for a request the limit has counted already.
-    async def respond(request: ClientRequest, _: RelayState) -> Answer | None:
-        return await forward(request, state, name, counted=True)
-
-    return lambda exchange: _answer_by(respond, exchange, state)
 
 
 class _LaneForward:

@@ -148,6 +148,7 @@ class _StreamedBody:
         self._first: bytes | None = first
         self._total = len(first)
         self._uncounted = 0
+        self._ended = False
 
     def __aiter__(self) -> _StreamedBody:
         return self
@@ -156,15 +157,19 @@ class _StreamedBody:
         first, self._first = self._first, None
         if first is not None:
             return first
+        if self._ended:
+            raise StopAsyncIteration
         if self._uncounted:
             self._state.metrics.add_bytes(UPSTREAM_BYTES, self._uncounted)
             self._uncounted = 0
+        self._ended = True  # until a piece comes: an end or an error is final, as a generator's
         piece = await _read_some(self._request, self._deadline)
         if not piece:
             raise StopAsyncIteration
         self._total += len(piece)
         if self._total > self._state.config.max_body_bytes:
             raise BodyTooLarge("streamed length")
+        self._ended = False
         self._uncounted = len(piece)
         return piece
 

@@ -30,8 +30,8 @@ from relay.logmirror import LogMirror
 from relay.metrics import Result
 from relay.state import RelayState
 
-__all__ = ["Route", "RouteHandler", "RouteTable", "answer", "not_allowed", "not_found",
-           "refusal", "relay_routes"]
+__all__ = ["Route", "RouteHandler", "RouteTable", "answer", "forward_route", "not_allowed",
+           "not_found", "refusal", "relay_routes"]
 
 RouteHandler = Callable[[ClientRequest, RelayState], Awaitable[Answer | None]]
 _LOG_TILES = "/log/tile/"
@@ -56,7 +56,8 @@ def relay_routes(
     routes = [Route("GET", "/healthz", _liveness), Route("GET", "/readyz", _readiness(checks))]
     for gateway in config.gateways:
         base = f"/{gateway.name}" if gateway.name else ""
-        routes.append(Route("POST", base or "/", _forward(gateway.name), gateway=gateway.name))
+        routes.append(Route("POST", base or "/", forward_route(gateway.name),
+                            gateway=gateway.name))
         routes.append(Route("GET", f"{base}/{KEYS_PATH}", _keys(gateway.name)))
     if log_mirror is not None:  # the key transparency log, mirrored like the keys
         handler = _log(log_mirror)
@@ -148,9 +149,12 @@ def _readiness(checks: Readiness) -> RouteHandler:
     return handle
 
 
-def _forward(name: str) -> RouteHandler:
+def forward_route(name: str, *, counted: bool = False) -> RouteHandler:
+    """The route that forwards to the gateway ``name``; ``counted``: for requests the rate
+    limit has counted already (``relay.forward.forward``)."""
+
     async def handle(request: ClientRequest, state: RelayState) -> Answer | None:
-        return await forward(request, state, name)
+        return await forward(request, state, name, counted=counted)
 
     return handle
 

@@ -373,11 +373,12 @@ class _BodyPieces:
     async def __anext__(self) -> bytes:
         if self._done:
             raise StopAsyncIteration
+        self._done = True  # until a piece comes: an end or an error is final, as a generator's
         piece = await self._response._next(self._conn)
         if not piece:
-            self._done = True
             self._response._finish()
             raise StopAsyncIteration
+        self._done = False
         return piece
 
 

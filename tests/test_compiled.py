@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.compile import HOT_MODULES, stale
+from deploy.compile import HOT_MODULES, PACKAGES, REPO, missing, stale
 
-REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("ohttp", "relay", "gateway", "issuer", "tests")
 # The tests of the compiled modules' behaviour: the engine, the relay, the gateway's lane.
 PLAIN_SUBSET = ("tests/relay", "tests/test_engine.py", "tests/test_engine_lane.py",
                 "tests/gateway/test_lane.py")
@@ -27,7 +25,7 @@ def _module_name(source: str) -> str:
 
 
 def test_the_suite_runs_on_fresh_compiled_twins() -> None:
-    assert stale() == [], "the compiled twins are missing or stale: run `make compile`"
+    assert missing() + stale() == [], "the compiled twins are missing or stale: run `make compile`"
     for source in HOT_MODULES:
         module = importlib.import_module(_module_name(source))
         assert module.__file__ is not None
@@ -35,15 +33,15 @@ def test_the_suite_runs_on_fresh_compiled_twins() -> None:
 
 
 def _plain_tree(tree: Path) -> None:
-    for name in PACKAGES:
+    for name in (*PACKAGES, "tests", "deploy"):
         shutil.copytree(REPO / name, tree / name,
                         ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
     shutil.copy(REPO / "pyproject.toml", tree)
 
 
 def _run(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items()
-           if key != "PYTHONPATH" and not key.startswith("PYTEST_")}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    env["PYTHONPATH"] = str(tree)  # the copy first, whatever the current directory
     return subprocess.run([sys.executable, *args], cwd=tree, env=env, capture_output=True,
                           text=True, timeout=540, check=False)
 

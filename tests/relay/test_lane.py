@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import socket
+import struct
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -206,3 +208,43 @@ async def test_the_lane_never_reuses_a_connection_its_answer_said_to_close(
     assert [reply[2] for reply in replies] == [b"ok"] * 3
     assert taken[1] - taken[0] == 1 and len(posts_on) == 3  # the lane took the second
     assert posts_on[2] != posts_on[1]
+
+
+@pytest.mark.parametrize("limited", [False, True])
+async def test_a_request_handed_over_after_its_client_left_gives_back_its_slot(
+    gateway: RecordingGateway, monkeypatch: pytest.MonkeyPatch, limited: bool,
+) -> None:
+    """The lane takes a POST, its client resets, then the gateway answers 422 (handed over to
+    the handler's code): the handler still runs and gives back the in-flight slot. With one
+    slot, a slot kept would answer every later POST 503."""
+    spy = LaneSpy()
+    monkeypatch.setattr(relay.serve, "relay_lane", spy.wrap(relay_lane))
+    extra = {"rate_limit": 1000} if limited else {}
+    async with serve(relay_config(gateway.url, max_in_flight=1, **extra)) as listening:
+        url = f"http://127.0.0.1:{listening.port}/"
+        assert (await send(url, b"warm"))[0] == 200  # leaves a pooled connection
+        gateway.mode, gateway.status, gateway.content_type = "hang", 422, "application/problem+json"
+        gateway.release.clear()
+        taken = spy.taken
+        _, writer = await asyncio.open_connection("127.0.0.1", listening.port)
+        writer.write(b"POST / HTTP/1.1\r\nHost: relay\r\nContent-Type: message/ohttp-req\r\n"
+                     b"Content-Length: 1\r\n\r\nq")
+        for _ in range(200):
+            if len(gateway.posts) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert spy.taken == taken + 1 and len(gateway.posts) == 2
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                                   struct.pack("ii", 1, 0))
+        writer.close()  # a reset
+        await asyncio.sleep(0.2)  # the relay sees it
+        gateway.release.set()
+        await asyncio.sleep(0.2)  # the gateway's 422, handed over to a client gone
+        gateway.mode, gateway.status, gateway.content_type = "echo", 200, "message/ohttp-res"
+        statuses = []
+        for _ in range(50):
+            statuses.append((await send(url, b"after"))[0])
+            if statuses[-1] == 200:
+                break
+            await asyncio.sleep(0.02)
+    assert statuses[-1] == 200, statuses

@@ -360,8 +360,9 @@ class _Connection(asyncio.Protocol):
                 self._wake = self._loop.create_future()
                 await self._wake
                 self._wake = None
-            if self.gone:
-                return  # closed (a lane's bug, say): nobody to answer what is queued
+            if self.gone:  # closed (the client left, a lane's bug): nobody to answer
+                await self._release_handed()
+                return
             exchange = self._queue.popleft()
             if len(self._queue) <= 1:
                 self._resume_reading(2)
@@ -389,6 +390,17 @@ class _Connection(asyncio.Protocol):
                     await self._linger(exchange)
                 self._close_transport()
                 return
+
+    async def _release_handed(self) -> None:
+        # A request a lane handed over holds what the lane took for it (the relay's in-flight
+        # slot, a gateway connection): its handler still runs, to let go of that, though its
+        # answer goes nowhere.
+        while self._queue:
+            exchange = self._queue.popleft()
+            handler = self._handed.pop(exchange, None)
+            if handler is not None:
+                with contextlib.suppress(Exception):
+                    await handler(exchange)
 
     def _answered(self, exchange: Exchange) -> _After:
         """What follows the handler's return: the next request, lingering or the end."""
