@@ -42,6 +42,7 @@ from relay.forward import (
     small_body,
     upstream_headers,
 )
+from relay.ratelimit import RateLimiter
 from relay.routes import RouteHandler, answer, forward_route, refusal
 from relay.state import STATE_KEY, RelayState
 from relay.upstream import UpstreamConnection, UpstreamResponse
@@ -86,7 +87,7 @@ def relay_lane(app: web.Application) -> Lane:
                 or head.content_length is None or head.content_length > SMALL_BODY):
             return False
         if state.limiter is not None:
-            request.spawn(_limited(request, state, name))
+            request.spawn(_limited(request, state, state.limiter, name))
             return True
         return _take(request, state, name) is not None
 
@@ -113,11 +114,11 @@ def _take(request: LaneRequest, state: RelayState, name: str) -> _LaneForward | 
     return forwarding
 
 
-async def _limited(request: LaneRequest, state: RelayState, name: str) -> None:
-    assert state.limiter is not None
+async def _limited(request: LaneRequest, state: RelayState, limiter: RateLimiter,
+                   name: str) -> None:
     peer = request.peer
     try:
-        await state.limiter.admit(None if peer is None else peer[0])  # first, as forward's
+        await limiter.admit(None if peer is None else peer[0])  # first, as forward's
     except RelayError as error:
         reply = refusal(error, state)
         request.respond(reply.status, reply.headers, reply.body, close=reply.close)

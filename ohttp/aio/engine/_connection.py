@@ -249,8 +249,8 @@ class _Connection(asyncio.Protocol):
     # -- the lane (``ohttp.aio.engine._lane``)
 
     def _lane_fits(self, head: Head, fields: dict[str, list[str]]) -> bool:
-        """A request the lane may see: nothing else in progress here, a small sized body, no
-        Expect or Upgrade (looked up in the head's ``fields`` index: a call less)."""
+        # A request the lane may see: nothing else in progress here, a small sized body, no
+        # Expect or Upgrade (looked up in the head's ``fields`` index: a call less).
         length = head.content_length
         return (
             self._server.lane is not None and not self._queue and self._laned is None
@@ -278,7 +278,7 @@ class _Connection(asyncio.Protocol):
             self._enqueue(self._whole_exchange(request))
 
     def _unlane(self) -> None:
-        """A lane head whose body is still arriving goes the usual way."""
+        # A lane head whose body is still arriving goes the usual way.
         head, self._lane_head = self._lane_head, None
         if head is None:
             return
@@ -398,9 +398,14 @@ class _Connection(asyncio.Protocol):
         while self._queue:
             exchange = self._queue.popleft()
             handler = self._handed.pop(exchange, None)
-            if handler is not None:
-                with contextlib.suppress(Exception):
-                    await handler(exchange)
+            if handler is None:
+                continue
+            try:
+                await handler(exchange)
+            except ConnectionError:
+                pass  # its answer could not go out: expected, the client has gone
+            except Exception as exc:  # a bug in a handler, logged as in _serve
+                log.error("internal_error", extra={"error": type(exc).__name__})
 
     def _answered(self, exchange: Exchange) -> _After:
         """What follows the handler's return: the next request, lingering or the end."""

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from ohttp.aio.engine._body import Body
 from ohttp.aio.engine._head import Head
-from ohttp.aio.engine._wire import response_head, whole_response
+from ohttp.aio.engine._wire import keep_alive_10, response_head, whole_response
 
 __all__ = ["Exchange", "Handler", "WriteStalled", "log_client_gone"]
 
@@ -55,7 +55,7 @@ class Exchange:
         self.body = body
         self._link = link
         self._close = not keep_alive
-        self._keep_alive_10 = keep_alive and head.http_version == "1.0"
+        self._keep_alive_10 = keep_alive_10(keep_alive, head.http_version)
         self._started = False
         self._early = False  # answered before the request body ended: the connection ends
         self._raw = False  # a streamed body sent as is (its length was given, or HTTP/1.0)

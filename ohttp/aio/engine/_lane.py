@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from ohttp.aio.engine._exchange import Handler
 from ohttp.aio.engine._head import Head
-from ohttp.aio.engine._wire import whole_response
+from ohttp.aio.engine._wire import keep_alive_10, whole_response
 
 __all__ = ["LANE_MAX_BODY", "Lane", "LaneRequest"]
 
@@ -64,7 +64,7 @@ class LaneRequest:
         self.closing = self.closing or close
         self._link.lane_respond(self, whole_response(
             status, headers, body, close=self.closing,
-            keep_alive_10=self.keep_alive and self.head.http_version == "1.0",
+            keep_alive_10=keep_alive_10(self.keep_alive, self.head.http_version),
             head_only=self.head.method == "HEAD",
         ))
 
