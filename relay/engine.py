@@ -134,8 +134,8 @@ async def _limited(request: LaneRequest, state: RelayState, limiter: RateLimiter
 class _LaneForward:
     """One forward on the lane: the request sent on ``conn``, answered on its progress."""
 
-    __slots__ = ("_answered", "_conn", "_name", "_pool", "_request", "_slot", "_started",
-                 "_state")
+    __slots__ = ("_answered", "_conn", "_name", "_pool", "_request", "_settled", "_slot",
+                 "_started", "_state")
 
     def __init__(self, request: LaneRequest, state: RelayState, name: str,
                  conn: UpstreamConnection, slot: InFlightSlot) -> None:
@@ -143,26 +143,49 @@ class _LaneForward:
         self._pool, self._conn, self._slot = state.pools[name], conn, slot
         self._started = 0.0
         self._answered: asyncio.Future[None] | None = None
+        self._settled = False  # answered or handed over (by _failed, maybe before any wait)
 
     def until_answered(self) -> asyncio.Future[None]:
         """Done once the request is answered or handed over (for a spawned lane's task)."""
-        self._answered = asyncio.get_running_loop().create_future()
-        return self._answered
+        answered = self._answered = asyncio.get_running_loop().create_future()
+        if self._settled:
+            answered.set_result(None)
+        return answered
 
     def _settle(self) -> None:
         # First, before the answer: a task waiting here resumes after this callback anyway.
+        self._settled = True
         if self._answered is not None and not self._answered.done():
             self._answered.set_result(None)
 
     def send(self, media_type: str) -> None:
         state, request = self._state, self._request
-        state.metrics.add_bytes(UPSTREAM_BYTES, len(request.body))
-        self._started = time.monotonic()
-        lines = upstream_headers(request.head.headers.getall, media_type, state.config)
-        self._pool.send(self._conn, "POST", lines, request.body)
-        self._conn.listen(self._progress, self._pool.read_timeout)
+        try:
+            state.metrics.add_bytes(UPSTREAM_BYTES, len(request.body))
+            self._started = time.monotonic()
+            lines = upstream_headers(request.head.headers.getall, media_type, state.config)
+            self._pool.send(self._conn, "POST", lines, request.body)
+            self._conn.listen(self._progress, self._pool.read_timeout)
+        except Exception as error:  # a bug: see _failed
+            self._failed(error)
 
     def _progress(self) -> None:
+        try:
+            self._advance()
+        except Exception as error:  # a bug: see _failed
+            self._failed(error)
+
+    def _failed(self, error: Exception) -> None:
+        # A bug, never an input (a gateway's or a client's fault is a RelayError): answered as
+        # a handler's bug is, and what the forward holds let go of. Uncaught, it would leave
+        # the client unanswered and the slot and the connection taken.
+        self._conn.listen(None)
+        self._conn.close()
+        self._slot.release()
+        self._settle()
+        self._request.fail(error)
+
+    def _advance(self) -> None:
         conn = self._conn
         head = conn.head
         if conn.error is None and (head is None or (not conn.body_done and small_body(head))):

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+import relay.forward
 import relay.serve
 from relay.engine import relay_lane
 from relay.serve import serve
@@ -248,3 +249,46 @@ async def test_a_request_handed_over_after_its_client_left_gives_back_its_slot(
                 break
             await asyncio.sleep(0.02)
     assert statuses[-1] == 200, statuses
+
+
+@pytest.mark.parametrize("where", ["send", "answer"])
+@pytest.mark.parametrize("limited", [False, True])
+async def test_a_bug_in_a_lane_forward_answers_500_and_gives_back_its_slot(
+    gateway: RecordingGateway, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    limited: bool, where: str,
+) -> None:
+    """A bug in the lane's forward, as it sends (its table of header lines lost) or as the
+    answer arrives (the passed fields of the gateway's head raise), is answered as a
+    handler's bug (the fixed 500, the type logged and nothing else of it), and the forward
+    lets go of what it holds: with one slot, a slot kept would answer the next POST 503, and
+    an unanswered client would wait for the test's timeout."""
+    spy = LaneSpy()
+    monkeypatch.setattr(relay.serve, "relay_lane", spy.wrap(relay_lane))
+    extra = {"rate_limit": 1000} if limited else {}
+
+    def bug(_fields: object) -> None:
+        raise LookupError("a bug")
+
+    async with serve(relay_config(gateway.url, max_in_flight=1, **extra)) as listening:
+        url = f"http://127.0.0.1:{listening.port}/"
+        assert (await send(url, b"warm"))[0] == 200  # leaves a pooled connection
+        taken = spy.taken
+        with monkeypatch.context() as patch:
+            if where == "send":
+                patch.setattr(relay.forward, "_CONTENT_TYPE_LINES", {})  # a KeyError
+            else:
+                patch.setattr(relay.forward, "passed_fields", bug)
+                gateway.extra_headers = {"X-Head": "new"}  # a head ClientHead has not seen
+            status, _, _ = await asyncio.wait_for(send(url, b"q"), 5)
+        assert status == 500 and spy.taken == taken + 1
+        assert len(gateway.posts) == 1 + (where == "answer")
+        for _ in range(100):  # a limited lane's task ends too, not left waiting for ever
+            if not [t for t in asyncio.all_tasks() if "_lane_answer" in repr(t)]:
+                break
+            await asyncio.sleep(0.01)
+        assert not [t for t in asyncio.all_tasks() if "_lane_answer" in repr(t)]
+        gateway.extra_headers = {}
+        assert (await send(url, b"after"))[0] == 200
+    bugs = [r for r in caplog.records if r.getMessage() == "internal_error"]
+    assert [getattr(r, "error", None) for r in bugs] == [
+        "KeyError" if where == "send" else "LookupError"]

@@ -270,8 +270,7 @@ class _Connection(asyncio.Protocol):
         try:
             taken = self._server.lane(request)
         except Exception as exc:  # a bug in the lane: as one in a handler
-            log.error("internal_error", extra={"error": type(exc).__name__})
-            self._lane_failed()
+            self.lane_fail(request, exc)
             return
         if not taken and self._laned is request and not request.spawned:  # declined
             self._laned = None
@@ -303,6 +302,11 @@ class _Connection(asyncio.Protocol):
             self._close_transport()
         elif not self._parsing and self._receiving is None:  # the client ended, or a shutdown
             self._close_transport()
+
+    def lane_fail(self, request: LaneRequest, error: Exception) -> None:
+        log.error("internal_error", extra={"error": type(error).__name__})
+        if self._laned is request:
+            self._lane_failed()
 
     def _lane_failed(self) -> None:
         # As a handler's bug: the fixed 500, and the connection ends (so the task answers

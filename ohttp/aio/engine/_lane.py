@@ -6,7 +6,9 @@ offered to a *lane* first: a function that either takes it (and later answers it
 with :meth:`LaneRequest.spawn`, or hands it to a coroutine handler after all with
 :meth:`LaneRequest.hand_over`), or declines it, and the engine's handler answers it as any
 other. A lane is for speed only: everything it declines, and every answer of its own it
-does not want to give, goes the usual way, so the rules stay in one place.
+does not want to give, goes the usual way, so the rules stay in one place. A bug the engine
+cannot see (in a lane's own callbacks) is given to :meth:`LaneRequest.fail`, which answers as
+a handler's bug is answered.
 
 The engine offers a request only when nothing else is in progress on its connection, the
 request has a Content-Length body of at most :data:`LANE_MAX_BODY` bytes that arrived in
@@ -35,6 +37,7 @@ class _LaneLink(Protocol):
     def lane_respond(self, request: LaneRequest, data: bytes) -> None: ...
     def lane_hand_over(self, request: LaneRequest, handler: Handler) -> None: ...
     def lane_spawn(self, request: LaneRequest, answer: Coroutine[Any, Any, None]) -> None: ...
+    def lane_fail(self, request: LaneRequest, error: Exception) -> None: ...
     @property
     def peer(self) -> tuple[str, int] | None: ...
 
@@ -75,6 +78,12 @@ class LaneRequest:
         One that raises or ends without answering gets the fixed 500, as a handler's bug."""
         self._link.lane_spawn(self, answer)
         self.spawned = True
+
+    def fail(self, error: Exception) -> None:
+        """Answer as a handler's bug is answered (the fixed 500, the connection ends; the
+        ``error``'s type logged, nothing else of it), for a lane's callback that raised;
+        nothing if the request was answered or handed over already."""
+        self._link.lane_fail(self, error)
 
     def hand_over(self, handler: Handler) -> None:
         """Answer through ``handler`` after all, as an exchange whose body is complete (for an
