@@ -105,11 +105,15 @@ def _take(request: LaneRequest, state: RelayState, name: str) -> _LaneForward | 
         slot.take()
     except RelayError:
         return None
-    conn = state.pools[name].take_idle()
-    if conn is None:
+    try:
+        conn = state.pools[name].take_idle()
+        if conn is None:
+            slot.release()
+            return None
+        forwarding = _LaneForward(request, state, name, conn, slot)
+    except BaseException:  # a bug: the engine answers it (a 500), the slot comes back first
         slot.release()
-        return None
-    forwarding = _LaneForward(request, state, name, conn, slot)
+        raise
     forwarding.send(media_type)
     return forwarding
 
@@ -179,10 +183,10 @@ class _LaneForward:
         # A bug, never an input (a gateway's or a client's fault is a RelayError): answered as
         # a handler's bug is, and what the forward holds let go of. Uncaught, it would leave
         # the client unanswered and the slot and the connection taken.
+        self._slot.release()  # first: it cannot fail
+        self._settle()
         self._conn.listen(None)
         self._conn.close()
-        self._slot.release()
-        self._settle()
         self._request.fail(error)
 
     def _advance(self) -> None:
@@ -209,8 +213,8 @@ class _LaneForward:
             self._request.hand_over(lambda exchange: self._finish(exchange, response))
             return
         body = conn.take()  # the whole body: a small one was waited for
-        self._pool.release(conn, head.keep_alive)
         count_small(self._state, status, body)  # as forward's small answer
+        self._pool.release(conn, head.keep_alive)
         self._answer(status, headers, body)
 
     def _answer(self, status: int, headers: Sequence[tuple[str, str]], body: bytes, *,
@@ -223,12 +227,13 @@ class _LaneForward:
         state, name = self._state, self._name
 
         async def respond(request: ClientRequest, _: RelayState) -> Answer | None:
-            try:
-                return await answer_response(request, state, name, response)
-            finally:
-                self._slot.release()
+            return await answer_response(request, state, name, response)
 
-        await _answer_by(respond, exchange, state)
+        try:
+            await _answer_by(respond, exchange, state)
+        finally:  # whatever answered it, or failed to: nothing held outlives the answer
+            self._slot.release()
+            response.abort()  # a no-op once the body was read whole and the connection pooled
 
 
 class _EngineRequest:

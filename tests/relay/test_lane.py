@@ -13,15 +13,18 @@ import contextlib
 import re
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 import relay.forward
 import relay.serve
+from relay.app import create_app
 from relay.engine import relay_lane
 from relay.serve import serve
+from relay.state import STATE_KEY
 from tests.engine_support import LaneSpy
 
 from .conftest import RecordingGateway, relay_config
@@ -251,44 +254,65 @@ async def test_a_request_handed_over_after_its_client_left_gives_back_its_slot(
     assert statuses[-1] == 200, statuses
 
 
-@pytest.mark.parametrize("where", ["send", "answer"])
+def _gateway_connections(gateway: RecordingGateway) -> int:
+    """Connections open at the gateway's port: its side's ESTABLISHED sockets (state 01 in
+    /proc/net/tcp, whose local address is the second column, its port in hex)."""
+    port = int(gateway.url.split(":")[2].split("/")[0])
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for line in lines
+               if int(line.split()[1].split(":")[1], 16) == port and line.split()[3] == "01")
+
+
+async def _eventually(condition: Callable[[], bool]) -> bool:
+    for _ in range(100):  # bounded: a second
+        if condition():
+            return True
+        await asyncio.sleep(0.01)
+    return condition()
+
+
+@pytest.mark.parametrize("where", ["take", "send", "answer"])
 @pytest.mark.parametrize("limited", [False, True])
 async def test_a_bug_in_a_lane_forward_answers_500_and_gives_back_its_slot(
     gateway: RecordingGateway, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
     limited: bool, where: str,
 ) -> None:
-    """A bug in the lane's forward, as it sends (its table of header lines lost) or as the
-    answer arrives (the passed fields of the gateway's head raise), is answered as a
-    handler's bug (the fixed 500, the type logged and nothing else of it), and the forward
-    lets go of what it holds: with one slot, a slot kept would answer the next POST 503, and
-    an unanswered client would wait for the test's timeout."""
+    """A bug in the lane's forward, as it takes a pooled connection (the pool is not one), as
+    it sends (its table of header lines lost) or as the answer arrives (the passed fields of
+    the gateway's head raise), is answered as a handler's bug (the fixed 500, one log line),
+    and the forward lets go of what it holds: with one slot, a slot kept would answer the next
+    POST 503; a gateway connection it took is closed; an unanswered client would wait for the
+    test's timeout, and a limited lane's task for ever."""
     spy = LaneSpy()
     monkeypatch.setattr(relay.serve, "relay_lane", spy.wrap(relay_lane))
-    extra = {"rate_limit": 1000} if limited else {}
+    config = relay_config(gateway.url, max_in_flight=1,
+                          **({"rate_limit": 1000} if limited else {}))
+    app = create_app(config)
+    pools = app[STATE_KEY].pools
 
     def bug(_fields: object) -> None:
         raise LookupError("a bug")
 
-    async with serve(relay_config(gateway.url, max_in_flight=1, **extra)) as listening:
+    async with serve(config, app=app) as listening:
         url = f"http://127.0.0.1:{listening.port}/"
         assert (await send(url, b"warm"))[0] == 200  # leaves a pooled connection
-        taken = spy.taken
+        taken, connections = spy.taken, _gateway_connections(gateway)
         with monkeypatch.context() as patch:
-            if where == "send":
+            if where == "take":
+                patch.setitem(pools, next(iter(pools)), object())  # not a pool: a TypeError
+            elif where == "send":
                 patch.setattr(relay.forward, "_CONTENT_TYPE_LINES", {})  # a KeyError
             else:
                 patch.setattr(relay.forward, "passed_fields", bug)
                 gateway.extra_headers = {"X-Head": "new"}  # a head ClientHead has not seen
             status, _, _ = await asyncio.wait_for(send(url, b"q"), 5)
-        assert status == 500 and spy.taken == taken + 1
+        raised = where == "take" and not limited  # the lane itself raised: not counted taken
+        assert status == 500 and spy.taken == taken + (0 if raised else 1)
         assert len(gateway.posts) == 1 + (where == "answer")
-        for _ in range(100):  # a limited lane's task ends too, not left waiting for ever
-            if not [t for t in asyncio.all_tasks() if "_lane_answer" in repr(t)]:
-                break
-            await asyncio.sleep(0.01)
-        assert not [t for t in asyncio.all_tasks() if "_lane_answer" in repr(t)]
+        assert await _eventually(lambda: not [
+            t for t in asyncio.all_tasks() if "_lane_answer" in repr(t)])
+        closed = 0 if where == "take" else 1  # the connection the forward took
+        assert await _eventually(lambda: _gateway_connections(gateway) == connections - closed)
         gateway.extra_headers = {}
         assert (await send(url, b"after"))[0] == 200
-    bugs = [r for r in caplog.records if r.getMessage() == "internal_error"]
-    assert [getattr(r, "error", None) for r in bugs] == [
-        "KeyError" if where == "send" else "LookupError"]
+    assert len([r for r in caplog.records if r.getMessage() == "internal_error"]) == 1

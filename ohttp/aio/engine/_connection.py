@@ -328,8 +328,9 @@ class _Connection(asyncio.Protocol):
         try:
             await answer
         except Exception as exc:  # a bug in the lane's answer: as one in a handler
-            log.error("internal_error", extra={"error": type(exc).__name__})
-        if self._laned is request:  # it raised, or ended without an answer
+            self.lane_fail(request, exc)
+            return
+        if self._laned is request:  # it ended without an answer
             self._lane_failed()
 
     def lane_hand_over(self, request: LaneRequest, handler: Handler) -> None:

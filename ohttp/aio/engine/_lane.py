@@ -80,9 +80,9 @@ class LaneRequest:
         self.spawned = True
 
     def fail(self, error: Exception) -> None:
-        """Answer as a handler's bug is answered (the fixed 500, the connection ends; the
-        ``error``'s type logged, nothing else of it), for a lane's callback that raised;
-        nothing if the request was answered or handed over already."""
+        """Answer as a handler's bug is answered (the fixed 500, the connection ends), for a
+        lane's callback that raised: ``error``'s type is logged, nothing else of it, and only
+        logged if the request was answered or handed over already."""
         self._link.lane_fail(self, error)
 
     def hand_over(self, handler: Handler) -> None:
