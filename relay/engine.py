@@ -30,7 +30,6 @@ from aiohttp import web
 from ohttp.aio.engine import Exchange, Handler, Lane, LaneRequest
 from relay.app import ROUTES
 from relay.errors import RelayError
-from relay.exchange import Answer, ClientRequest
 from relay.forward import (
     SMALL_BODY,
     UPSTREAM_BYTES,
@@ -225,12 +224,9 @@ class _LaneForward:
 
     async def _finish(self, exchange: Exchange, response: UpstreamResponse) -> None:
         state, name = self._state, self._name
-
-        async def respond(request: ClientRequest, _: RelayState) -> Answer | None:
-            return await answer_response(request, state, name, response)
-
         try:
-            await _answer_by(respond, exchange, state)
+            await _answer_by(lambda request, _: answer_response(request, state, name, response),
+                             exchange, state)
         finally:  # whatever answered it, or failed to: nothing held outlives the answer
             self._slot.release()
             response.abort()  # a no-op once the body was read whole and the connection pooled
