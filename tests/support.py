@@ -26,6 +26,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def established_to(port: int) -> int:
+    """Open TCP connections whose remote end is ``port`` on this host (Linux /proc/net)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
+
+
 def free_consecutive_ports(count: int, attempts: int = 50) -> int:
     """The first of ``count`` consecutive ports free on 127.0.0.1 (gateway workers' metrics)."""
     for _ in range(attempts):

@@ -14,7 +14,6 @@ import re
 import socket
 import struct
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -26,6 +25,7 @@ from relay.engine import relay_lane
 from relay.serve import serve
 from relay.state import STATE_KEY
 from tests.engine_support import LaneSpy
+from tests.support import established_to
 
 from .conftest import RecordingGateway, relay_config
 
@@ -254,15 +254,6 @@ async def test_a_request_handed_over_after_its_client_left_gives_back_its_slot(
     assert statuses[-1] == 200, statuses
 
 
-def _gateway_connections(gateway: RecordingGateway) -> int:
-    """Connections open at the gateway's port: its side's ESTABLISHED sockets (state 01 in
-    /proc/net/tcp, whose local address is the second column, its port in hex)."""
-    port = int(gateway.url.split(":")[2].split("/")[0])
-    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return sum(1 for line in lines
-               if int(line.split()[1].split(":")[1], 16) == port and line.split()[3] == "01")
-
-
 async def _eventually(condition: Callable[[], bool]) -> bool:
     for _ in range(100):  # bounded: a second
         if condition():
@@ -289,6 +280,7 @@ async def test_a_bug_in_a_lane_forward_answers_500_and_gives_back_its_slot(
                           **({"rate_limit": 1000} if limited else {}))
     app = create_app(config)
     pools = app[STATE_KEY].pools
+    gateway_port = int(gateway.url.split(":")[2].split("/")[0])
 
     def bug(_fields: object) -> None:
         raise LookupError("a bug")
@@ -296,7 +288,7 @@ async def test_a_bug_in_a_lane_forward_answers_500_and_gives_back_its_slot(
     async with serve(config, app=app) as listening:
         url = f"http://127.0.0.1:{listening.port}/"
         assert (await send(url, b"warm"))[0] == 200  # leaves a pooled connection
-        taken, connections = spy.taken, _gateway_connections(gateway)
+        taken, connections = spy.taken, established_to(gateway_port)
         with monkeypatch.context() as patch:
             if where == "take":
                 patch.setitem(pools, next(iter(pools)), object())  # not a pool: a TypeError
@@ -312,7 +304,7 @@ async def test_a_bug_in_a_lane_forward_answers_500_and_gives_back_its_slot(
         assert await _eventually(lambda: not [
             t for t in asyncio.all_tasks() if "_lane_answer" in repr(t)])
         closed = 0 if where == "take" else 1  # the connection the forward took
-        assert await _eventually(lambda: _gateway_connections(gateway) == connections - closed)
+        assert await _eventually(lambda: established_to(gateway_port) == connections - closed)
         gateway.extra_headers = {}
         assert (await send(url, b"after"))[0] == 200
     assert len([r for r in caplog.records if r.getMessage() == "internal_error"]) == 1

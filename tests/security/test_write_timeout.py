@@ -20,7 +20,7 @@ from ohttp import bhttp
 from ohttp.aio.keyfile import save_key_file
 from ohttp.chunked import ChunkedRequestEncoder
 from ohttp.keys import GatewayKey
-from tests.support import LOOPBACK, free_port, ohttp_process
+from tests.support import LOOPBACK, established_to, free_port, ohttp_process
 
 from .conftest import GATEWAY_PATH, ThreadedServer
 
@@ -55,19 +55,6 @@ def origin() -> Iterator[int]:
         yield server.port
     finally:
         server.stop()
-
-
-def established_to(port: int) -> int:
-    """Open TCP connections whose remote end is ``port`` on this host (Linux /proc/net)."""
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as lines:
-            next(lines)
-            for line in lines:
-                fields = line.split()
-                if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port:
-                    count += 1
-    return count
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:

@@ -23,12 +23,6 @@ _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 _STATUS_LINES = {
     status: b"HTTP/1.1 %d %s\r\n" % (status, phrase) for status, phrase in _REASONS.items()
 }
-def keep_alive_10(keep_alive: bool, http_version: str) -> bool:
-    """Whether an answer must say ``Connection: keep-alive``: to an HTTP/1.0 client whose
-    connection stays open (RFC 9112 §9.3)."""
-    return keep_alive and http_version == "1.0"
-
-
 _ENDS = {  # (close, keep_alive_10): the connection option, then the empty line
     (True, False): b"Connection: close\r\n\r\n",
     (True, True): b"Connection: close\r\n\r\n",
@@ -36,6 +30,12 @@ _ENDS = {  # (close, keep_alive_10): the connection option, then the empty line
     (False, True): b"Connection: keep-alive\r\n\r\n",
     (False, False): b"\r\n",
 }
+
+
+def keep_alive_10(keep_alive: bool, http_version: str) -> bool:
+    """Whether an answer must say ``Connection: keep-alive``: to an HTTP/1.0 client whose
+    connection stays open (RFC 9112 §9.3)."""
+    return keep_alive and http_version == "1.0"
 
 
 class _DateLine:
